@@ -1,0 +1,58 @@
+# Development tasks for pymai.  Every recipe runs under bash with
+# -euo pipefail, so any failing command fails the target.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DELETE_ON_ERROR:
+MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+
+PYTHON ?= python3
+PYTEST_ARGS ?=
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.stamp
+
+.PHONY: venv test demo bench docs lint typecheck clean
+
+# Create the virtualenv if missing; reinstall only when pyproject.toml
+# is newer than the stamp, so repeated runs are fast.
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e ".[test,docs]"
+	touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: venv
+	$(BIN)/python examples/quickstart.py
+
+bench: venv
+	shopt -s nullglob; \
+	scripts=(benchmarks/*.py); \
+	if (( $${#scripts[@]} == 0 )); then echo "no benchmarks/*.py scripts found"; fi; \
+	for script in "$${scripts[@]}"; do \
+		echo "==> $$script"; \
+		$(BIN)/python "$$script"; \
+	done
+
+docs: venv
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+# Remove build and tool artefacts; keeps .venv (delete it by hand to rebuild).
+clean:
+	rm -rf docs/_build build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage
+	find . -path ./$(VENV) -prune -o -name '*.egg-info' -type d -print0 | xargs -0 rm -rf
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf

@@ -1,0 +1,176 @@
+"""The exception tree of pymai.
+
+Every error pymai raises on its own account derives from :class:`MaiError` and, where one fits,
+also from the matching builtin, so ``except TimeoutError`` or ``except ValueError`` keep working::
+
+    MaiError(Exception)
+    ├── ConfigError(MaiError, TypeError)          bad decorator / with_() / composite configuration
+    ├── ArgumentError(MaiError, TypeError)        arguments that do not bind to a module's signature
+    ├── CastError(MaiError, TypeError, ValueError) a value that does not fit an annotation
+    ├── DeadlineExceeded(MaiError, TimeoutError)  a module's deadline fired
+    └── LoopLimitExceeded(MaiError, RuntimeError) a Loop ran out of iterations
+
+Cancellation is never wrapped or replaced: the backend's own cancellation exception
+(``trio.Cancelled``, ``asyncio.CancelledError``) always propagates unchanged.
+
+Errors carry structured attributes (``module_name``, ``step_id``, ...) so that tools can read
+them without parsing messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_REPR_LIMIT = 120
+
+
+def short_repr(value: object) -> str:
+    """Return ``repr(value)`` cut to a readable length, with its type name."""
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not hide the real error
+        text = f"<unrepresentable {type(value).__name__}>"
+    if len(text) > _REPR_LIMIT:
+        text = text[: _REPR_LIMIT - 3] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+class MaiError(Exception):
+    """Root of every exception pymai raises on its own account.
+
+    Attributes:
+        module_name: Name of the module the error is about, when there is one.
+        step_id: Step id of the module call the error is about, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        module_name: str | None = None,
+        step_id: str | None = None,
+    ) -> None:
+        """Create the error with a message and optional structured attributes."""
+        super().__init__(message)
+        self.message = message
+        self.module_name = module_name
+        self.step_id = step_id
+
+    def __str__(self) -> str:
+        """Return the message."""
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with the keyword attributes (errors cross thread and process boundaries)."""
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[MaiError], message: str, state: dict[str, Any]) -> MaiError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class ConfigError(MaiError, TypeError):
+    """A decorator, ``with_()`` or composite was given configuration it does not accept.
+
+    Attributes:
+        key: The offending configuration key, when there is one.
+        valid: The keys that would have been accepted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        module_name: str | None = None,
+        key: str | None = None,
+        valid: tuple[str, ...] = (),
+    ) -> None:
+        """Create the error naming the key and the valid keys."""
+        super().__init__(message, module_name=module_name)
+        self.key = key
+        self.valid = valid
+
+
+class ArgumentError(MaiError, TypeError):
+    """Arguments passed to a module do not bind to its signature (missing, extra, duplicated)."""
+
+
+class CastError(MaiError, TypeError, ValueError):
+    """A value does not fit the annotation it must be cast to.
+
+    Attributes:
+        parameter: The parameter name, or ``"return value"``.
+        value: The value that was received.
+        expected: A readable form of the expected type.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        module_name: str | None = None,
+        step_id: str | None = None,
+        parameter: str = "",
+        value: object = None,
+        expected: str = "",
+    ) -> None:
+        """Create the error naming the module, parameter and value received."""
+        super().__init__(message, module_name=module_name, step_id=step_id)
+        self.parameter = parameter
+        self.value = value
+        self.expected = expected
+
+
+class DeadlineExceeded(MaiError, TimeoutError):
+    """A deadline fired while a module was running.
+
+    ``module_name`` names the module whose deadline fired (its own ``timeout``, or the one it
+    inherited); ``running`` names the module call that was running when it fired.
+
+    Attributes:
+        deadline: The deadline that fired, on the running event loop's clock.
+        timeout: The timeout in seconds that produced the deadline, when known.
+        running: Name of the innermost module that was running.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        module_name: str | None = None,
+        step_id: str | None = None,
+        deadline: float = 0.0,
+        timeout: float | None = None,
+        running: str | None = None,
+    ) -> None:
+        """Create the error naming the module whose deadline fired."""
+        super().__init__(message, module_name=module_name, step_id=step_id)
+        self.deadline = deadline
+        self.timeout = timeout
+        self.running = running
+
+
+class LoopLimitExceeded(MaiError, RuntimeError):
+    """A :class:`mai.Loop` reached ``max_iterations`` without its ``until`` condition holding.
+
+    Attributes:
+        max_iterations: The limit that was reached.
+        last_value: The value the last iteration produced.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        module_name: str | None = None,
+        step_id: str | None = None,
+        max_iterations: int = 0,
+        last_value: object = None,
+    ) -> None:
+        """Create the error with the limit and the last value."""
+        super().__init__(message, module_name=module_name, step_id=step_id)
+        self.max_iterations = max_iterations
+        self.last_value = last_value

@@ -1,0 +1,104 @@
+"""The seam: how tracing and durability attach to every module call.
+
+An *interceptor* wraps module calls. The kernel hands it a :class:`Call` and a ``proceed``
+function; the interceptor may look at the call, run code before and after ``await proceed()``,
+or return a value without calling ``proceed`` at all (that is how a durable run replays a
+recorded step). Interceptors are installed for the duration of a run with :func:`intercept`
+(run-scoped, in a ``ContextVar``) or process-wide with :func:`add_interceptor` (for plugins).
+
+The kernel imports nothing above this module: the tracer and the durable runtime plug in here.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
+
+    from ._context import Frame
+    from ._module import Module
+
+
+class Call:
+    """One module call, as an interceptor sees it.
+
+    Attributes:
+        module: The module being called.
+        frame: The kernel frame of the call (use :attr:`step_id`, :attr:`name`).
+        args: Positional arguments, already cast to the module's parameter types.
+        kwargs: Keyword arguments, already cast.
+    """
+
+    __slots__ = ("args", "frame", "kwargs", "module")
+
+    def __init__(
+        self,
+        module: Module[..., Any],
+        frame: Frame,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Describe one call; only the kernel creates these."""
+        self.module = module
+        self.frame = frame
+        self.args = args
+        self.kwargs = kwargs
+
+    @property
+    def step_id(self) -> str:
+        """The call's hierarchical step id."""
+        return self.frame.step_id
+
+    @property
+    def name(self) -> str:
+        """The called module's name."""
+        return self.module.name
+
+    @property
+    def parent_step_id(self) -> str | None:
+        """The step id of the calling module, ``None`` for a top-level call."""
+        parent = self.frame.parent
+        return parent.step_id if parent is not None and parent.parent is not None else None
+
+
+class Interceptor(Protocol):
+    """Something that wraps every module call of a run."""
+
+    async def __call__(self, call: Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
+        """Handle ``call``; ``await proceed()`` runs the rest of the chain and the body."""
+        ...
+
+
+_run_interceptors: ContextVar[tuple[Interceptor, ...]] = ContextVar("mai.interceptors", default=())
+_global_interceptors: list[Interceptor] = []
+
+
+def active_interceptors() -> tuple[Interceptor, ...]:
+    """Return the interceptors a run starting now installs (process-wide first)."""
+    scoped = _run_interceptors.get()
+    if _global_interceptors:
+        return (*_global_interceptors, *scoped)
+    return scoped
+
+
+@contextmanager
+def intercept(*interceptors: Interceptor) -> Iterator[None]:
+    """Install interceptors for runs started inside the ``with`` block (outermost first)."""
+    token = _run_interceptors.set((*_run_interceptors.get(), *interceptors))
+    try:
+        yield
+    finally:
+        _run_interceptors.reset(token)
+
+
+def add_interceptor(interceptor: Interceptor) -> None:
+    """Install an interceptor process-wide, for every run started from now on."""
+    _global_interceptors.append(interceptor)
+
+
+def remove_interceptor(interceptor: Interceptor) -> None:
+    """Remove an interceptor installed with :func:`add_interceptor`."""
+    _global_interceptors.remove(interceptor)
