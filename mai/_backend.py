@@ -29,8 +29,8 @@ class Spawner(Protocol):
     def cancel_scope(self) -> Any:
         """The scope that cancels every task in the group."""
 
-    def start_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Start ``fn(*args)`` as a child task."""
+    def start_soon(self, fn: Callable[..., Any], *args: Any, name: object = None) -> None:
+        """Start ``fn(*args)`` as a child task (``name`` names the task for debuggers)."""
 
 
 class Backend:

@@ -113,6 +113,7 @@ async def _branch(
     slot: int,
     failures: _Failures,
 ) -> None:
+    """One concurrent branch: the call of ``m``, its result or failure collected."""
     try:
         results[slot] = await m._step(parent, index, args, kwargs)
     except Exception as exc:
@@ -216,8 +217,9 @@ class Parallel(Composite):
         async with backend.open_nursery() as nursery:
             failures = _Failures(nursery.cancel_scope)
             for i in range(n):
+                b = branches[i]
                 nursery.start_soon(
-                    _branch, branches[i], frame, base + i + 1, args, kwargs, results, i, failures
+                    _branch, b, frame, base + i + 1, args, kwargs, results, i, failures, name=b.name
                 )
         failures.raise_for(f"Parallel {self.name!r}")
         if self.keys is not None:
@@ -288,14 +290,26 @@ class Map(Composite):
         async with backend.open_nursery() as nursery:
             failures = _Failures(nursery.cancel_scope)
             if limit is None or limit >= n:
+                name = fn.name
                 for i in range(n):
                     nursery.start_soon(
-                        _branch, fn, frame, base + i + 1, (values[i],), {}, results, i, failures
+                        _branch,
+                        fn,
+                        frame,
+                        base + i + 1,
+                        (values[i],),
+                        {},
+                        results,
+                        i,
+                        failures,
+                        name=name,
                     )
             else:
                 todo = iter(range(n))
                 for _ in range(limit):
-                    nursery.start_soon(_worker, fn, frame, base, values, todo, results, failures)
+                    nursery.start_soon(
+                        _worker, fn, frame, base, values, todo, results, failures, name=fn.name
+                    )
         failures.raise_for(f"Map {self.name!r}")
         return results
 
@@ -366,7 +380,7 @@ class Race(Composite):
 
         async with backend.open_nursery() as nursery:
             for i in range(len(branches)):
-                nursery.start_soon(contender, i, nursery)
+                nursery.start_soon(contender, i, nursery, name=branches[i].name)
         if won:
             return won[0]
         if len(errors) == 1:

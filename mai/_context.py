@@ -78,6 +78,7 @@ class Frame:
 
     __slots__ = (
         "_step_id",
+        "attempts",
         "counter",
         "deadline",
         "deadline_owner",
@@ -117,6 +118,7 @@ class Frame:
         self.metadata = metadata
         self.span = span
         self.retry_count = 0
+        self.attempts = 1
         self.counter = [0]
         self._step_id: str | None = None
 

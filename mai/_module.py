@@ -24,7 +24,7 @@ from ._casting import Payload
 from ._config import FRAMEWORK_KEYS, Backoff, Config, RetryOn
 from ._context import Frame, RunState, current_frame, thread_cancel
 from ._errors import ConfigError, DeadlineExceeded
-from ._seam import Call, active_interceptors
+from ._seam import Call, active_interceptors, building
 from ._signature import Spec
 
 if TYPE_CHECKING:
@@ -208,6 +208,9 @@ class Module(Generic[P, R]):
         """
         parent = current_frame.get()
         if parent.run is None:
+            builder = building.get()
+            if builder is not None:
+                return builder.record(self, args, kwargs)  # type: ignore[no-any-return]
             return self._top(parent, args, kwargs)
         c = parent.counter
         n = c[0] + 1
@@ -273,10 +276,10 @@ class Module(Generic[P, R]):
             raise BaseExceptionGroup(f"background work of {self.name!r} failed", run.failures)
         return result  # type: ignore[no-any-return]
 
-    async def _step(
+    def _enter(
         self, parent: Frame, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> R:
-        """Run one call as child ``index`` of ``parent`` (composites call this directly)."""
+    ) -> tuple[Frame, tuple[Any, ...], dict[str, Any]]:
+        """Cast the arguments and build the call's frame (the synchronous half of a call)."""
         spec = self._spec
         cfg = self._cfg
         if not spec.passthrough:
@@ -289,31 +292,66 @@ class Module(Generic[P, R]):
                         args = (*args[:i], c.cast(v, cfg.name, pname), *args[i + 1 :])
             else:
                 args, kwargs = spec.bind(cfg.name, args, kwargs, self._bound)
-        run = parent.run
-        assert run is not None  # noqa: S101 - _step only runs inside a run
-        deadline = parent.deadline
-        owner = parent.deadline_owner
-        enforced = parent.enforced
-        timeout = parent.timeout
         if cfg.timeout is not None:
-            d = run.backend.current_time() + cfg.timeout
-            if d < deadline:
-                deadline, owner, enforced, timeout = d, cfg.name, False, cfg.timeout
+            d = parent.run.backend.current_time() + cfg.timeout  # type: ignore[union-attr]
+            if d < parent.deadline:
+                return (
+                    Frame(
+                        parent,
+                        index,
+                        cfg.name,
+                        parent.run,
+                        d,
+                        cfg.name,
+                        False,
+                        cfg.timeout,
+                        parent.metadata,
+                        parent.span,
+                    ),
+                    args,
+                    kwargs,
+                )
         frame = Frame(
             parent,
             index,
             cfg.name,
-            run,
-            deadline,
-            owner,
-            enforced,
-            timeout,
+            parent.run,
+            parent.deadline,
+            parent.deadline_owner,
+            parent.enforced,
+            parent.timeout,
             parent.metadata,
             parent.span,
         )
+        return frame, args, kwargs
+
+    def _fast(self, frame: Frame) -> bool:
+        """Whether a call can skip interceptors, deadline scope, retries and limits."""
+        return frame.enforced and not frame.run.interceptors and self._cfg.plain  # type: ignore[union-attr]
+
+    async def _step(
+        self, parent: Frame, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        """Run one call as child ``index`` of ``parent`` (composites call this directly)."""
+        frame, args, kwargs = self._enter(parent, index, args, kwargs)
+        if self._mode != _ASYNC or not self._fast(frame):
+            return await self._run_frame(frame, args, kwargs)
+        # The hot path, inlined: an async body with nothing to enforce or intercept.
         token = current_frame.set(frame)
         try:
-            if enforced and not run.interceptors and cfg.plain:
+            result = await (self._fn or self.forward)(*args, **kwargs)
+        finally:
+            current_frame.reset(token)
+        rc = self._spec.ret
+        if rc is not None and type(result) is not rc.exact:
+            result = rc.cast(result, self._cfg.name, "return value", frame.step_id)
+        return result  # type: ignore[no-any-return]
+
+    async def _run_frame(self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """Run a call whose frame :meth:`_enter` built."""
+        token = current_frame.set(frame)
+        try:
+            if self._fast(frame):
                 mode = self._mode
                 fn = self._fn or self.forward
                 if mode == _ASYNC:
@@ -321,16 +359,20 @@ class Module(Generic[P, R]):
                 elif mode == _INLINE:
                     result = fn(*args, **kwargs)
                 else:
-                    result = await _in_thread(run.backend, fn, args, kwargs)
-                rc = spec.ret
+                    result = await _in_thread(frame.run.backend, fn, args, kwargs)  # type: ignore[union-attr]
+                rc = self._spec.ret
                 if rc is not None and type(result) is not rc.exact:
-                    result = rc.cast(result, cfg.name, "return value", frame.step_id)
+                    result = rc.cast(result, self._cfg.name, "return value", frame.step_id)
                 return result  # type: ignore[no-any-return]
-            if run.interceptors:
-                return await self._intercepted(frame, args, kwargs)  # type: ignore[no-any-return]
-            return await self._execute(frame, args, kwargs)  # type: ignore[no-any-return]
+            return await self._slow(frame, args, kwargs)  # type: ignore[no-any-return]
         finally:
             current_frame.reset(token)
+
+    async def _slow(self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Interceptors (if any), then the deadline scope, retries and concurrency limit."""
+        if frame.run.interceptors:  # type: ignore[union-attr]
+            return await self._intercepted(frame, args, kwargs)
+        return await self._execute(frame, args, kwargs)
 
     async def _intercepted(
         self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -357,7 +399,11 @@ class Module(Generic[P, R]):
             frame.enforced = True
             result = await self._attempts(frame, args, kwargs)
         if scope.cancelled_caught:
-            raise _deadline_error(frame)
+            err = _deadline_error(frame)
+            _log().info(
+                "mai.deadline_exceeded", module=frame.name, step_id=err.step_id, error=str(err)
+            )
+            raise err
         return result
 
     async def _attempts(self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -388,12 +434,29 @@ class Module(Generic[P, R]):
                         exc.add_note(
                             f"mai: module {cfg.name!r} gave up after {attempt + 1} attempts"
                         )
+                        _log().error(
+                            "mai.retries_exhausted",
+                            module=cfg.name,
+                            step_id=frame.step_id,
+                            attempts=attempt + 1,
+                            error=repr(exc),
+                        )
                     raise
+                delay = cfg.backoff.delay(attempt + 1)
+                _log().warning(
+                    "mai.retry",
+                    module=cfg.name,
+                    step_id=frame.step_id,
+                    attempt=attempt + 1,
+                    delay=delay,
+                    error=repr(exc),
+                )
             finally:
                 if token is not None:
                     current_frame.reset(token)
             attempt += 1
-            await backend.sleep_until(backend.current_time() + cfg.backoff.delay(attempt))
+            frame.attempts = attempt + 1
+            await backend.sleep_until(backend.current_time() + delay)
 
     async def _body(
         self,
@@ -418,6 +481,13 @@ class Module(Generic[P, R]):
         if cached is None or cached[0] is not key:
             cached = self._limiter = (key, anyio.Semaphore(self._cfg.max_concurrency or 1))
         return cached[1]
+
+
+def _log() -> Any:
+    """The library's structlog logger (looked up lazily: only slow paths log)."""
+    import structlog  # noqa: PLC0415 - keeps `import mai` light
+
+    return structlog.get_logger("mai")
 
 
 def _loop_key(backend: Backend) -> object:

@@ -72,16 +72,48 @@ class Interceptor(Protocol):
         ...
 
 
+class Builder(Protocol):
+    """Something that records module calls instead of running them (a graph under construction)."""
+
+    def record(
+        self, module: Module[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Record ``module(*args, **kwargs)`` and return a symbolic reference to its output."""
+        ...
+
+
+#: The builder that module calls are recorded into, while a graph is being built.
+building: ContextVar[Builder | None] = ContextVar("mai.building", default=None)
+
 _run_interceptors: ContextVar[tuple[Interceptor, ...]] = ContextVar("mai.interceptors", default=())
 _global_interceptors: list[Interceptor] = []
+_run_hooks: list[Callable[[], Interceptor | None]] = []
 
 
 def active_interceptors() -> tuple[Interceptor, ...]:
-    """Return the interceptors a run starting now installs (process-wide first)."""
+    """Return the interceptors a run starting now installs.
+
+    Order, outermost first: process-wide interceptors, those produced by run hooks (for example
+    the OpenTelemetry tracer, only when an SDK is configured), then run-scoped ones.
+    """
     scoped = _run_interceptors.get()
-    if _global_interceptors:
-        return (*_global_interceptors, *scoped)
-    return scoped
+    if not _global_interceptors and not _run_hooks:
+        return scoped
+    hooked = [i for hook in _run_hooks if (i := hook()) is not None]
+    return (*_global_interceptors, *hooked, *scoped)
+
+
+def add_run_hook(hook: Callable[[], Interceptor | None]) -> None:
+    """Call ``hook`` at the start of every top-level run; a non-``None`` result is installed.
+
+    Hooks must be cheap: they run once per top-level call.
+    """
+    _run_hooks.append(hook)
+
+
+def remove_run_hook(hook: Callable[[], Interceptor | None]) -> None:
+    """Remove a hook added with :func:`add_run_hook`."""
+    _run_hooks.remove(hook)
 
 
 @contextmanager
