@@ -99,11 +99,13 @@ async def main() -> None:
     def is_long(text: str) -> bool:
         return len(text) > 75
 
-    route = mai.Conditional(
-        is_long,
-        mai.module(lambda text: "long", name="long"),
-        mai.module(lambda text: "short", name="short"),
-    )
+    def long_route(text: str) -> str:
+        return f"long ({len(text)} chars)"
+
+    def short_route(text: str) -> str:
+        return f"short ({len(text)} chars)"
+
+    route = mai.Conditional(is_long, mai.module(long_route), mai.module(short_route))
     pipeline = tokenize >> count
     n = await pipeline(CORPUS[1])
     summary = Summary(words=n, top_terms=stats["terms"], route=await route(CORPUS[1]))

@@ -448,7 +448,12 @@ class Conditional(Composite):
 
 
 async def _sleep(frame: Frame, seconds: float) -> None:
-    backend = frame.run.backend  # type: ignore[union-attr]
+    """Sleep in a branch; a durable run makes it a durable timer (a step of its own)."""
+    run = frame.run
+    if run.durable is not None:  # type: ignore[union-attr]
+        await run.durable.sleep(frame, seconds)  # type: ignore[union-attr]
+        return
+    backend = run.backend  # type: ignore[union-attr]
     await backend.sleep_until(backend.current_time() + seconds)
 
 

@@ -38,6 +38,7 @@ class RunState:
         "backend",
         "deadline",
         "deadline_owner",
+        "durable",
         "failures",
         "interceptors",
         "nursery",
@@ -51,6 +52,8 @@ class RunState:
         self.nursery: Spawner | None = None
         self.failures: list[BaseException] = []
         self.run_id: str | None = None
+        #: Set by the durable runtime: an object with ``async sleep(frame, seconds)``.
+        self.durable: Any = None
         self.deadline = math.inf
         self.deadline_owner: str | None = None
 
@@ -189,6 +192,8 @@ class Context(BaseModel):
         module_name: Name of the module whose body is running (``None`` outside any module).
         span: The tracing span of the current call, when a tracer set one.
         run_id: Id of the durable run this call belongs to, when it belongs to one.
+        idempotency_key: ``"<run id>/<step id>"`` inside a durable run: stable for a step across
+            retries and resumes, for deduplicating external side effects; ``None`` elsewhere.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -201,6 +206,7 @@ class Context(BaseModel):
     module_name: str | None = None
     span: Any = None
     run_id: str | None = None
+    idempotency_key: str | None = None
 
     settable: ClassVar[tuple[str, ...]] = _SETTABLE
 
@@ -224,15 +230,18 @@ class Context(BaseModel):
             with contextlib.suppress(Exception):  # no event loop here: the frame's value stands
                 deadline = min(deadline, current_backend().effective_deadline())
         parent = f.parent
+        run_id = f.run.run_id if f.run is not None else None
+        step_id = f.step_id
         return cls.model_construct(
             deadline=deadline,
             metadata=f.metadata,
             retry_count=f.retry_count,
-            step_id=f.step_id,
+            step_id=step_id,
             parent_step_id=parent.step_id if parent is not None and parent.parent else None,
             module_name=f.name,
             span=f.span,
-            run_id=f.run.run_id if f.run is not None else None,
+            run_id=run_id,
+            idempotency_key=f"{run_id}/{step_id}" if run_id is not None else None,
         )
 
     @classmethod

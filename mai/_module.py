@@ -167,6 +167,7 @@ class Module(Generic[P, R]):
             cast = {k: self._spec.cast_one(self.name, k, v) for k, v in binds.items()}
             new._bound = MappingProxyType({**self._bound, **cast})
         new._payload = None
+        new._limiter = None
         return new
 
     def with_config(self, **cfg: Any) -> Module[P, R]:
@@ -340,6 +341,9 @@ class Module(Generic[P, R]):
         token = current_frame.set(frame)
         try:
             result = await (self._fn or self.forward)(*args, **kwargs)
+        except BaseException as exc:
+            _tag_cancelled(frame, exc)
+            raise
         finally:
             current_frame.reset(token)
         rc = self._spec.ret
@@ -365,6 +369,9 @@ class Module(Generic[P, R]):
                     result = rc.cast(result, self._cfg.name, "return value", frame.step_id)
                 return result  # type: ignore[no-any-return]
             return await self._slow(frame, args, kwargs)  # type: ignore[no-any-return]
+        except BaseException as exc:
+            _tag_cancelled(frame, exc)
+            raise
         finally:
             current_frame.reset(token)
 
@@ -395,11 +402,16 @@ class Module(Generic[P, R]):
             return await self._attempts(frame, args, kwargs)
         backend = frame.run.backend  # type: ignore[union-attr]
         result: Any = None
+        running = frame.name
         with backend.scope(deadline=frame.deadline) as scope:
             frame.enforced = True
-            result = await self._attempts(frame, args, kwargs)
+            try:
+                result = await self._attempts(frame, args, kwargs)
+            except backend.cancelled as exc:
+                running = getattr(exc, "_mai_running", running)
+                raise
         if scope.cancelled_caught:
-            err = _deadline_error(frame)
+            err = _deadline_error(frame, running)
             _log().info(
                 "mai.deadline_exceeded", module=frame.name, step_id=err.step_id, error=str(err)
             )
@@ -517,7 +529,13 @@ async def _in_thread(
         raise
 
 
-def _deadline_error(frame: Frame) -> DeadlineExceeded:
+def _tag_cancelled(frame: Frame, exc: BaseException) -> None:
+    """Remember, on a cancellation passing through, the innermost module it interrupted."""
+    if isinstance(exc, frame.run.backend.cancelled) and not hasattr(exc, "_mai_running"):  # type: ignore[union-attr]
+        exc._mai_running = frame.name  # type: ignore[attr-defined]
+
+
+def _deadline_error(frame: Frame, running: str | None) -> DeadlineExceeded:
     owner = frame.deadline_owner or frame.name
     sid = frame.step_id
     if owner == frame.name and frame.timeout is not None:
@@ -530,7 +548,7 @@ def _deadline_error(frame: Frame) -> DeadlineExceeded:
         step_id=sid,
         deadline=frame.deadline,
         timeout=frame.timeout,
-        running=frame.name,
+        running=running,
     )
 
 

@@ -45,16 +45,20 @@ def test_quickstart_shows_each_feature() -> None:
 
 
 def _code(text: str) -> list[str]:
-    return [line.rstrip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line.rstrip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def test_readme_example_matches_its_script() -> None:
     """The README's twenty-line example is the script the tests run (docstring aside)."""
     readme = (ROOT / "README.md").read_text()
-    block = re.search(r"```python\n(.*?)```", readme, re.S)
+    block = re.search(r"```python\n(.*?)```", readme, re.DOTALL)
     assert block is not None
     script = (ROOT / "examples/readme_example.py").read_text()
-    script = re.sub(r'^""".*?"""\n', "", script, flags=re.S)
+    script = re.sub(r'^""".*?"""\n', "", script, flags=re.DOTALL)
     strip = lambda lines: [re.sub(r"\s+#.*$", "", ln) for ln in lines]  # noqa: E731
     assert strip(_code(block.group(1))) == strip(_code(script))
     assert len(_code(block.group(1))) <= 20

@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _tool():  # noqa: ANN202
+def _tool():
     spec = importlib.util.spec_from_file_location("kernel_loc", ROOT / "tools" / "kernel_loc.py")
     assert spec is not None
     assert spec.loader is not None
@@ -27,5 +27,7 @@ def test_kernel_is_under_budget() -> None:
 def test_counter_ignores_comments_and_docstrings(tmp_path: Path) -> None:
     """The counter skips blank lines, comments and docstrings but counts code."""
     f = tmp_path / "m.py"
-    f.write_text('"""Doc."""\n\n# comment\nx = 1\n\n\ndef f():\n    """Doc\n    more."""\n    return x\n')
+    f.write_text(
+        '"""Doc."""\n\n# comment\nx = 1\n\n\ndef f():\n    """Doc\n    more."""\n    return x\n'
+    )
     assert _tool().code_lines(f) == 3

@@ -1,0 +1,1 @@
+"""Heavier machinery built on the kernel: durable runtime, graph, tracing, plugins."""

@@ -1,0 +1,157 @@
+"""Errors of the durable runtime and its stores.
+
+::
+
+    MaiError
+    ├── DurableError(MaiError, RuntimeError)
+    │   ├── NonDeterminismError          a replayed step's input differs from the recorded one
+    │   ├── PlanMismatchError            the code's plan is incompatible with the recorded run
+    │   ├── LeaseLostError               this process no longer owns the run (fencing)
+    │   ├── RunFailedError               a run failed (raised by RunHandle.result())
+    │   ├── RunCancelledError            a run was cancelled
+    │   └── RunDeadLetteredError         a run was dead-lettered (poisoned)
+    ├── RunNotFoundError(MaiError, LookupError)
+    ├── SerializationError(MaiError, TypeError)   a step input/output cannot be recorded as JSON
+    ├── WaitTimeoutError(MaiError, TimeoutError)  mai.wait_for() timed out
+    └── StoreError(MaiError, OSError)             the store cannot do what was asked
+        ├── StoreFullError                        the database or disk is full
+        ├── StoreReadOnlyError                    the database (or its -wal/-shm) is not writable
+        ├── StoreCorruptError                     the file is not a valid database
+        ├── StoreSchemaError                      stamped with a schema newer than this code
+        └── StoreBusyError                        still locked after the retry policy gave up
+"""
+
+from __future__ import annotations
+
+from mai._errors import MaiError
+
+
+class DurableError(MaiError, RuntimeError):
+    """Base of the durable runtime's own errors.
+
+    Attributes:
+        run_id: The run concerned, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        module_name: str | None = None,
+        step_id: str | None = None,
+    ) -> None:
+        """Create the error with the run, module and step it is about."""
+        super().__init__(message, module_name=module_name, step_id=step_id)
+        self.run_id = run_id
+
+
+class NonDeterminismError(DurableError):
+    """On resume, a step was called with an input different from the one recorded."""
+
+
+class PlanMismatchError(DurableError):
+    """The code's plan is incompatible with the plan the run was recorded under."""
+
+
+class LeaseLostError(DurableError):
+    """This process lost ownership of the run: another owner (higher epoch) took it over."""
+
+
+class RunFailedError(DurableError):
+    """A durable run failed; raised by :meth:`RunHandle.result` when the original is not at hand.
+
+    Attributes:
+        error_type: Qualified name of the exception type that failed the run.
+        error_message: Its message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        error_type: str = "",
+        error_message: str = "",
+    ) -> None:
+        """Create the error with the recorded failure."""
+        super().__init__(message, run_id=run_id)
+        self.error_type = error_type
+        self.error_message = error_message
+
+
+class RunCancelledError(DurableError):
+    """The run was cancelled."""
+
+
+class RunDeadLetteredError(DurableError):
+    """The run was dead-lettered; ``reason`` says why."""
+
+    def __init__(self, message: str, *, run_id: str | None = None, reason: str = "") -> None:
+        """Create the error with the stored reason."""
+        super().__init__(message, run_id=run_id)
+        self.reason = reason
+
+
+class RunNotFoundError(MaiError, LookupError):
+    """No run with this id exists in the store."""
+
+    def __init__(self, run_id: str) -> None:
+        """Create the error naming the run id."""
+        super().__init__(f"no durable run with id {run_id!r} in this store")
+        self.run_id = run_id
+
+
+class SerializationError(MaiError, TypeError):
+    """A step's input or output cannot be recorded as JSON."""
+
+
+class WaitTimeoutError(MaiError, TimeoutError):
+    """``mai.wait_for(topic, timeout=...)`` timed out before an event arrived."""
+
+
+class StoreError(MaiError, OSError):
+    """The durable store cannot do what was asked.
+
+    Attributes:
+        url: The store URL.
+        kind: A short classification (``full``, ``read_only``, ``corrupt``, ``schema``, ``busy``,
+            ``io``).
+    """
+
+    kind = "io"
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        """Create the error naming the store."""
+        super().__init__(message)
+        self.url = url
+
+
+class StoreFullError(StoreError):
+    """The database reached its size limit or the disk is full."""
+
+    kind = "full"
+
+
+class StoreReadOnlyError(StoreError):
+    """The database file (or its ``-wal``/``-shm`` companions or directory) is not writable."""
+
+    kind = "read_only"
+
+
+class StoreCorruptError(StoreError):
+    """The file is not a valid database."""
+
+    kind = "corrupt"
+
+
+class StoreSchemaError(StoreError):
+    """The store is stamped with a schema version newer than this code understands."""
+
+    kind = "schema"
+
+
+class StoreBusyError(StoreError):
+    """The database stayed locked longer than the retry policy allows."""
+
+    kind = "busy"

@@ -1,0 +1,239 @@
+"""An in-memory store (``memory://`` or ``memory://name``), for tests and examples.
+
+Stores with the same name in one process share their data, so two runtimes opened on
+``memory://shared`` see the same runs (useful to test resume and attach). Transactions are real:
+a failing batch leaves no trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ._errors import LeaseLostError
+from ._store import EventRecord, RunRecord, RunStatus, StepRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+SCHEMA_VERSION = 1
+
+
+class _Data:
+    def __init__(self) -> None:
+        self.runs: dict[str, RunRecord] = {}
+        self.steps: dict[str, dict[str, StepRecord]] = {}
+        self.events: dict[int, EventRecord] = {}
+        self.ids = itertools.count(1)
+        self.lock = threading.RLock()
+
+
+_shared: dict[str, _Data] = {}
+_shared_lock = threading.Lock()
+
+
+class MemoryStore:
+    """A store kept in process memory; same-named stores share data."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        """Create (or join) the in-memory store named by ``url``."""
+        self.url = url
+        name = url.removeprefix("memory://")
+        if name:
+            with _shared_lock:
+                self._data = _shared.setdefault(name, _Data())
+        else:
+            self._data = _Data()
+
+    def open(self) -> None:
+        """Nothing to connect to."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def schema_version(self) -> int:
+        """Always the current version."""
+        return SCHEMA_VERSION
+
+    def now(self) -> float:
+        """Wall-clock epoch seconds."""
+        return time.time()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Apply all or nothing: state is restored if the block raises."""
+        d = self._data
+        with d.lock:
+            runs = dict(d.runs)
+            steps = {k: dict(v) for k, v in d.steps.items()}
+            events = dict(d.events)
+            try:
+                yield
+            except BaseException:
+                d.runs, d.steps, d.events = runs, steps, events
+                raise
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def create_run(self, record: RunRecord) -> tuple[RunRecord, bool]:
+        """Insert unless present."""
+        with self._data.lock:
+            existing = self._data.runs.get(record.run_id)
+            if existing is not None:
+                return existing, False
+            now = self.now()
+            stored = dataclasses.replace(
+                record, created_at=record.created_at or now, updated_at=now
+            )
+            self._data.runs[record.run_id] = stored
+            return stored, True
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return the run or ``None``."""
+        return self._data.runs.get(run_id)
+
+    def list_runs(self, status: RunStatus | None = None, limit: int = 1000) -> list[RunRecord]:
+        """Return runs, newest first."""
+        with self._data.lock:
+            runs = [r for r in self._data.runs.values() if status is None or r.status == status]
+        runs.sort(key=lambda r: (-r.created_at, r.run_id))
+        return runs[:limit]
+
+    def _update(self, run_id: str, **changes: object) -> RunRecord:
+        run = dataclasses.replace(self._data.runs[run_id], updated_at=self.now(), **changes)  # type: ignore[arg-type]
+        self._data.runs[run_id] = run
+        return run
+
+    def claim_run(
+        self, run_id: str, owner: str, lease_seconds: float, *, steal_from: str | None = None
+    ) -> RunRecord | None:
+        """Take a live run whose lease is free or expired (or held by ``steal_from``)."""
+        with self._data.lock:
+            run = self._data.runs.get(run_id)
+            now = self.now()
+            if run is None or run.status.terminal:
+                return None
+            free = run.owner is None or run.lease_until is None or run.lease_until < now
+            if not free and run.owner != steal_from:
+                return None
+            return self._update(
+                run_id,
+                status=RunStatus.RUNNING,
+                owner=owner,
+                epoch=run.epoch + 1,
+                attempts=run.attempts + 1,
+                lease_until=now + lease_seconds,
+            )
+
+    def _owns(self, run_id: str, owner: str, epoch: int) -> bool:
+        run = self._data.runs.get(run_id)
+        return (
+            run is not None
+            and run.owner == owner
+            and run.epoch == epoch
+            and run.status == RunStatus.RUNNING
+        )
+
+    def renew_lease(self, run_id: str, owner: str, epoch: int, lease_seconds: float) -> bool:
+        """Extend the lease if still owned."""
+        with self._data.lock:
+            if not self._owns(run_id, owner, epoch):
+                return False
+            self._update(run_id, lease_until=self.now() + lease_seconds)
+            return True
+
+    def release_run(self, run_id: str, owner: str, epoch: int) -> bool:
+        """Hand the run back."""
+        with self._data.lock:
+            if not self._owns(run_id, owner, epoch):
+                return False
+            self._update(run_id, status=RunStatus.PENDING, owner=None, lease_until=None)
+            return True
+
+    def finish_run(
+        self,
+        run_id: str,
+        owner: str,
+        epoch: int,
+        status: RunStatus,
+        output: str | None,
+        error: str | None,
+    ) -> bool:
+        """Record the final outcome once."""
+        with self._data.lock:
+            if not self._owns(run_id, owner, epoch):
+                return False
+            self._update(run_id, status=status, output=output, error=error, lease_until=None)
+            return True
+
+    def dead_letter(self, run_id: str, reason: str) -> bool:
+        """Mark a live run DEAD."""
+        with self._data.lock:
+            run = self._data.runs.get(run_id)
+            if run is None or run.status.terminal:
+                return False
+            self._update(run_id, status=RunStatus.DEAD, error=reason, owner=None, lease_until=None)
+            return True
+
+    def request_cancel(self, run_id: str) -> RunRecord | None:
+        """Flag for cancellation; unowned live runs are cancelled at once."""
+        with self._data.lock:
+            run = self._data.runs.get(run_id)
+            if run is None or run.status.terminal:
+                return run
+            run = self._update(run_id, cancel_requested=True)
+            if run.owner is None or run.lease_until is None or run.lease_until < self.now():
+                run = self._update(run_id, status=RunStatus.CANCELLED, owner=None, lease_until=None)
+            return run
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def load_steps(self, run_id: str) -> list[StepRecord]:
+        """Return committed steps in commit order."""
+        with self._data.lock:
+            steps = list(self._data.steps.get(run_id, {}).values())
+        steps.sort(key=lambda s: s.finished_at)
+        return steps
+
+    def put_step(self, record: StepRecord, owner: str, epoch: int) -> bool:
+        """Commit once; fenced."""
+        with self._data.lock:
+            if not self._owns(record.run_id, owner, epoch):
+                raise LeaseLostError(
+                    f"run {record.run_id!r}: step {record.step_id} not recorded, this process "
+                    f"(epoch {epoch}) no longer owns the run",
+                    run_id=record.run_id,
+                    step_id=record.step_id,
+                )
+            steps = self._data.steps.setdefault(record.run_id, {})
+            if record.step_id in steps:
+                return False
+            steps[record.step_id] = record
+            return True
+
+    # -- events --------------------------------------------------------------------------------
+
+    def add_event(self, run_id: str, topic: str, payload: str) -> int:
+        """Store a message."""
+        with self._data.lock:
+            event_id = next(self._data.ids)
+            self._data.events[event_id] = EventRecord(event_id, run_id, topic, payload, self.now())
+            return event_id
+
+    def take_event(self, run_id: str, topic: str, step_id: str) -> EventRecord | None:
+        """Consume the oldest unconsumed message for ``step_id`` (idempotent)."""
+        with self._data.lock:
+            events = sorted(self._data.events.values(), key=lambda e: e.event_id)
+            for e in events:
+                if e.run_id == run_id and e.topic == topic and e.consumed_by == step_id:
+                    return e
+            for e in events:
+                if e.run_id == run_id and e.topic == topic and e.consumed_by is None:
+                    taken = dataclasses.replace(e, consumed_by=step_id)
+                    self._data.events[e.event_id] = taken
+                    return taken
+            return None

@@ -1,0 +1,35 @@
+"""Recording values as JSON (never pickle), with a format tag stored beside each value."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic_core import PydanticSerializationError, to_json
+
+from ._errors import SerializationError
+
+#: The format tag written beside every recorded value.
+FORMAT = "json"
+
+
+def dumps(value: Any, *, what: str) -> str:
+    """Serialise ``value`` to compact JSON text, or raise :class:`SerializationError`.
+
+    pydantic models, dataclasses, datetimes, UUIDs, enums, sets and tuples are supported (as
+    pydantic serialises them in JSON mode).
+    """
+    try:
+        return to_json(value).decode()
+    except (PydanticSerializationError, TypeError, ValueError) as exc:
+        raise SerializationError(
+            f"{what} cannot be recorded as JSON: {type(value).__name__} value ({exc}); "
+            "return JSON-compatible data or a pydantic model"
+        ) from None
+
+
+def loads(text: str, fmt: str = FORMAT) -> Any:
+    """Decode a recorded value; raise ``ValueError`` for an unknown format or invalid JSON."""
+    if fmt != FORMAT:
+        raise ValueError(f"unknown value format {fmt!r} (this code reads {FORMAT!r})")
+    return json.loads(text)

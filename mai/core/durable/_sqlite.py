@@ -1,0 +1,563 @@
+"""The embedded default store: SQLite through the standard library's ``sqlite3``.
+
+- WAL journal; ``synchronous=FULL`` by default (a committed step survives power loss);
+  ``?synchronous=normal`` in the URL trades that for speed (a power cut may lose the last
+  commits, never corrupt the file; a process crash loses nothing).
+- Write transactions start with ``BEGIN IMMEDIATE``; every call, reads included, sits inside a
+  retry policy for ``database is locked`` / ``busy``.
+- A schema version stamp (``mai_meta``) with forward migrations, applied under the write lock so
+  concurrent openers are safe; a store stamped with a newer version is refused.
+- Errors are classified once here (full, read-only, corrupt, schema, busy).
+
+URLs follow the SQLAlchemy convention: ``sqlite:///relative/path.db``,
+``sqlite:////absolute/path.db``; query parameters ``synchronous`` (``full``/``normal``) and
+``busy_timeout`` (seconds the retry policy keeps trying, default 10).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from ._crash import crash_point
+from ._errors import (
+    LeaseLostError,
+    StoreBusyError,
+    StoreCorruptError,
+    StoreError,
+    StoreFullError,
+    StoreReadOnlyError,
+    StoreSchemaError,
+)
+from ._store import EventRecord, RunRecord, RunStatus, StepRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE mai_runs (
+        run_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        ref TEXT,
+        plan_hash TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        input TEXT NOT NULL,
+        status TEXT NOT NULL,
+        output TEXT,
+        error TEXT,
+        format TEXT NOT NULL DEFAULT 'json',
+        deadline REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        owner TEXT,
+        epoch INTEGER NOT NULL DEFAULT 0,
+        lease_until REAL,
+        queue TEXT NOT NULL DEFAULT 'default',
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        trace_context TEXT
+    );
+    CREATE INDEX mai_runs_status ON mai_runs (status, queue, created_at);
+    CREATE TABLE mai_steps (
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        input TEXT,
+        output TEXT NOT NULL,
+        format TEXT NOT NULL DEFAULT 'json',
+        started_at REAL NOT NULL,
+        finished_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        worker TEXT,
+        PRIMARY KEY (run_id, step_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE mai_events (
+        event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        consumed_by TEXT
+    );
+    CREATE INDEX mai_events_run ON mai_events (run_id, topic, consumed_by);
+    """,
+}
+
+_RUN_COLUMNS = (
+    "run_id, workflow, ref, plan_hash, plan, input, status, output, error, format, deadline, "
+    "created_at, updated_at, attempts, owner, epoch, lease_until, queue, cancel_requested, "
+    "trace_context"
+)
+_STEP_COLUMNS = (
+    "run_id, step_id, name, kind, input, output, format, started_at, finished_at, attempts, worker"
+)
+_LIVE = ("PENDING", "RUNNING")
+
+_BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED"}
+_FULL = {"SQLITE_FULL"}
+_READONLY = {"SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH"}
+_CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+
+
+def parse_url(url: str) -> tuple[Path, dict[str, str]]:
+    """Split a ``sqlite:///path?opts`` URL into a path and options."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ValueError(f"not a sqlite URL: {url!r}")
+    raw = parts.path
+    if not raw or raw == "/":
+        raise ValueError(f"sqlite URL {url!r} names no file; use sqlite:///path/to/file.db")
+    path = Path(raw[1:]) if raw.startswith("/") else Path(raw)
+    opts = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
+    return path, opts
+
+
+def _row_to_run(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
+    r = tuple(row)
+    return RunRecord(
+        run_id=r[0],
+        workflow=r[1],
+        ref=r[2],
+        plan_hash=r[3],
+        plan=r[4],
+        input=r[5],
+        status=RunStatus(r[6]),
+        output=r[7],
+        error=r[8],
+        format=r[9],
+        deadline=r[10],
+        created_at=r[11],
+        updated_at=r[12],
+        attempts=r[13],
+        owner=r[14],
+        epoch=r[15],
+        lease_until=r[16],
+        queue=r[17],
+        cancel_requested=bool(r[18]),
+        trace_context=r[19],
+    )
+
+
+def _row_to_step(r: tuple[Any, ...]) -> StepRecord:
+    return StepRecord(*r)
+
+
+class SQLiteStore:
+    """A durable store in one SQLite file (see the module docstring for the guarantees)."""
+
+    def __init__(self, url: str) -> None:
+        """Prepare the store for ``url``; nothing is opened until :meth:`open`."""
+        self.url = url
+        self.path, opts = parse_url(url)
+        sync = opts.get("synchronous", "full").upper()
+        if sync not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
+            raise ValueError(f"{url!r}: synchronous must be full or normal, got {sync.lower()!r}")
+        self.synchronous = sync
+        self.busy_seconds = float(opts.get("busy_timeout", "10"))
+        self._conn: sqlite3.Connection | None = None
+
+    # -- errors and retries --------------------------------------------------------------------
+
+    def _classify(self, exc: sqlite3.Error) -> StoreError:
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        text = str(exc)
+        low = text.lower()
+        where = f"SQLite store {str(self.path)!r}"
+        if name in _FULL or "full" in low:
+            return StoreFullError(
+                f"{where} is full ({text}); free disk space or raise the size limit, "
+                "then the waiting steps commit",
+                url=self.url,
+            )
+        if name in _READONLY or "readonly" in low or "read-only" in low:
+            return StoreReadOnlyError(
+                f"{where} is not writable ({text}); the file, its -wal/-shm files and its "
+                "directory must be writable by this process (even for reading)",
+                url=self.url,
+            )
+        if name in _CORRUPT or "not a database" in low or "malformed" in low:
+            return StoreCorruptError(
+                f"{where} is not a valid database ({text}); restore it from a backup or point "
+                "MAI_STORE at a new file",
+                url=self.url,
+            )
+        if name in _BUSY or "locked" in low or "busy" in low:
+            return StoreBusyError(
+                f"{where} stayed locked for more than {self.busy_seconds:g}s ({text})",
+                url=self.url,
+            )
+        return StoreError(f"{where}: {text}", url=self.url)
+
+    def _retry(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` retrying ``locked``/``busy`` errors with backoff; classify the rest."""
+        delay = 0.001
+        give_up = time.monotonic() + self.busy_seconds
+        while True:
+            try:
+                return fn()
+            except sqlite3.Error as exc:
+                err = self._classify(exc)
+                if isinstance(err, StoreBusyError) and time.monotonic() < give_up:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+                    continue
+                raise err from exc
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The open connection."""
+        if self._conn is None:
+            raise StoreError(f"SQLite store {str(self.path)!r} is not open", url=self.url)
+        return self._conn
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        directory = self.path.parent if str(self.path.parent) else Path()
+        if self.path.exists():
+            paths = [self.path, *(Path(f"{self.path}{s}") for s in ("-wal", "-shm"))]
+            bad = [p for p in paths if p.exists() and not os.access(p, os.R_OK | os.W_OK)]
+            if not os.access(directory, os.W_OK | os.X_OK):
+                bad.append(directory)
+            if bad:
+                raise StoreReadOnlyError(
+                    f"SQLite store {str(self.path)!r} is not writable: "
+                    f"{', '.join(str(p) for p in bad)} (WAL mode needs write access to the "
+                    "file, its -wal/-shm files and its directory, even for reading)",
+                    url=self.url,
+                )
+
+    def open(self) -> None:
+        """Open (creating the file and directory if needed), check, and migrate."""
+        if self._conn is not None:
+            return
+        directory = self.path.parent
+        if str(directory) and not directory.exists():
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreReadOnlyError(
+                    f"cannot create the directory of SQLite store {str(self.path)!r}: {exc}",
+                    url=self.url,
+                ) from exc
+        self._check_writable()
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0.05
+            )
+            try:
+                conn.execute("PRAGMA journal_mode=WAL").fetchone()
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        self._conn = self._retry(connect)
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    def _migrate(self) -> None:
+        conn = self.conn
+        version = self._retry(self._read_version)
+        if version > SCHEMA_VERSION:
+            raise StoreSchemaError(
+                f"SQLite store {str(self.path)!r} has schema version {version}, newer than this "
+                f"pymai understands ({SCHEMA_VERSION}); upgrade pymai to use it",
+                url=self.url,
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            version = self._read_version()  # someone may have migrated while we waited
+            if version > SCHEMA_VERSION:
+                raise StoreSchemaError(
+                    f"SQLite store {str(self.path)!r} has schema version {version}, newer than "
+                    f"this pymai understands ({SCHEMA_VERSION})",
+                    url=self.url,
+                )
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[v].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO mai_meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(v),),
+                )
+
+    def _read_version(self) -> int:
+        conn = self.conn
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS mai_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        row = conn.execute("SELECT value FROM mai_meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def schema_version(self) -> int:
+        """The schema version stamped in the file."""
+        return int(self._retry(self._read_version))
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error."""
+        conn = self.conn
+        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            yield
+            crash_point("inside_commit")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._classify(exc) from exc
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    def now(self) -> float:
+        """Wall-clock epoch seconds (one process clock for SQLite)."""
+        return time.time()
+
+    def _x(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._classify(exc) from exc
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._retry(lambda: self.conn.execute(sql, params).fetchall())  # type: ignore[no-any-return]
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def create_run(self, record: RunRecord) -> tuple[RunRecord, bool]:
+        """Insert the run unless its id exists; return the stored run and whether it is new."""
+        now = self.now()
+        cur = self._x(
+            f"INSERT INTO mai_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 20)}) "  # noqa: S608 - constant columns
+            "ON CONFLICT (run_id) DO NOTHING",
+            (
+                record.run_id,
+                record.workflow,
+                record.ref,
+                record.plan_hash,
+                record.plan,
+                record.input,
+                str(record.status),
+                record.output,
+                record.error,
+                record.format,
+                record.deadline,
+                record.created_at or now,
+                now,
+                record.attempts,
+                record.owner,
+                record.epoch,
+                record.lease_until,
+                record.queue,
+                int(record.cancel_requested),
+                record.trace_context,
+            ),
+        )
+        stored = self.get_run(record.run_id)
+        assert stored is not None  # noqa: S101 - just inserted or already there
+        return stored, cur.rowcount == 1
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return the run or ``None``."""
+        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM mai_runs WHERE run_id = ?", (run_id,))  # noqa: S608
+        return _row_to_run(rows[0]) if rows else None
+
+    def list_runs(self, status: RunStatus | None = None, limit: int = 1000) -> list[RunRecord]:
+        """Return runs, newest first."""
+        if status is None:
+            rows = self._read(
+                f"SELECT {_RUN_COLUMNS} FROM mai_runs ORDER BY created_at DESC, run_id LIMIT ?",  # noqa: S608
+                (limit,),
+            )
+        else:
+            rows = self._read(
+                f"SELECT {_RUN_COLUMNS} FROM mai_runs WHERE status = ? "  # noqa: S608
+                "ORDER BY created_at DESC, run_id LIMIT ?",
+                (str(RunStatus(status)), limit),
+            )
+        return [_row_to_run(r) for r in rows]
+
+    def claim_run(
+        self, run_id: str, owner: str, lease_seconds: float, *, steal_from: str | None = None
+    ) -> RunRecord | None:
+        """Take a live run whose lease is free, expired, or held by ``steal_from``."""
+        now = self.now()
+        cur = self._x(
+            "UPDATE mai_runs SET status = 'RUNNING', owner = ?, epoch = epoch + 1, "
+            "attempts = attempts + 1, lease_until = ?, updated_at = ? "
+            "WHERE run_id = ? AND status IN ('PENDING', 'RUNNING') "
+            "AND (owner IS NULL OR lease_until IS NULL OR lease_until < ? OR owner = ?)",
+            (owner, now + lease_seconds, now, run_id, now, steal_from or "\x00"),
+        )
+        crash_point("during_claim")
+        if cur.rowcount != 1:
+            return None
+        return self.get_run(run_id)
+
+    def renew_lease(self, run_id: str, owner: str, epoch: int, lease_seconds: float) -> bool:
+        """Extend the lease if ``(owner, epoch)`` still owns the run."""
+        now = self.now()
+        cur = self._x(
+            "UPDATE mai_runs SET lease_until = ?, updated_at = ? "
+            "WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'RUNNING'",
+            (now + lease_seconds, now, run_id, owner, epoch),
+        )
+        return cur.rowcount == 1
+
+    def release_run(self, run_id: str, owner: str, epoch: int) -> bool:
+        """Hand the run back (PENDING, unowned)."""
+        cur = self._x(
+            "UPDATE mai_runs SET status = 'PENDING', owner = NULL, lease_until = NULL, "
+            "updated_at = ? WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'RUNNING'",
+            (self.now(), run_id, owner, epoch),
+        )
+        return cur.rowcount == 1
+
+    def finish_run(
+        self,
+        run_id: str,
+        owner: str,
+        epoch: int,
+        status: RunStatus,
+        output: str | None,
+        error: str | None,
+    ) -> bool:
+        """Record the final outcome once (conditional on ownership and a live status)."""
+        cur = self._x(
+            "UPDATE mai_runs SET status = ?, output = ?, error = ?, lease_until = NULL, "
+            "updated_at = ? WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'RUNNING'",
+            (str(status), output, error, self.now(), run_id, owner, epoch),
+        )
+        return cur.rowcount == 1
+
+    def dead_letter(self, run_id: str, reason: str) -> bool:
+        """Mark a live run DEAD with its reason."""
+        cur = self._x(
+            "UPDATE mai_runs SET status = 'DEAD', error = ?, owner = NULL, lease_until = NULL, "
+            "updated_at = ? WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')",
+            (reason, self.now(), run_id),
+        )
+        return cur.rowcount == 1
+
+    def request_cancel(self, run_id: str) -> RunRecord | None:
+        """Flag the run; an unowned (or expired) live run is CANCELLED at once."""
+        now = self.now()
+        self._x(
+            "UPDATE mai_runs SET cancel_requested = 1, updated_at = ? "
+            "WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')",
+            (now, run_id),
+        )
+        self._x(
+            "UPDATE mai_runs SET status = 'CANCELLED', owner = NULL, lease_until = NULL "
+            "WHERE run_id = ? AND status IN ('PENDING', 'RUNNING') "
+            "AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?)",
+            (run_id, now),
+        )
+        return self.get_run(run_id)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def load_steps(self, run_id: str) -> list[StepRecord]:
+        """Return the run's committed steps in commit order."""
+        rows = self._read(
+            f"SELECT {_STEP_COLUMNS} FROM mai_steps WHERE run_id = ? ORDER BY finished_at",  # noqa: S608
+            (run_id,),
+        )
+        return [_row_to_step(r) for r in rows]
+
+    def put_step(self, record: StepRecord, owner: str, epoch: int) -> bool:
+        """Commit the step once; fenced by ``(owner, epoch)``."""
+        r = record
+        cur = self._x(
+            f"INSERT INTO mai_steps ({_STEP_COLUMNS}) "  # noqa: S608
+            "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM mai_runs "
+            "WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'RUNNING') "
+            "ON CONFLICT (run_id, step_id) DO NOTHING",
+            (
+                r.run_id,
+                r.step_id,
+                r.name,
+                r.kind,
+                r.input,
+                r.output,
+                r.format,
+                r.started_at,
+                r.finished_at,
+                r.attempts,
+                r.worker,
+                r.run_id,
+                owner,
+                epoch,
+            ),
+        )
+        if cur.rowcount == 1:
+            return True
+        owned = self._x(
+            "SELECT 1 FROM mai_runs WHERE run_id = ? AND owner = ? AND epoch = ? "
+            "AND status = 'RUNNING'",
+            (r.run_id, owner, epoch),
+        ).fetchone()
+        if owned is None:
+            raise LeaseLostError(
+                f"run {r.run_id!r}: step {r.step_id} not recorded, this process (epoch {epoch}) "
+                "no longer owns the run",
+                run_id=r.run_id,
+                step_id=r.step_id,
+            )
+        return False
+
+    # -- events --------------------------------------------------------------------------------
+
+    def add_event(self, run_id: str, topic: str, payload: str) -> int:
+        """Store a message for the run."""
+        cur = self._x(
+            "INSERT INTO mai_events (run_id, topic, payload, created_at) VALUES (?, ?, ?, ?)",
+            (run_id, topic, payload, self.now()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def take_event(self, run_id: str, topic: str, step_id: str) -> EventRecord | None:
+        """Consume the oldest unconsumed message on ``topic`` for ``step_id`` (idempotent)."""
+        cols = "event_id, run_id, topic, payload, created_at, consumed_by"
+        mine = self._x(
+            f"SELECT {cols} FROM mai_events WHERE run_id = ? AND topic = ? AND consumed_by = ?",  # noqa: S608
+            (run_id, topic, step_id),
+        ).fetchone()
+        if mine is not None:
+            return EventRecord(*mine)
+        row = self._x(
+            f"SELECT {cols} FROM mai_events WHERE run_id = ? AND topic = ? "  # noqa: S608
+            "AND consumed_by IS NULL ORDER BY event_id LIMIT 1",
+            (run_id, topic),
+        ).fetchone()
+        if row is None:
+            return None
+        self._x("UPDATE mai_events SET consumed_by = ? WHERE event_id = ?", (step_id, row[0]))
+        event_id, run, top, payload, created = row[:5]
+        return EventRecord(event_id, run, top, payload, created, consumed_by=step_id)

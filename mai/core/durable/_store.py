@@ -1,0 +1,186 @@
+"""The store protocol every durable backend implements, and the records it keeps.
+
+Stores are synchronous: the runtime calls them from one long-lived executor thread per store
+(see ``_executor.py``), inside :meth:`Store.transaction`, so a batch of writes from many
+concurrent steps commits in one transaction. A store never needs to be thread-safe beyond that.
+
+Every write that a run's owner makes is conditional on ``(owner, epoch)`` (fencing): a process
+whose lease was taken over cannot overwrite the new owner's work; the method reports it by
+returning ``False`` or raising :class:`~mai.core.durable.LeaseLostError`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+
+class RunStatus(enum.StrEnum):
+    """Where a durable run is in its life."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    DEAD = "DEAD"
+
+    @property
+    def terminal(self) -> bool:
+        """True for a status a run never leaves."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.DEAD})
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One durable run as stored.
+
+    Times are wall-clock epoch seconds from the store's clock; ``deadline`` is absolute.
+    ``input`` is the JSON of ``{"args": [...], "kwargs": {...}}``; ``output`` the JSON of the
+    result; ``error`` the JSON of ``{"type": ..., "message": ...}``.
+    """
+
+    run_id: str
+    workflow: str
+    ref: str | None
+    plan_hash: str
+    plan: str
+    input: str
+    status: RunStatus = RunStatus.PENDING
+    output: str | None = None
+    error: str | None = None
+    format: str = "json"
+    deadline: float | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    attempts: int = 0
+    owner: str | None = None
+    epoch: int = 0
+    lease_until: float | None = None
+    queue: str = "default"
+    cancel_requested: bool = False
+    trace_context: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One committed step: its recorded input and output.
+
+    ``kind`` is ``"call"`` for a module call, ``"now"``, ``"timer"`` or ``"event"`` for the
+    durable primitives. ``input`` is ``None`` when the input could not be recorded as JSON
+    (then it is not compared on replay).
+    """
+
+    run_id: str
+    step_id: str
+    name: str
+    kind: str
+    input: str | None
+    output: str
+    format: str = "json"
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    attempts: int = 1
+    worker: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A message sent to a run with ``Runtime.send``."""
+
+    event_id: int
+    run_id: str
+    topic: str
+    payload: str
+    created_at: float
+    consumed_by: str | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What a durable store provides. Methods are synchronous and run on one executor thread.
+
+    Write methods are called inside :meth:`transaction`; the runtime groups many calls from
+    concurrent steps into one transaction (one commit, one fsync).
+    """
+
+    url: str
+
+    def open(self) -> None:
+        """Connect, check the store is usable, and migrate its schema (idempotent)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A write transaction: commits on success, rolls back on error."""
+
+    def now(self) -> float:
+        """The store's clock, epoch seconds (leases and timers are judged by it)."""
+
+    def schema_version(self) -> int:
+        """The schema version the store is stamped with."""
+
+    def create_run(self, record: RunRecord) -> tuple[RunRecord, bool]:
+        """Insert ``record`` unless its run id exists; return the stored run and whether new."""
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """Return the run, or ``None``."""
+
+    def list_runs(self, status: RunStatus | None = None, limit: int = 1000) -> list[RunRecord]:
+        """Return runs (newest first), optionally only those with ``status``."""
+
+    def claim_run(
+        self, run_id: str, owner: str, lease_seconds: float, *, steal_from: str | None = None
+    ) -> RunRecord | None:
+        """Take ownership of a non-terminal run whose lease is free or expired.
+
+        ``steal_from`` also allows taking it from that specific (known dead) owner. On success
+        the run is RUNNING, owned by ``owner``, its epoch and attempts incremented.
+        """
+
+    def renew_lease(self, run_id: str, owner: str, epoch: int, lease_seconds: float) -> bool:
+        """Extend the lease; ``False`` when ``(owner, epoch)`` no longer owns the run."""
+
+    def release_run(self, run_id: str, owner: str, epoch: int) -> bool:
+        """Give the run back (PENDING, no owner) so another process can take it at once."""
+
+    def finish_run(
+        self,
+        run_id: str,
+        owner: str,
+        epoch: int,
+        status: RunStatus,
+        output: str | None,
+        error: str | None,
+    ) -> bool:
+        """Record the run's final outcome, once: conditional on ownership and a live status."""
+
+    def dead_letter(self, run_id: str, reason: str) -> bool:
+        """Mark a non-terminal run DEAD with ``reason`` (once)."""
+
+    def request_cancel(self, run_id: str) -> RunRecord | None:
+        """Flag the run for cancellation; an unowned live run becomes CANCELLED at once."""
+
+    def load_steps(self, run_id: str) -> list[StepRecord]:
+        """Return the run's committed steps."""
+
+    def put_step(self, record: StepRecord, owner: str, epoch: int) -> bool:
+        """Commit a step result exactly once.
+
+        Returns ``True`` when this call recorded it, ``False`` when the same step was already
+        recorded. Raises ``LeaseLostError`` when ``(owner, epoch)`` does not own the run.
+        """
+
+    def add_event(self, run_id: str, topic: str, payload: str) -> int:
+        """Store a message for the run; return its id."""
+
+    def take_event(self, run_id: str, topic: str, step_id: str) -> EventRecord | None:
+        """Consume the oldest unconsumed message on ``topic`` for ``step_id`` (once)."""

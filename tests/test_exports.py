@@ -1,0 +1,91 @@
+"""The public surface: what `mai` exports, and that every public name is documented."""
+
+import inspect
+
+import pytest
+
+import mai
+
+REQUIRED = {
+    "module",
+    "Module",
+    "Context",
+    "Sequential",
+    "Parallel",
+    "Map",
+    "Race",
+    "Conditional",
+    "BlockingDelay",
+    "NonBlockingDelay",
+    "Loop",
+    "run",
+    "MaiError",
+    "CastError",
+    "ConfigError",
+    "ArgumentError",
+    "DeadlineExceeded",
+    "LoopLimitExceeded",
+}
+
+
+def test_all_is_sorted_and_unique():
+    """mai.__all__ is sorted and has no duplicates."""
+    assert list(mai.__all__) == sorted(mai.__all__)
+    assert len(set(mai.__all__)) == len(mai.__all__)
+
+
+def test_every_exported_name_exists():
+    """Every name in mai.__all__ is an attribute of mai."""
+    missing = [name for name in mai.__all__ if not hasattr(mai, name)]
+    assert missing == []
+
+
+def test_required_names_are_exported():
+    """mai.__all__ includes the documented kernel API."""
+    assert set(mai.__all__) >= REQUIRED
+
+
+def test_no_public_name_outside_all():
+    """Every public attribute of mai is listed in __all__ (implementation stays private)."""
+    public = {n for n in dir(mai) if not n.startswith("_")}
+    assert public <= set(mai.__all__)
+
+
+def test_star_import_gives_exactly_all():
+    """`from mai import *` binds exactly the names in __all__."""
+    namespace: dict = {}
+    exec("from mai import *", namespace)  # noqa: S102 - a fixed, trusted statement
+    namespace.pop("__builtins__", None)
+    assert set(namespace) == set(mai.__all__)
+
+
+@pytest.mark.parametrize("name", mai.__all__)
+def test_every_public_name_has_a_docstring(name):
+    """Every exported name has its own docstring."""
+    obj = getattr(mai, name)
+    doc = obj.__doc__ if (inspect.isclass(obj) or callable(obj)) else None
+    assert doc
+    assert doc.strip()
+
+
+def _public_members(cls: type):
+    for attr, value in vars(cls).items():
+        if attr.startswith("_"):
+            continue
+        if isinstance(value, property | classmethod | staticmethod) or inspect.isfunction(value):
+            yield attr, value
+
+
+@pytest.mark.parametrize("name", [n for n in mai.__all__ if inspect.isclass(getattr(mai, n))])
+def test_every_public_method_has_a_docstring(name):
+    """Every public method and property defined on an exported class has a docstring."""
+    cls = getattr(mai, name)
+    undocumented = []
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("mai"):
+            continue
+        for attr, value in _public_members(klass):
+            func = value.__func__ if isinstance(value, classmethod | staticmethod) else value
+            if not (func.__doc__ or "").strip():
+                undocumented.append(f"{klass.__name__}.{attr}")
+    assert undocumented == []
