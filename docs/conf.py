@@ -22,6 +22,10 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
 autodoc_typehints = "description"
+# Types for the parameters a docstring documents, and every return type except ``None`` (so
+# classes do not show the ``-> None`` of their ``__init__``).
+autodoc_typehints_description_target = "documented_params"
+autodoc_member_order = "bysource"
 nitpicky = False
 
 exclude_patterns = ["_build"]

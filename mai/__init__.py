@@ -26,6 +26,31 @@ from ._errors import MaiError as MaiError
 from ._module import Module as Module
 from ._module import module as module
 from ._run import run as run
+from .core.durable import DurableError as DurableError
+from .core.durable import LeaseLostError as LeaseLostError
+from .core.durable import NonDeterminismError as NonDeterminismError
+from .core.durable import PlanMismatchError as PlanMismatchError
+from .core.durable import RunCancelledError as RunCancelledError
+from .core.durable import RunDeadLetteredError as RunDeadLetteredError
+from .core.durable import RunFailedError as RunFailedError
+from .core.durable import RunHandle as RunHandle
+from .core.durable import RunInfo as RunInfo
+from .core.durable import RunNotFoundError as RunNotFoundError
+from .core.durable import RunStatus as RunStatus
+from .core.durable import Runtime as Runtime
+from .core.durable import SerializationError as SerializationError
+from .core.durable import StepInfo as StepInfo
+from .core.durable import StoreBusyError as StoreBusyError
+from .core.durable import StoreCorruptError as StoreCorruptError
+from .core.durable import StoreError as StoreError
+from .core.durable import StoreFullError as StoreFullError
+from .core.durable import StoreReadOnlyError as StoreReadOnlyError
+from .core.durable import StoreSchemaError as StoreSchemaError
+from .core.durable import WaitTimeoutError as WaitTimeoutError
+from .core.durable import now as now
+from .core.durable import random as random
+from .core.durable import sleep as sleep
+from .core.durable import wait_for as wait_for
 
 __version__ = "0.1.0"
 
@@ -40,17 +65,42 @@ __all__ = [
     "ConfigError",
     "Context",
     "DeadlineExceeded",
+    "DurableError",
+    "LeaseLostError",
     "Loop",
     "LoopLimitExceeded",
     "MaiError",
     "Map",
     "Module",
     "NonBlockingDelay",
+    "NonDeterminismError",
     "Parallel",
     "Payload",
+    "PlanMismatchError",
     "Race",
+    "RunCancelledError",
+    "RunDeadLetteredError",
+    "RunFailedError",
+    "RunHandle",
+    "RunInfo",
+    "RunNotFoundError",
+    "RunStatus",
+    "Runtime",
     "Sequential",
+    "SerializationError",
+    "StepInfo",
+    "StoreBusyError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreFullError",
+    "StoreReadOnlyError",
+    "StoreSchemaError",
+    "WaitTimeoutError",
     "is_cancelled",
     "module",
+    "now",
+    "random",
     "run",
+    "sleep",
+    "wait_for",
 ]

@@ -1,8 +1,8 @@
 """Composites: modules that run other modules, always inside a nursery or task group.
 
-Failure rule for concurrent composites (:class:`Parallel`, :class:`Map`, :class:`Race`):
-the first branch that fails cancels its siblings, and the caller sees that branch's own
-exception, unchanged. An ``ExceptionGroup`` is raised only when several branches failed on their
+Failure rule for :class:`Parallel` and :class:`Map` (:class:`Race` differs: its first
+*success* cancels the rest): the first branch that fails cancels its siblings, and the caller
+sees that branch's own exception, unchanged. An ``ExceptionGroup`` is raised only when several branches failed on their
 own (each raised something other than the cancellation its siblings' failure caused).
 Cancellation from outside is never wrapped: it propagates as the backend's cancellation.
 
@@ -261,7 +261,7 @@ class Map(Composite):
 
     @property
     def payload(self) -> Any:
-        """Input: a list of the mapped module's input; output: a list of its output."""
+        """The input is a list of the mapped module's input; the output a list of its output."""
         from ._casting import Payload  # noqa: PLC0415
 
         p = self._payload

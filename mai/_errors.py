@@ -8,7 +8,25 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
     ├── ArgumentError(MaiError, TypeError)        arguments that do not bind to a module's signature
     ├── CastError(MaiError, TypeError, ValueError) a value that does not fit an annotation
     ├── DeadlineExceeded(MaiError, TimeoutError)  a module's deadline fired
-    └── LoopLimitExceeded(MaiError, RuntimeError) a Loop ran out of iterations
+    ├── LoopLimitExceeded(MaiError, RuntimeError) a Loop ran out of iterations
+    │
+    │   durable runtime (mai/core/durable/_errors.py)
+    ├── DurableError(MaiError, RuntimeError)
+    │   ├── NonDeterminismError(DurableError)     a replayed step's input differs from the record
+    │   ├── PlanMismatchError(DurableError)       changed code is incompatible with the run's plan
+    │   ├── LeaseLostError(DurableError)          another owner took the run over (fencing)
+    │   ├── RunFailedError(DurableError)          a run failed (from RunHandle.result())
+    │   ├── RunCancelledError(DurableError)       a run was cancelled
+    │   └── RunDeadLetteredError(DurableError)    a run was dead-lettered
+    ├── RunNotFoundError(MaiError, LookupError)   no run with that id
+    ├── SerializationError(MaiError, TypeError)   a value cannot be recorded as JSON
+    ├── WaitTimeoutError(MaiError, TimeoutError)  mai.wait_for() timed out
+    └── StoreError(MaiError, OSError)             the store cannot do what was asked
+        ├── StoreFullError(StoreError)            database or disk full
+        ├── StoreReadOnlyError(StoreError)        file, -wal/-shm or directory not writable
+        ├── StoreCorruptError(StoreError)         not a valid database
+        ├── StoreSchemaError(StoreError)          stamped with a newer schema version
+        └── StoreBusyError(StoreError)            still locked after the retry policy
 
 Cancellation is never wrapped or replaced: the backend's own cancellation exception
 (``trio.Cancelled``, ``asyncio.CancelledError``) always propagates unchanged.

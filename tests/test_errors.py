@@ -101,6 +101,22 @@ SAMPLES = [
         "late", module_name="outer", step_id="1.1", deadline=12.5, timeout=3.0, running="inner"
     ),
     mai.LoopLimitExceeded("loops", module_name="L", step_id="2", max_iterations=4, last_value=[9]),
+    mai.DurableError("durable", run_id="r1", module_name="m", step_id="1"),
+    mai.NonDeterminismError("changed input", run_id="r1", module_name="m", step_id="1.2"),
+    mai.PlanMismatchError("changed plan", run_id="r1", step_id="1.3"),
+    mai.LeaseLostError("fenced", run_id="r1", step_id="1.4"),
+    mai.RunFailedError("failed", run_id="r1", error_type="ValueError", error_message="boom"),
+    mai.RunCancelledError("cancelled", run_id="r1"),
+    mai.RunDeadLetteredError("dead", run_id="r1", reason="invalid JSON"),
+    mai.RunNotFoundError("missing", run_id="r9"),
+    mai.SerializationError("not JSON", module_name="m", step_id="1"),
+    mai.WaitTimeoutError("no event", step_id="1.5"),
+    mai.StoreError("io", url="sqlite:///x.db"),
+    mai.StoreFullError("full", url="sqlite:///x.db"),
+    mai.StoreReadOnlyError("ro", url="sqlite:///x.db"),
+    mai.StoreCorruptError("corrupt", url="sqlite:///x.db"),
+    mai.StoreSchemaError("newer", url="sqlite:///x.db"),
+    mai.StoreBusyError("busy", url="sqlite:///x.db"),
 ]
 
 

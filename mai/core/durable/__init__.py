@@ -1,0 +1,34 @@
+"""The durable runtime: checkpointed steps, replay, resume, timers and events."""
+
+from ._errors import DurableError as DurableError
+from ._errors import LeaseLostError as LeaseLostError
+from ._errors import NonDeterminismError as NonDeterminismError
+from ._errors import PlanMismatchError as PlanMismatchError
+from ._errors import RunCancelledError as RunCancelledError
+from ._errors import RunDeadLetteredError as RunDeadLetteredError
+from ._errors import RunFailedError as RunFailedError
+from ._errors import RunNotFoundError as RunNotFoundError
+from ._errors import SerializationError as SerializationError
+from ._errors import StoreBusyError as StoreBusyError
+from ._errors import StoreCorruptError as StoreCorruptError
+from ._errors import StoreError as StoreError
+from ._errors import StoreFullError as StoreFullError
+from ._errors import StoreReadOnlyError as StoreReadOnlyError
+from ._errors import StoreSchemaError as StoreSchemaError
+from ._errors import WaitTimeoutError as WaitTimeoutError
+from ._memory import MemoryStore as MemoryStore
+from ._primitives import now as now
+from ._primitives import random as random
+from ._primitives import sleep as sleep
+from ._primitives import wait_for as wait_for
+from ._runtime import RunHandle as RunHandle
+from ._runtime import RunInfo as RunInfo
+from ._runtime import Runtime as Runtime
+from ._runtime import StepInfo as StepInfo
+from ._runtime import open_store as open_store
+from ._sqlite import SQLiteStore as SQLiteStore
+from ._store import EventRecord as EventRecord
+from ._store import RunRecord as RunRecord
+from ._store import RunStatus as RunStatus
+from ._store import StepRecord as StepRecord
+from ._store import Store as Store

@@ -94,12 +94,21 @@ class RunDeadLetteredError(DurableError):
 
 
 class RunNotFoundError(MaiError, LookupError):
-    """No run with this id exists in the store."""
+    """No run with this id exists in the store.
 
-    def __init__(self, run_id: str) -> None:
+    Attributes:
+        run_id: The id that was looked up.
+    """
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
         """Create the error naming the run id."""
-        super().__init__(f"no durable run with id {run_id!r} in this store")
+        super().__init__(message)
         self.run_id = run_id
+
+    @classmethod
+    def for_id(cls, run_id: str) -> RunNotFoundError:
+        """The error for a missing ``run_id``."""
+        return cls(f"no durable run with id {run_id!r} in this store", run_id=run_id)
 
 
 class SerializationError(MaiError, TypeError):

@@ -1,0 +1,1051 @@
+"""The durable runtime: runs whose steps are checkpointed, replayed and resumed.
+
+A run is a top-level module call executed under a :class:`_DurableCalls` interceptor. Every
+leaf module call is a step keyed by its hierarchical step id (structure and per-parent
+counters, never completion order). A step's output is committed to the store before the run
+proceeds past it; on resume, a committed step returns its recorded output without running.
+Composites are not recorded: they re-run their (deterministic) orchestration and every child
+replays from the record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import math
+import os
+import socket
+import time
+import uuid
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any, Self
+
+import anyio
+
+from mai._backend import current_backend
+from mai._composites import Composite
+from mai._context import Context, Frame, current_frame
+from mai._errors import DeadlineExceeded, MaiError
+from mai._seam import Call, intercept
+
+from . import _serde
+from ._crash import crash_point
+from ._errors import (
+    LeaseLostError,
+    NonDeterminismError,
+    RunCancelledError,
+    RunDeadLetteredError,
+    RunFailedError,
+    RunNotFoundError,
+    SerializationError,
+    StoreError,
+    WaitTimeoutError,
+)
+from ._executor import StoreExecutor
+from ._store import EventRecord, RunRecord, RunStatus, StepRecord, Store
+from ._versioning import check_resumable, plan_for
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+
+    from mai._module import Module
+
+DEFAULT_URL = "sqlite:///.mai/mai.db"
+_log_name = "mai"
+_live_owners: set[str] = set()
+_HOST = socket.gethostname()
+
+
+def _log() -> Any:
+    import structlog  # noqa: PLC0415
+
+    return structlog.get_logger(_log_name)
+
+
+def default_url() -> str:
+    """The store URL used when none is given: ``$MAI_STORE`` or ``sqlite:///.mai/mai.db``."""
+    return os.environ.get("MAI_STORE") or DEFAULT_URL
+
+
+def open_store(url: str) -> Store:
+    """Create the store for ``url`` (built-in schemes, then plugins of the ``mai.stores`` group)."""
+    scheme = url.partition("://")[0].lower()
+    if scheme == "sqlite":
+        from ._sqlite import SQLiteStore  # noqa: PLC0415
+
+        return SQLiteStore(url)
+    if scheme == "memory":
+        from ._memory import MemoryStore  # noqa: PLC0415
+
+        return MemoryStore(url)
+    factory = _plugin_store(scheme)
+    if factory is None:
+        raise StoreError(
+            f"no durable store for {url!r}: scheme {scheme!r} is not built in (sqlite, memory) "
+            "and no installed plugin registers it in the 'mai.stores' entry-point group"
+            + (
+                " (for PostgreSQL: pip install 'pymai[postgres]')"
+                if scheme.startswith("postgres")
+                else ""
+            ),
+            url=url,
+        )
+    return factory(url)  # type: ignore[no-any-return]
+
+
+def _plugin_store(scheme: str) -> Callable[[str], Any] | None:
+    try:
+        plugins = importlib.import_module("mai.core.plugins")
+    except ImportError:
+        return None
+    lookup = getattr(plugins, "store_factory", None)
+    return lookup(scheme) if lookup is not None else None
+
+
+def _owner_dead(owner: str | None) -> bool:
+    """Tell whether ``owner`` (``host:pid:incarnation``) is certainly gone (same host only)."""
+    if owner is None:
+        return True
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != _HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner not in _live_owners
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _ref_of(module: Module[..., Any]) -> str | None:
+    """An importable ``pkg.mod:attr`` reference to ``module``, when there is one."""
+    fn = getattr(module, "__wrapped__", None)
+    candidates = []
+    if fn is not None:
+        candidates.append((fn.__module__, fn.__qualname__))
+    mod_name = getattr(module, "__module__", None)
+    if mod_name and mod_name != "__main__":
+        mod = importlib.import_module(mod_name)
+        for attr, value in vars(mod).items():
+            if value is module:
+                candidates.append((mod_name, attr))
+    for mod_name, qual in candidates:
+        if mod_name == "__main__" or "<locals>" in qual:
+            continue
+        try:
+            target: Any = importlib.import_module(mod_name)
+            for part in qual.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError):
+            continue
+        if target is module:
+            return f"{mod_name}:{qual}"
+    return None
+
+
+def resolve_ref(ref: str) -> Module[..., Any]:
+    """Import ``pkg.mod:attr`` and return the module object it names."""
+    from mai._module import Module  # noqa: PLC0415
+
+    mod_name, _, qual = ref.partition(":")
+    target: Any = importlib.import_module(mod_name)
+    for part in qual.split("."):
+        target = getattr(target, part)
+    if not isinstance(target, Module):
+        raise TypeError(f"{ref!r} is {type(target).__name__}, not a mai module")
+    return target
+
+
+class _Awaitable:
+    """Lets a synchronous read also be awaited (``rt.get(id)`` and ``await rt.get(id)``)."""
+
+    def __await__(self) -> Any:
+        async def ready() -> Any:
+            return self
+
+        return ready().__await__()
+
+
+class RunInfo(_Awaitable):
+    """A run as stored, with its JSON fields decoded.
+
+    Attributes:
+        run_id: The run's id.
+        workflow: Name of the workflow module.
+        status: Current :class:`RunStatus`.
+        output: Decoded result (``None`` unless SUCCEEDED).
+        error: Decoded ``{"type": ..., "message": ...}`` (FAILED) or the dead-letter reason.
+        input: Decoded ``{"args": [...], "kwargs": {...}}``.
+        deadline: Absolute wall-clock deadline (epoch seconds) or ``None``.
+        attempts: How many times an execution of the run started.
+        owner: The process holding the run's lease, if any.
+        record: The raw :class:`RunRecord`.
+    """
+
+    def __init__(self, record: RunRecord) -> None:
+        """Wrap a stored record."""
+        self.record = record
+        self.run_id = record.run_id
+        self.workflow = record.workflow
+        self.status = record.status
+        self.deadline = record.deadline
+        self.attempts = record.attempts
+        self.owner = record.owner
+        self.created_at = record.created_at
+        self.updated_at = record.updated_at
+        self.plan_hash = record.plan_hash
+        self.output = _decode(record.output)
+        self.error = _decode_error(record.error)
+        self.input = _decode(record.input)
+
+    def __repr__(self) -> str:
+        """Return a short description."""
+        return f"<RunInfo {self.run_id!r} {self.workflow} {self.status}>"
+
+
+class StepInfo:
+    """A committed step, with its JSON fields decoded.
+
+    Attributes:
+        step_id: Hierarchical step id.
+        name: Module name (or ``mai.now``, ``mai.sleep``, ``mai.wait_for``).
+        kind: ``call``, ``now``, ``timer`` or ``event``.
+        input: Decoded input ``{"args": [...], "kwargs": {...}}`` (``None`` if unrecorded).
+        output: Decoded output.
+        started_at: Wall-clock start (epoch seconds).
+        finished_at: Wall-clock end (epoch seconds).
+        duration: Seconds the step took.
+        attempts: Attempts the body took (retries + 1).
+        worker: The process that committed it.
+    """
+
+    def __init__(self, record: StepRecord) -> None:
+        """Wrap a stored record."""
+        self.record = record
+        self.step_id = record.step_id
+        self.name = record.name
+        self.kind = record.kind
+        self.input = _decode(record.input)
+        self.output = _decode(record.output)
+        self.started_at = record.started_at
+        self.finished_at = record.finished_at
+        self.duration = max(record.finished_at - record.started_at, 0.0)
+        self.attempts = record.attempts
+        self.worker = record.worker
+
+    def __repr__(self) -> str:
+        """Return a short description."""
+        return f"<StepInfo {self.step_id} {self.name} {self.kind}>"
+
+
+class RunList(list[Any], _Awaitable):
+    """A list of :class:`RunInfo` or :class:`StepInfo` that can also be awaited."""
+
+
+def _decode(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return _serde.loads(text)
+    except ValueError:
+        return text
+
+
+def _decode_error(text: str | None) -> Any:
+    value = _decode(text)
+    return (
+        value
+        if isinstance(value, dict)
+        else ({"type": "DeadLetter", "message": value} if value else None)
+    )
+
+
+def _step_sort_key(info: StepInfo) -> tuple[tuple[int, ...], float]:
+    try:
+        return tuple(int(p) for p in info.step_id.split(".")), info.finished_at
+    except ValueError:
+        return (), info.finished_at
+
+
+class RunHandle:
+    """A handle on one durable run (returned by :meth:`Runtime.start` and friends)."""
+
+    def __init__(self, runtime: Runtime, run_id: str) -> None:
+        """Bind the handle to its runtime."""
+        self.runtime = runtime
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        """Return a short description."""
+        return f"<RunHandle {self.run_id!r}>"
+
+    async def status(self) -> RunStatus:
+        """The run's current status."""
+        return (await self.runtime._read_run(self.run_id)).status
+
+    async def cancel(self) -> None:
+        """Cancel the run."""
+        await self.runtime.cancel(self.run_id)
+
+    async def result(self, *, poll: float = 0.05) -> Any:
+        """Wait for the run to finish; return its typed result or raise its error.
+
+        Raises:
+            Exception: The run's own exception when it ran in this process; otherwise
+                :class:`RunFailedError` with the recorded type and message.
+            RunCancelledError: When the run was cancelled.
+            RunDeadLetteredError: When the run was dead-lettered.
+        """
+        rt = self.runtime
+        active = rt._active.get(self.run_id)
+        if active is not None:
+            await active.done.wait()
+            if active.error is not None:
+                raise active.error
+        delay = poll
+        while True:
+            record = await rt._read_run(self.run_id)
+            if record.status.terminal:
+                break
+            active = rt._active.get(self.run_id)
+            if active is not None:
+                await active.done.wait()
+                if active.error is not None:
+                    raise active.error
+                continue
+            await anyio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+        return rt._outcome(record)
+
+
+class _Active:
+    """A run this process is executing."""
+
+    def __init__(self, record: RunRecord, module: Module[..., Any]) -> None:
+        self.record = record
+        self.module = module
+        self.run_id = record.run_id
+        self.owner = record.owner or ""
+        self.epoch = record.epoch
+        self.done = anyio.Event()
+        self.scope = anyio.CancelScope()
+        self.cancelled = False
+        self.lost = False
+        self.error: BaseException | None = None
+        self.recorded: dict[str, StepRecord] = {}
+        self.waiters: dict[str, anyio.Event] = {}
+
+
+class Runtime:
+    """Runs modules durably on a store; an async context manager.
+
+    Example::
+
+        async with mai.Runtime("sqlite:///.mai/mai.db") as rt:
+            handle = await rt.start(pipeline, "input", run_id="order-42")
+            print(await handle.result())
+
+    Args:
+        url: Store URL: ``sqlite:///path.db`` (default ``$MAI_STORE`` or
+            ``sqlite:///.mai/mai.db``), ``memory://`` or a plugin's scheme.
+        workflows: Modules this runtime may resume by name (in addition to every module
+            started through it and importable ``pkg.mod:attr`` references).
+        lease: Seconds a run's lease lasts; it is renewed every third of it.
+        max_attempts: A run whose execution started this many times without finishing (its
+            process died each time) is dead-lettered instead of started again.
+        poll_interval: Seconds between store polls for cross-process events and results.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        workflows: Iterable[Module[..., Any]] = (),
+        lease: float = 30.0,
+        max_attempts: int = 5,
+        poll_interval: float = 0.2,
+    ) -> None:
+        """Configure the runtime; nothing is opened before ``async with``."""
+        self.url = url or default_url()
+        self.lease = float(lease)
+        self.max_attempts = int(max_attempts)
+        self.poll_interval = float(poll_interval)
+        self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._workflows: dict[str, Module[..., Any]] = {}
+        for m in workflows:
+            self.register(m)
+        self._store: Store | None = None
+        self._exec: StoreExecutor | None = None
+        self._stack: AsyncExitStack | None = None
+        self._nursery: Any = None
+        self._active: dict[str, _Active] = {}
+        self._store_errors_reported: set[str] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The open store."""
+        if self._store is None:
+            raise RuntimeError("the Runtime is not open; use `async with mai.Runtime(...) as rt:`")
+        return self._store
+
+    @property
+    def executor(self) -> StoreExecutor:
+        """The store thread's executor."""
+        if self._exec is None:
+            raise RuntimeError("the Runtime is not open; use `async with mai.Runtime(...) as rt:`")
+        return self._exec
+
+    async def __aenter__(self) -> Self:
+        """Open the store (migrating it if needed) and start the background tasks."""
+        store = open_store(self.url)
+        executor = StoreExecutor(store)
+        executor.start()
+        try:
+            await executor.read(store.open)
+        except BaseException:
+            executor.stop()
+            raise
+        self._store, self._exec = store, executor
+        _live_owners.add(self.owner)
+        stack = AsyncExitStack()
+        self._nursery = await stack.enter_async_context(current_backend().open_nursery())
+        self._stack = stack
+        self._heartbeat_scope = anyio.CancelScope()
+        self._nursery.start_soon(self._heartbeat)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Wait for this process's runs to finish (cancel them on error), then close."""
+        try:
+            if exc_info[0] is not None:
+                for active in list(self._active.values()):
+                    active.scope.cancel()
+            for active in list(self._active.values()):
+                await active.done.wait()
+            self._heartbeat_scope.cancel()
+            assert self._stack is not None  # noqa: S101
+            await self._stack.__aexit__(*exc_info)  # type: ignore[arg-type]
+        finally:
+            _live_owners.discard(self.owner)
+            executor, store = self._exec, self._store
+            self._exec = self._store = None
+            if executor is not None and store is not None:
+                executor.call_blocking(store.close)
+                executor.stop()
+
+    def register(self, module: Module[..., Any], name: str | None = None) -> None:
+        """Make ``module`` resumable by this runtime under ``name`` (default: its name)."""
+        self._workflows[name or module.name] = module
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def _read_run(self, run_id: str) -> RunRecord:
+        record = await self.executor.read(self.store.get_run, run_id)
+        if record is None:
+            raise RunNotFoundError.for_id(run_id)
+        return record  # type: ignore[no-any-return]
+
+    def get(self, run_id: str) -> RunInfo:
+        """Return the run ``run_id`` (synchronous; the result can also be awaited).
+
+        Raises:
+            RunNotFoundError: When no such run exists.
+        """
+        record = self.executor.call_blocking(self.store.get_run, run_id)
+        if record is None:
+            raise RunNotFoundError.for_id(run_id)
+        return RunInfo(record)
+
+    def list_runs(self, status: RunStatus | str | None = None, *, limit: int = 1000) -> RunList:
+        """Return runs, newest first, optionally only those with ``status``."""
+        st = RunStatus(status.upper()) if isinstance(status, str) else status
+        records = self.executor.call_blocking(self.store.list_runs, st, limit)
+        return RunList(RunInfo(r) for r in records)
+
+    def steps(self, run_id: str) -> RunList:
+        """Return the committed steps of a run, in step order, with inputs, outputs, timings."""
+        records = self.executor.call_blocking(self.store.load_steps, run_id)
+        return RunList(sorted((StepInfo(r) for r in records), key=_step_sort_key))
+
+    # -- starting and resuming -----------------------------------------------------------------
+
+    async def start(
+        self,
+        module: Module[..., Any],
+        *args: Any,
+        run_id: str | None = None,
+        deadline: float | dt.datetime | None = None,
+        ref: str | None = None,
+        queue: str = "default",
+        **kwargs: Any,
+    ) -> RunHandle:
+        """Start ``module(*args, **kwargs)`` as a durable run and return its handle.
+
+        Starting a ``run_id`` that exists attaches to that run (resuming it in this process if
+        nobody is executing it) instead of starting a second one.
+
+        Args:
+            module: The workflow (any module or composite).
+            *args: Positional arguments; validated against the module's types before anything
+                is written.
+            run_id: The run's id (default: a new random id).
+            deadline: For the whole run: seconds from now, or an aware/naive ``datetime``.
+                Stored as wall-clock time and enforced again after a restart.
+            ref: ``pkg.mod:attr`` import reference for resuming in another process (derived
+                automatically for module-level workflows).
+            queue: Queue name (used by workers).
+            **kwargs: Keyword arguments for the module.
+
+        Raises:
+            CastError: When the input does not fit the module's types (nothing is written).
+            SerializationError: When the input cannot be recorded as JSON.
+        """
+        self.register(module)
+        cast_args, cast_kwargs = _validate_input(module, args, kwargs)
+        payload = _serde.dumps({"args": cast_args, "kwargs": cast_kwargs}, what="the run's input")
+        plan_hash, plan = plan_for(module)
+        now = time.time()
+        if isinstance(deadline, dt.datetime):
+            deadline_at: float | None = deadline.timestamp()
+        elif deadline is not None:
+            deadline_at = now + float(deadline)
+        else:
+            deadline_at = None
+        record = RunRecord(
+            run_id=run_id or uuid.uuid4().hex,
+            workflow=module.name,
+            ref=ref or _ref_of(module),
+            plan_hash=plan_hash,
+            plan=plan,
+            input=payload,
+            deadline=deadline_at,
+            created_at=now,
+            queue=queue,
+        )
+        stored, _created = await self.executor.write(self.store.create_run, record)
+        return await self._attach(stored, module)
+
+    async def resume(self, run_id: str, module: Module[..., Any] | None = None) -> RunHandle:
+        """Resume an unfinished run in this process (no-op for finished or active runs).
+
+        Raises:
+            RunNotFoundError: When no such run exists.
+            PlanMismatchError: When the current code is incompatible with the recorded plan
+                (raised before any new step runs).
+        """
+        record = await self._read_run(run_id)
+        if module is not None:
+            self.register(module, record.workflow)
+        return await self._attach(record, module, strict=True)
+
+    async def recover(self) -> list[RunHandle]:
+        """Resume every unfinished run this process may own; return their handles.
+
+        A run is taken when it has no owner, its lease expired, or its owner is a dead process
+        on this host. Runs whose workflow cannot be found, whose input is not valid JSON, or
+        that crashed their process ``max_attempts`` times are dead-lettered with the reason.
+        """
+        handles = []
+        records = await self.executor.read(self.store.list_runs, None, 100_000)
+        for record in records:
+            if record.status.terminal or record.run_id in self._active:
+                continue
+            crash_point("during_recovery")
+            handles.append(await self._attach(record, None))
+        return handles
+
+    def _module_for(self, record: RunRecord) -> Module[..., Any] | str:
+        """The workflow module of a run, or the reason it cannot be found."""
+        module = self._workflows.get(record.workflow)
+        if module is not None:
+            return module
+        if record.ref:
+            try:
+                return resolve_ref(record.ref)
+            except (ImportError, AttributeError, TypeError) as exc:
+                return (
+                    f"workflow {record.workflow!r} not found: cannot import {record.ref!r} ({exc})"
+                )
+        return (
+            f"workflow {record.workflow!r} is not registered with this runtime and has no "
+            "importable reference"
+        )
+
+    async def _attach(
+        self, record: RunRecord, module: Module[..., Any] | None, *, strict: bool = False
+    ) -> RunHandle:
+        handle = RunHandle(self, record.run_id)
+        if record.status.terminal or record.run_id in self._active:
+            return handle
+        found = module if module is not None else self._module_for(record)
+        if isinstance(found, str):
+            await self._dead_letter(record, found)
+            return handle
+        try:
+            _serde.loads(record.input, record.format)
+        except ValueError as exc:
+            await self._dead_letter(record, f"the run's input is not valid JSON ({exc})")
+            return handle
+        try:
+            check_resumable(record.run_id, record.plan_hash, record.plan, found)
+        except MaiError:
+            if strict:
+                raise
+            _log().error("mai.resume_refused", run_id=record.run_id, exc_info=True)
+            return handle
+        steal = record.owner if record.owner and _owner_dead(record.owner) else None
+        claimed = await self.executor.write(
+            _claim, self.store, record.run_id, self.owner, self.lease, steal
+        )
+        if claimed is None:
+            return handle  # someone else is running it: the handle polls the store
+        if claimed.attempts > self.max_attempts:
+            await self._dead_letter(
+                claimed,
+                f"the run started {claimed.attempts - 1} times without finishing (its process "
+                f"died each time); dead-lettered after max_attempts={self.max_attempts}",
+            )
+            return handle
+        active = _Active(claimed, found)
+        steps = await self.executor.read(self.store.load_steps, claimed.run_id)
+        active.recorded = {s.step_id: s for s in steps}
+        self._active[claimed.run_id] = active
+        self._nursery.start_soon(self._drive, active)
+        return handle
+
+    async def _dead_letter(self, record: RunRecord, reason: str) -> None:
+        if await self.executor.write(self.store.dead_letter, record.run_id, reason):
+            _log().error("mai.run_dead_lettered", run_id=record.run_id, reason=reason)
+
+    # -- executing -----------------------------------------------------------------------------
+
+    async def _drive(self, active: _Active) -> None:
+        record = active.record
+        status, output, error = RunStatus.FAILED, None, None
+        try:
+            data = _serde.loads(record.input, record.format)
+            args, kwargs = list(data.get("args", [])), dict(data.get("kwargs", {}))
+            calls = _DurableCalls(self, active)
+            with active.scope:
+                token = None
+                if record.deadline is not None:
+                    backend = current_backend()
+                    token = Context.set(
+                        deadline=backend.current_time() + record.deadline - time.time()
+                    )
+                try:
+                    with intercept(calls):
+                        result = await active.module(*args, **kwargs)
+                finally:
+                    if token is not None:
+                        Context.reset(token)
+                output = _serde.dumps(result, what=f"the result of run {record.run_id!r}")
+                status = RunStatus.SUCCEEDED
+            if active.scope.cancelled_caught or active.cancelled:
+                status, output = RunStatus.CANCELLED, None
+                error = _serde.dumps(
+                    {"type": "Cancelled", "message": "the run was cancelled"}, what="error"
+                )
+                active.error = RunCancelledError(
+                    f"run {record.run_id!r} was cancelled", run_id=record.run_id
+                )
+        except LeaseLostError as exc:
+            active.lost = True
+            active.error = exc
+        except Exception as exc:  # any failure is the run's outcome
+            if (
+                isinstance(exc, DeadlineExceeded)
+                and exc.module_name in (None, "Context.set", active.module.name)
+                and record.deadline is not None
+                and time.time() >= record.deadline - 1e-3
+            ):
+                exc.add_note(f"the deadline of durable run {record.run_id!r} expired")
+            active.error = exc
+            error = _serde.dumps(
+                {"type": f"{type(exc).__module__}.{type(exc).__qualname__}", "message": str(exc)},
+                what="error",
+            )
+        finally:
+            try:
+                if not active.lost:
+                    with anyio.CancelScope(shield=True):
+                        await self._finish(active, status, output, error)
+            finally:
+                self._active.pop(active.run_id, None)
+                active.done.set()
+
+    async def _finish(
+        self, active: _Active, status: RunStatus, output: str | None, error: str | None
+    ) -> None:
+        while True:
+            try:
+                ok = await self.executor.write(
+                    self.store.finish_run,
+                    active.run_id,
+                    active.owner,
+                    active.epoch,
+                    status,
+                    output,
+                    error,
+                )
+            except StoreError as exc:
+                self._report_store_error(exc)
+                await anyio.sleep(0.5)
+                continue
+            if not ok:
+                active.lost = True
+                _log().warning("mai.run_outcome_fenced", run_id=active.run_id, status=str(status))
+            return
+
+    def _report_store_error(self, exc: StoreError) -> None:
+        """Log a store failure once per kind while it lasts."""
+        if exc.kind not in self._store_errors_reported:
+            self._store_errors_reported.add(exc.kind)
+            _log().error("mai.store_error", kind=exc.kind, error=str(exc))
+
+    async def commit(self, active: _Active, record: StepRecord) -> None:
+        """Commit a step, waiting out storage failures (reported once) until it lands."""
+        delay = 0.05
+        while True:
+            try:
+                await self.executor.write(self.store.put_step, record, active.owner, active.epoch)
+            except StoreError as exc:
+                self._report_store_error(exc)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            except LeaseLostError:
+                active.lost = True
+                active.scope.cancel()
+                raise
+            self._store_errors_reported.clear()
+            active.recorded[record.step_id] = record
+            return
+
+    async def _heartbeat(self) -> None:
+        with self._heartbeat_scope:
+            while True:
+                await anyio.sleep(self.lease / 3)
+                for active in list(self._active.values()):
+                    try:
+                        ok, cancel = await self.executor.write(
+                            _renew,
+                            self.store,
+                            active.run_id,
+                            active.owner,
+                            active.epoch,
+                            self.lease,
+                        )
+                    except StoreError as exc:
+                        self._report_store_error(exc)
+                        continue
+                    if not ok:
+                        active.lost = True
+                        active.scope.cancel()
+                    elif cancel:
+                        active.cancelled = True
+                        active.scope.cancel()
+
+    # -- control -------------------------------------------------------------------------------
+
+    async def cancel(self, run_id: str) -> None:
+        """Cancel a run: its running steps are cancelled and it is recorded CANCELLED.
+
+        Raises:
+            RunNotFoundError: When no such run exists.
+        """
+        record = await self.executor.write(self.store.request_cancel, run_id)
+        if record is None:
+            raise RunNotFoundError.for_id(run_id)
+        active = self._active.get(run_id)
+        if active is not None:
+            active.cancelled = True
+            active.scope.cancel()
+            await active.done.wait()
+
+    async def send(self, run_id: str, topic: str, payload: Any = None) -> None:
+        """Send ``payload`` to the run; a ``mai.wait_for(topic)`` inside it receives it.
+
+        Raises:
+            RunNotFoundError: When no such run exists.
+            SerializationError: When the payload is not JSON-serialisable.
+        """
+        await self._read_run(run_id)
+        data = _serde.dumps(payload, what=f"the payload sent to run {run_id!r}")
+        await self.executor.write(self.store.add_event, run_id, topic, data)
+        active = self._active.get(run_id)
+        if active is not None:
+            event = active.waiters.pop(topic, None)
+            if event is not None:
+                event.set()
+
+    def _outcome(self, record: RunRecord) -> Any:
+        if record.status == RunStatus.SUCCEEDED:
+            value = _serde.loads(record.output or "null", record.format)
+            module = self._workflows.get(record.workflow)
+            return module.cast_output(value) if module is not None else value
+        if record.status == RunStatus.CANCELLED:
+            raise RunCancelledError(f"run {record.run_id!r} was cancelled", run_id=record.run_id)
+        if record.status == RunStatus.DEAD:
+            raise RunDeadLetteredError(
+                f"run {record.run_id!r} was dead-lettered: {record.error}",
+                run_id=record.run_id,
+                reason=record.error or "",
+            )
+        err = _decode_error(record.error) or {}
+        raise RunFailedError(
+            f"run {record.run_id!r} failed: {err.get('type', '?')}: {err.get('message', '')}",
+            run_id=record.run_id,
+            error_type=str(err.get("type", "")),
+            error_message=str(err.get("message", "")),
+        )
+
+
+def _claim(
+    store: Store, run_id: str, owner: str, lease: float, steal_from: str | None
+) -> RunRecord | None:
+    return store.claim_run(run_id, owner, lease, steal_from=steal_from)
+
+
+def _renew(store: Store, run_id: str, owner: str, epoch: int, lease: float) -> tuple[bool, bool]:
+    ok = store.renew_lease(run_id, owner, epoch, lease)
+    run = store.get_run(run_id) if ok else None
+    return ok, bool(run is not None and run.cancel_requested)
+
+
+def _validate_input(
+    module: Module[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    """Cast the input to the types of the module that will receive it, before any write."""
+    target: Any = module
+    while isinstance(target, Composite) and getattr(target, "_input_child", None) is not None:
+        target = target._input_child
+    spec = target._spec
+    if spec.passthrough:
+        return list(args), dict(kwargs)
+    cast_args, cast_kwargs = spec.bind(target.name, args, kwargs, target._bound)
+    if len(cast_args) == len(args):
+        return list(cast_args), cast_kwargs
+    return list(args), kwargs
+
+
+class _DurableCalls:
+    """The interceptor that checkpoints and replays the steps of one run."""
+
+    def __init__(self, runtime: Runtime, active: _Active) -> None:
+        self.runtime = runtime
+        self.active = active
+
+    async def __call__(self, call: Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
+        frame = call.frame
+        run = frame.run
+        if run is not None and run.durable is None:
+            run.durable = self
+            run.run_id = self.active.run_id
+        module = call.module
+        if isinstance(module, Composite):
+            return await proceed()
+        sid = frame.step_id
+        active = self.active
+        try:
+            input_text: str | None = _serde.dumps(
+                {"args": call.args, "kwargs": call.kwargs}, what="input"
+            )
+        except SerializationError:
+            input_text = None
+        recorded = active.recorded.get(sid)
+        if recorded is not None:
+            self._check(recorded, sid, module.name, "call", input_text)
+            return module.cast_output(_serde.loads(recorded.output, recorded.format))
+        crash_point("before_body")
+        started = time.time()
+        result = await proceed()
+        crash_point("after_body")
+        output = _serde.dumps(result, what=f"the output of step {sid} ({module.name})")
+        await self.runtime.commit(
+            active,
+            StepRecord(
+                run_id=active.run_id,
+                step_id=sid,
+                name=module.name,
+                kind="call",
+                input=input_text,
+                output=output,
+                started_at=started,
+                finished_at=time.time(),
+                attempts=frame.attempts,
+                worker=self.runtime.owner,
+            ),
+        )
+        return result
+
+    def _check(
+        self, recorded: StepRecord, sid: str, name: str, kind: str, input_text: str | None
+    ) -> None:
+        if recorded.kind != kind or recorded.name != name:
+            raise NonDeterminismError(
+                f"run {self.active.run_id!r}: step {sid} was recorded as {recorded.kind} "
+                f"{recorded.name!r} but the code now makes a {kind} {name!r} there; the workflow "
+                "is not deterministic (or changed) at this step",
+                run_id=self.active.run_id,
+                step_id=sid,
+                module_name=name,
+            )
+        if recorded.input is not None and input_text is not None and recorded.input != input_text:
+            raise NonDeterminismError(
+                f"run {self.active.run_id!r}: step {sid} ({name}) was recorded with input "
+                f"{recorded.input[:200]} but is now called with {input_text[:200]}; the workflow "
+                "is not deterministic at this step",
+                run_id=self.active.run_id,
+                step_id=sid,
+                module_name=name,
+            )
+
+    # -- durable primitives --------------------------------------------------------------------
+
+    def _child(self, frame: Frame) -> str:
+        index = frame.reserve(1) + 1
+        return f"{frame.step_id}.{index}" if frame.step_id else str(index)
+
+    def _record(self, sid: str, name: str, kind: str, output: str, started: float) -> StepRecord:
+        return StepRecord(
+            run_id=self.active.run_id,
+            step_id=sid,
+            name=name,
+            kind=kind,
+            input=None,
+            output=output,
+            started_at=started,
+            finished_at=time.time(),
+            worker=self.runtime.owner,
+        )
+
+    def now(self, frame: Frame) -> float:
+        """A recorded wall-clock reading (write-behind: ordered before the next commit)."""
+        sid = self._child(frame)
+        recorded = self.active.recorded.get(sid)
+        if recorded is not None:
+            self._check(recorded, sid, "mai.now", "now", None)
+            return float(_serde.loads(recorded.output))
+        value = time.time()
+        record = self._record(sid, "mai.now", "now", repr(value), value)
+        self.active.recorded[sid] = record
+        rt = self.runtime
+        rt.executor.write_nowait(rt.store.put_step, record, self.active.owner, self.active.epoch)
+        return value
+
+    def seed(self, frame: Frame) -> str:
+        """A deterministic seed for this position in the run."""
+        return f"{self.active.run_id}/{self._child(frame)}"
+
+    async def sleep(self, frame: Frame, seconds: float) -> None:
+        """A durable timer: the wake-up time is committed; a restart waits only for the rest."""
+        sid = self._child(frame)
+        recorded = self.active.recorded.get(sid)
+        if recorded is not None:
+            self._check(recorded, sid, "mai.sleep", "timer", None)
+            wake_at = float(_serde.loads(recorded.output))
+        else:
+            started = time.time()
+            wake_at = started + seconds
+            await self.runtime.commit(
+                self.active, self._record(sid, "mai.sleep", "timer", repr(wake_at), started)
+            )
+        remaining = wake_at - time.time()
+        if remaining > 0:
+            backend = current_backend()
+            await backend.sleep_until(backend.current_time() + remaining)
+
+    async def wait_for(self, frame: Frame, topic: str, timeout: float | None) -> Any:  # noqa: ASYNC109 - a durable timeout, not a cancel scope
+        """Wait durably for a message sent with ``Runtime.send(run_id, topic, ...)``."""
+        sid = self._child(frame)
+        active = self.active
+        recorded = active.recorded.get(sid)
+        if recorded is not None:
+            self._check(recorded, sid, "mai.wait_for", "event", None)
+            return _event_result(_serde.loads(recorded.output), topic, sid)
+        wake_at = math.inf
+        if timeout is not None:
+            timer = active.recorded.get(f"{sid}.1")
+            if timer is not None:
+                wake_at = float(_serde.loads(timer.output))
+            else:
+                started = time.time()
+                wake_at = started + timeout
+                await self.runtime.commit(
+                    active,
+                    self._record(f"{sid}.1", "mai.wait_for.timer", "timer", repr(wake_at), started),
+                )
+        rt = self.runtime
+        while True:
+            started = time.time()
+            timed_out = started >= wake_at
+            got = await rt.executor.write(
+                _take_event,
+                rt.store,
+                active.run_id,
+                topic,
+                sid,
+                active.owner,
+                active.epoch,
+                timed_out,
+                rt.owner,
+            )
+            if got is not None:
+                active.recorded[sid] = got
+                return _event_result(_serde.loads(got.output), topic, sid)
+            event = active.waiters.setdefault(topic, anyio.Event())
+            wait = min(wake_at - time.time(), rt.poll_interval * 5)
+            with anyio.move_on_after(max(wait, 0)):
+                await event.wait()
+
+
+def _event_result(value: Any, topic: str, sid: str) -> Any:
+    if isinstance(value, dict) and value.get("timeout"):
+        raise WaitTimeoutError(f"mai.wait_for({topic!r}) at step {sid} timed out", step_id=sid)
+    return value.get("payload") if isinstance(value, dict) else value
+
+
+def _take_event(
+    store: Store,
+    run_id: str,
+    topic: str,
+    sid: str,
+    owner: str,
+    epoch: int,
+    timed_out: bool,
+    worker: str,
+) -> StepRecord | None:
+    """Consume a message and record the wait's outcome in one transaction."""
+    event: EventRecord | None = store.take_event(run_id, topic, sid)
+    if event is None and not timed_out:
+        return None
+    now = time.time()
+    body = {"payload": _serde.loads(event.payload)} if event is not None else {"timeout": True}
+    record = StepRecord(
+        run_id,
+        sid,
+        "mai.wait_for",
+        "event",
+        None,
+        _serde.dumps(body, what="event"),
+        started_at=now,
+        finished_at=now,
+        worker=worker,
+    )
+    store.put_step(record, owner, epoch)
+    return record
+
+
+def current_durable() -> _DurableCalls | None:
+    """The durable run the current task belongs to, if any."""
+    frame = current_frame.get()
+    run = frame.run
+    return run.durable if run is not None else None
