@@ -2,8 +2,9 @@
 
 Failure rule for :class:`Parallel` and :class:`Map` (:class:`Race` differs: its first
 *success* cancels the rest): the first branch that fails cancels its siblings, and the caller
-sees that branch's own exception, unchanged. An ``ExceptionGroup`` is raised only when several branches failed on their
-own (each raised something other than the cancellation its siblings' failure caused).
+sees that branch's own exception, unchanged. An ``ExceptionGroup`` is raised only when several
+branches failed on their own (each raised something other than the cancellation its siblings'
+failure caused).
 Cancellation from outside is never wrapped: it propagates as the backend's cancellation.
 
 Child step ids come from structure: child ``i`` of a composite with step id ``s`` is ``s.i``,
@@ -16,6 +17,7 @@ import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
+from ._casting import caster_for
 from ._context import Frame, current_frame
 from ._errors import ConfigError, LoopLimitExceeded
 from ._module import Module, module
@@ -61,6 +63,13 @@ class Composite(Module[..., Any]):
 
     def _spawns_background(self) -> bool:
         return any(c._spawns_background() for c in self.children())
+
+    def cast_output(self, value: Any) -> Any:
+        """Cast a value to :attr:`output_type` (children cast their own results when running)."""
+        if "_out" not in self.__dict__:
+            self.__dict__["_out"] = caster_for(self.output_type)
+        caster = self.__dict__["_out"]
+        return value if caster is None else caster.cast(value, self.name, "return value")
 
     def _top_needs_nursery(self) -> bool:
         return self._spawns_background()

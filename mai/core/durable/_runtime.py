@@ -421,17 +421,22 @@ class Runtime:
         self._nursery.start_soon(self._heartbeat)
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        """Wait for this process's runs to finish (cancel them on error), then close."""
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        """Wait for this process's runs to finish (or, on error, hand them back), then close.
+
+        An exception raised inside the ``async with`` block propagates unchanged (never wrapped
+        in an ExceptionGroup); the runs it interrupted stay resumable.
+        """
         try:
-            if exc_info[0] is not None:
+            with anyio.CancelScope(shield=exc_type is not None):
+                if exc_type is not None:
+                    for active in list(self._active.values()):
+                        active.scope.cancel()
                 for active in list(self._active.values()):
-                    active.scope.cancel()
-            for active in list(self._active.values()):
-                await active.done.wait()
+                    await active.done.wait()
             self._heartbeat_scope.cancel()
             assert self._stack is not None  # noqa: S101
-            await self._stack.__aexit__(*exc_info)  # type: ignore[arg-type]
+            await self._stack.__aexit__(None, None, None)
         finally:
             _live_owners.discard(self.owner)
             executor, store = self._exec, self._store
@@ -627,8 +632,9 @@ class Runtime:
     # -- executing -----------------------------------------------------------------------------
 
     async def _drive(self, active: _Active) -> None:
+        """Execute a claimed run to an outcome, or leave it resumable if interrupted."""
         record = active.record
-        status, output, error = RunStatus.FAILED, None, None
+        decided: tuple[RunStatus, str | None, str | None] | None = None
         try:
             data = _serde.loads(record.input, record.format)
             args, kwargs = list(data.get("args", [])), dict(data.get("kwargs", {}))
@@ -637,9 +643,8 @@ class Runtime:
                 token = None
                 if record.deadline is not None:
                     backend = current_backend()
-                    token = Context.set(
-                        deadline=backend.current_time() + record.deadline - time.time()
-                    )
+                    remaining = record.deadline - time.time()
+                    token = Context.set(deadline=backend.current_time() + remaining)
                 try:
                     with intercept(calls):
                         result = await active.module(*args, **kwargs)
@@ -647,12 +652,10 @@ class Runtime:
                     if token is not None:
                         Context.reset(token)
                 output = _serde.dumps(result, what=f"the result of run {record.run_id!r}")
-                status = RunStatus.SUCCEEDED
-            if active.scope.cancelled_caught or active.cancelled:
-                status, output = RunStatus.CANCELLED, None
-                error = _serde.dumps(
-                    {"type": "Cancelled", "message": "the run was cancelled"}, what="error"
-                )
+                decided = (RunStatus.SUCCEEDED, output, None)
+            if decided is None and active.cancelled and not active.lost:
+                error = {"type": "Cancelled", "message": "the run was cancelled"}
+                decided = (RunStatus.CANCELLED, None, _serde.dumps(error, what="error"))
                 active.error = RunCancelledError(
                     f"run {record.run_id!r} was cancelled", run_id=record.run_id
                 )
@@ -660,23 +663,26 @@ class Runtime:
             active.lost = True
             active.error = exc
         except Exception as exc:  # any failure is the run's outcome
-            if (
-                isinstance(exc, DeadlineExceeded)
-                and exc.module_name in (None, "Context.set", active.module.name)
-                and record.deadline is not None
-                and time.time() >= record.deadline - 1e-3
-            ):
+            expired = record.deadline is not None and time.time() >= record.deadline - 0.01
+            if isinstance(exc, DeadlineExceeded) and expired:
                 exc.add_note(f"the deadline of durable run {record.run_id!r} expired")
             active.error = exc
-            error = _serde.dumps(
-                {"type": f"{type(exc).__module__}.{type(exc).__qualname__}", "message": str(exc)},
-                what="error",
-            )
+            error = {
+                "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+                "message": str(exc),
+            }
+            decided = (RunStatus.FAILED, None, _serde.dumps(error, what="error"))
         finally:
             try:
-                if not active.lost:
-                    with anyio.CancelScope(shield=True):
-                        await self._finish(active, status, output, error)
+                with anyio.CancelScope(shield=True):
+                    if active.lost:
+                        pass  # another owner has the run now: write nothing more
+                    elif decided is not None:
+                        await self._finish(active, *decided)
+                    else:  # interrupted (shutdown): hand the run back, resumable at once
+                        await self.executor.write(
+                            self.store.release_run, active.run_id, active.owner, active.epoch
+                        )
             finally:
                 self._active.pop(active.run_id, None)
                 active.done.set()

@@ -1,0 +1,465 @@
+"""Durable runtime semantics: checkpoints, replay, resume, versioning, timers, events."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+import trio.lowlevel
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+import mai
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_names = itertools.count()
+
+
+def memory_url() -> str:
+    """A fresh shared in-memory store URL (two runtimes on it see the same runs)."""
+    return f"memory://semantics-{next(_names)}"
+
+
+class Doc(BaseModel):
+    """A typed output that must come back typed after replay."""
+
+    title: str
+    words: int
+
+
+calls: list[str] = []
+
+
+@mai.module
+async def add_one(x: int) -> int:
+    """A trivial step that leaves a trace in ``calls``."""
+    calls.append(f"add_one({x})")
+    return x + 1
+
+
+@mai.module
+async def to_doc(x: int) -> Doc:
+    """A step with a pydantic output."""
+    calls.append(f"to_doc({x})")
+    return Doc(title=f"doc {x}", words=x)
+
+
+@pytest.fixture(autouse=True)
+def _clear_calls() -> None:
+    """Each test starts with an empty call log."""
+    calls.clear()
+
+
+async def test_start_returns_typed_result() -> None:
+    """A durable run returns its result cast to the workflow's return type."""
+    async with mai.Runtime(memory_url()) as rt:
+        handle = await rt.start(add_one >> to_doc, 4, run_id="typed")
+        result = await handle.result()
+    assert result == Doc(title="doc 5", words=5)
+    assert isinstance(result, Doc)
+
+
+async def test_starting_an_existing_run_id_attaches() -> None:
+    """Starting the same run id twice gives the same run; the body runs once."""
+    async with mai.Runtime(memory_url()) as rt:
+        first = await rt.start(add_one, 1, run_id="same")
+        assert await first.result() == 2
+        second = await rt.start(add_one, 1, run_id="same")
+        assert await second.result() == 2
+        assert len(rt.list_runs()) == 1
+    assert calls == ["add_one(1)"]
+
+
+async def test_step_ids_are_deterministic_over_50_runs() -> None:
+    """The same Parallel/Map workflow run 50 times records identical step ids."""
+
+    @mai.module
+    async def jitter(x: int) -> int:
+        await trio.lowlevel.checkpoint()
+        return x * 2
+
+    flow = mai.Sequential(
+        mai.Parallel(jitter, jitter, add_one), mai.module(list), mai.Map(jitter, max_concurrency=3)
+    )
+    seen = set()
+    async with mai.Runtime(memory_url()) as rt:
+        for i in range(50):
+            await (await rt.start(flow, 3, run_id=f"det-{i}")).result()
+            seen.add(tuple(s.step_id for s in rt.steps(f"det-{i}")))
+    assert len(seen) == 1
+    (ids,) = seen
+    assert ids == ("1.1.1", "1.1.2", "1.1.3", "1.2", "1.3.1", "1.3.2", "1.3.3")
+
+
+async def test_step_committed_before_the_next_step_runs() -> None:
+    """When a step starts, the previous step's output is already in the store."""
+    seen: list[list[str]] = []
+    holder: dict[str, Any] = {}
+
+    @mai.module
+    def look(x: int) -> int:  # a sync body in a worker thread may read the store
+        seen.append([s.step_id for s in holder["rt"].steps("commit-order")])
+        return x
+
+    async with mai.Runtime(memory_url()) as rt:
+        holder["rt"] = rt
+        await (
+            await rt.start(add_one >> look >> add_one >> look, 1, run_id="commit-order")
+        ).result()
+    assert seen == [["1.1"], ["1.1", "1.2", "1.3"]]
+
+
+async def _interrupt_after(url: str, flow: mai.Module[..., Any], run_id: str, gate: str) -> None:
+    """Start ``flow`` and shut the runtime down while the step named ``gate`` blocks."""
+    with trio.move_on_after(5):
+        async with mai.Runtime(url, workflows=[flow]) as rt:
+            await rt.start(flow, 1, run_id=run_id)
+            while not any(gate in c for c in calls):  # noqa: ASYNC110 - polls a plain list
+                await trio.sleep(0.001)
+            raise _Stop
+    pytest.fail("the runtime did not stop")
+
+
+class _Stop(Exception):
+    """Used to leave the runtime block abruptly."""
+
+
+async def test_resume_replays_committed_steps_without_running_them() -> None:
+    """After an interruption, committed steps return recorded outputs (typed) and never rerun."""
+    release = trio.Event()
+
+    @mai.module
+    async def gate(d: Doc) -> Doc:
+        calls.append("gate")
+        if not release.is_set():
+            await trio.sleep_forever()
+        return d
+
+    flow = mai.Sequential(add_one, to_doc, gate, name="resumable")
+    url = memory_url()
+    with pytest.raises(_Stop):
+        await _interrupt_after(url, flow, "resume-1", "gate")
+    assert calls == ["add_one(1)", "to_doc(2)", "gate"]
+    release.set()
+    async with mai.Runtime(url, workflows=[flow]) as rt:
+        assert rt.get("resume-1").status == mai.RunStatus.PENDING
+        handles = await rt.recover()
+        assert [h.run_id for h in handles] == ["resume-1"]
+        result = await handles[0].result()
+    assert result == Doc(title="doc 2", words=2)
+    assert calls == ["add_one(1)", "to_doc(2)", "gate", "gate"]
+
+
+async def test_changed_input_on_replay_is_a_nondeterminism_error() -> None:
+    """A replayed step called with a different input raises NonDeterminismError naming it."""
+    flips = {"n": 0}
+
+    @mai.module
+    async def source() -> int:
+        return 10
+
+    @mai.module
+    async def choose(x: int) -> int:
+        return x
+
+    @mai.module
+    async def consume(x: int) -> int:
+        calls.append("consume")
+        await trio.sleep_forever()
+        return x
+
+    @mai.module
+    async def flow_body(x: int) -> int:
+        flips["n"] += 1  # plain code that is not deterministic across a resume
+        a = await source()
+        b = await choose(a + flips["n"])
+        return await consume(b)
+
+    url = memory_url()
+    with pytest.raises(_Stop):
+        await _interrupt_after(url, flow_body, "nondet", "consume")
+    async with mai.Runtime(url, workflows=[flow_body]) as rt:
+        (handle,) = await rt.recover()
+        with trio.fail_after(5), pytest.raises(mai.NonDeterminismError) as info:
+            await handle.result()
+    assert info.value.step_id == "1.2"
+    assert "1.2" in str(info.value)
+    assert "choose" in str(info.value)
+
+
+async def test_incompatible_plan_is_refused_before_any_step_and_compatible_resumes() -> None:
+    """Changed code: appended steps resume; a changed step is refused naming the first one."""
+    release = trio.Event()
+
+    @mai.module
+    async def hold(x: int) -> int:
+        calls.append("hold")
+        if not release.is_set():
+            await trio.sleep_forever()
+        return x
+
+    @mai.module
+    async def as_text(x: int) -> str:
+        calls.append("as_text")
+        return str(x)
+
+    original = mai.Sequential(add_one, hold, name="versioned")
+    url = memory_url()
+    with pytest.raises(_Stop):
+        await _interrupt_after(url, original, "v1", "hold")
+    release.set()
+    changed = mai.Sequential(as_text, hold, name="versioned")
+    async with mai.Runtime(url) as rt:
+        before = len(calls)
+        with pytest.raises(mai.PlanMismatchError) as info:
+            await rt.resume("v1", changed)
+        assert info.value.step_id == "1.1"
+        assert "first divergent step 1.1" in str(info.value)
+        assert len(calls) == before  # nothing ran
+        appended = mai.Sequential(add_one, hold, add_one, name="versioned")
+        handle = await rt.resume("v1", appended)
+        assert await handle.result() == 3
+
+
+async def test_run_deadline_is_stored_as_wall_clock_and_enforced() -> None:
+    """A run's deadline is stored as epoch time and fails the run when it passes."""
+
+    @mai.module
+    async def slow(x: int) -> int:
+        await trio.sleep(10)
+        return x
+
+    async with mai.Runtime(memory_url()) as rt:
+        started = trio.current_time()
+        handle = await rt.start(slow, 1, run_id="late", deadline=0.2)
+        info = rt.get("late")
+        assert info.deadline is not None
+        assert info.deadline > info.created_at
+        with pytest.raises(mai.DeadlineExceeded):
+            await handle.result()
+        assert trio.current_time() - started < 2
+        assert rt.get("late").status == mai.RunStatus.FAILED
+
+
+async def test_cancel_cancels_running_steps_and_records_cancelled() -> None:
+    """rt.cancel() cancels the running step (its cancel scope) and records CANCELLED."""
+    cancelled = trio.Event()
+
+    @mai.module
+    async def forever(x: int) -> int:
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+        return x
+
+    async with mai.Runtime(memory_url()) as rt:
+        handle = await rt.start(add_one >> forever, 1, run_id="to-cancel")
+        while not rt.steps("to-cancel"):  # noqa: ASYNC110 - polls the store
+            await trio.sleep(0.001)
+        await rt.cancel("to-cancel")
+        assert cancelled.is_set()
+        assert rt.get("to-cancel").status == mai.RunStatus.CANCELLED
+        with pytest.raises(mai.RunCancelledError):
+            await handle.result()
+
+
+async def test_fan_out_commits_are_grouped(tmp_path: Path) -> None:
+    """A Map of 1,000 branches on SQLite commits in far fewer than 1,000 transactions."""
+
+    @mai.module
+    async def numbers(n: int) -> list[int]:
+        return list(range(n))
+
+    async with mai.Runtime(f"sqlite:///{tmp_path}/group.db?synchronous=normal") as rt:
+        before = rt.executor.commits
+        handle = await rt.start(numbers >> mai.Map(add_one), 1000, run_id="fan")
+        assert len(await handle.result()) == 1000
+        commits = rt.executor.commits - before
+        assert len(rt.steps("fan")) == 1001
+    assert commits < 100
+
+
+async def test_durable_sleep_and_now_are_recorded_and_replayed() -> None:
+    """mai.sleep records its wake-up time, mai.now its reading; replay returns the same."""
+    release = trio.Event()
+    readings: list[float] = []
+
+    @mai.module
+    async def body(x: int) -> float:
+        t = mai.now()
+        readings.append(t)
+        await mai.sleep(0.01)
+        calls.append("slept")
+        if not release.is_set():
+            await trio.sleep_forever()
+        return t
+
+    url = memory_url()
+    with pytest.raises(_Stop):
+        await _interrupt_after(url, body, "timers", "slept")
+    release.set()
+    async with mai.Runtime(url, workflows=[body]) as rt:
+        (handle,) = await rt.recover()
+        assert await handle.result() == readings[0]
+        kinds = [(s.step_id, s.kind) for s in rt.steps("timers")]
+    assert readings == [readings[0], readings[0]]
+    assert kinds == [("1", "call"), ("1.1", "now"), ("1.2", "timer")]
+
+
+async def test_random_is_deterministic_per_run_and_position() -> None:
+    """mai.random() gives the same numbers at the same place of the same run."""
+
+    @mai.module
+    async def draw() -> list[float]:
+        return [mai.random().random(), mai.random().random()]
+
+    async with mai.Runtime(memory_url()) as rt:
+        a = await (await rt.start(draw, run_id="rnd-a")).result()
+        b = await (await rt.start(draw, run_id="rnd-b")).result()
+    assert a[0] != a[1]
+    assert a != b
+    async with mai.Runtime(memory_url()) as rt:
+        again = await (await rt.start(draw, run_id="rnd-a")).result()
+    assert again == a
+
+
+async def test_wait_for_receives_send_and_times_out() -> None:
+    """mai.wait_for gets a payload sent with rt.send, even one sent before the wait started."""
+
+    @mai.module
+    async def approve(x: int) -> str:
+        decision = await mai.wait_for("approval", timeout=30)
+        return f"{x}:{decision['by']}"
+
+    @mai.module
+    async def impatient(x: int) -> str:
+        return await mai.wait_for("never", timeout=0.05)
+
+    async with mai.Runtime(memory_url()) as rt:
+        handle = await rt.start(approve, 7, run_id="hitl")
+        await trio.sleep(0.05)
+        await rt.send("hitl", "approval", {"by": "ana"})
+        assert await handle.result() == "7:ana"
+        early = await rt.start(approve, 8, run_id="hitl-early")
+        await rt.send("hitl-early", "approval", {"by": "bo"})
+        assert await early.result() == "8:bo"
+        late = await rt.start(impatient, 1, run_id="timeout")
+        with pytest.raises(mai.WaitTimeoutError):
+            await late.result()
+        with pytest.raises(mai.RunNotFoundError):
+            await rt.send("nope", "approval", {})
+
+
+async def test_idempotency_key_is_stable_across_retries_and_resumes() -> None:
+    """Context.idempotency_key is the same for a step across retries and a resume."""
+    keys: list[str | None] = []
+    release = trio.Event()
+
+    @mai.module(retries=2, backoff=0)
+    async def charge(x: int) -> int:
+        keys.append(mai.Context.get().idempotency_key)
+        if len(keys) < 2:
+            raise ConnectionError("flaky")
+        if not release.is_set():
+            calls.append("charge-blocked")
+            await trio.sleep_forever()
+        return x
+
+    url = memory_url()
+    with pytest.raises(_Stop):
+        await _interrupt_after(url, charge, "idem", "charge-blocked")
+    release.set()
+    async with mai.Runtime(url, workflows=[charge]) as rt:
+        (handle,) = await rt.recover()
+        assert await handle.result() == 1
+    assert len(keys) == 3
+    assert set(keys) == {"idem/1"}
+
+
+async def test_non_serialisable_output_fails_the_step_with_a_typed_error() -> None:
+    """A step returning something JSON cannot hold fails with SerializationError; no hang."""
+
+    @mai.module
+    async def leak(x: int) -> Any:
+        return object()
+
+    async with mai.Runtime(memory_url()) as rt:
+        handle = await rt.start(leak, 1, run_id="leak")
+        with trio.fail_after(5):
+            with pytest.raises(mai.SerializationError) as info:
+                await handle.result()
+        assert "step 1" in str(info.value)
+        assert rt.get("leak").status == mai.RunStatus.FAILED
+        assert rt.steps("leak") == []
+
+
+@mai.module
+async def typed_entry(count: int, ratio: float) -> float:
+    """A workflow with typed parameters for the bad-input property."""
+    return count * ratio
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    bad=st.one_of(
+        st.text().filter(lambda s: not s.strip().lstrip("+-").isdigit()),
+        st.lists(st.integers()),
+        st.dictionaries(st.text(), st.integers()),
+    )
+)
+def test_bad_input_is_rejected_before_any_row_is_written(tmp_path: Path, bad: object) -> None:
+    """Inputs that do not fit the types are refused, naming the parameter; no row is written."""
+    db = tmp_path / "bad-input.db"
+
+    async def main() -> None:
+        async with mai.Runtime(f"sqlite:///{db}") as rt:
+            with pytest.raises(mai.CastError) as info:
+                await rt.start(typed_entry, bad, 0.5)
+            assert info.value.parameter == "count"
+            assert "count" in str(info.value)
+
+    trio.run(main)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM mai_runs").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM mai_steps").fetchone() == (0,)
+
+
+async def test_reads_are_synchronous_and_awaitable() -> None:
+    """rt.get/list_runs/steps work directly and can also be awaited."""
+    async with mai.Runtime(memory_url()) as rt:
+        await (await rt.start(add_one, 1, run_id="reads")).result()
+        assert rt.get("reads").status == mai.RunStatus.SUCCEEDED
+        assert (await rt.get("reads")).output == 2
+        assert [r.run_id for r in await rt.list_runs(status="succeeded")] == ["reads"]
+        (step,) = await rt.steps("reads")
+        assert step.input == {"args": [1], "kwargs": {}}
+        assert step.output == 2
+        assert step.duration >= 0
+        with pytest.raises(mai.RunNotFoundError):
+            rt.get("missing")
+
+
+async def test_non_blocking_delay_uses_durable_timers() -> None:
+    """In a durable run, NonBlockingDelay's background call waits on a recorded timer."""
+    done = trio.Event()
+
+    @mai.module
+    async def later(x: int) -> None:
+        done.set()
+
+    flow = mai.Sequential(mai.NonBlockingDelay(0.01, later), add_one)
+    async with mai.Runtime(memory_url()) as rt:
+        assert await (await rt.start(flow, 1, run_id="nbd")).result() == 2
+        kinds = {(s.name, s.kind) for s in rt.steps("nbd")}
+    assert done.is_set()
+    assert ("mai.sleep", "timer") in kinds
+    assert ("later", "call") in kinds
