@@ -14,7 +14,7 @@ from mai._backend import current_backend
 from mai._context import current_frame
 from mai._errors import MaiError
 
-from ._runtime import current_durable
+from ._replay import current_durable
 
 
 async def sleep(seconds: float) -> None:

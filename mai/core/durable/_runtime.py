@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import math
 import os
 import socket
 import time
@@ -24,29 +23,28 @@ import anyio
 
 from mai._backend import current_backend
 from mai._composites import Composite
-from mai._context import Context, Frame, current_frame
+from mai._context import Context
 from mai._errors import DeadlineExceeded, MaiError
-from mai._seam import Call, intercept
+from mai._seam import intercept
 
 from . import _serde
 from ._crash import crash_point
 from ._errors import (
     LeaseLostError,
-    NonDeterminismError,
     RunCancelledError,
     RunDeadLetteredError,
     RunFailedError,
     RunNotFoundError,
-    SerializationError,
     StoreError,
-    WaitTimeoutError,
 )
 from ._executor import StoreExecutor
-from ._store import EventRecord, RunRecord, RunStatus, StepRecord, Store
+from ._info import RunHandle, RunInfo, RunList, StepInfo, _decode_error, _step_sort_key
+from ._replay import _DurableCalls
+from ._store import RunRecord, RunStatus, StepRecord, Store
 from ._versioning import check_resumable, plan_for
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Callable, Iterable
 
     from mai._module import Module
 
@@ -159,168 +157,6 @@ def resolve_ref(ref: str) -> Module[..., Any]:
     if not isinstance(target, Module):
         raise TypeError(f"{ref!r} is {type(target).__name__}, not a mai module")
     return target
-
-
-class _Awaitable:
-    """Lets a synchronous read also be awaited (``rt.get(id)`` and ``await rt.get(id)``)."""
-
-    def __await__(self) -> Any:
-        async def ready() -> Any:
-            return self
-
-        return ready().__await__()
-
-
-class RunInfo(_Awaitable):
-    """A run as stored, with its JSON fields decoded.
-
-    Attributes:
-        run_id: The run's id.
-        workflow: Name of the workflow module.
-        status: Current :class:`RunStatus`.
-        output: Decoded result (``None`` unless SUCCEEDED).
-        error: Decoded ``{"type": ..., "message": ...}`` (FAILED) or the dead-letter reason.
-        input: Decoded ``{"args": [...], "kwargs": {...}}``.
-        deadline: Absolute wall-clock deadline (epoch seconds) or ``None``.
-        attempts: How many times an execution of the run started.
-        owner: The process holding the run's lease, if any.
-        record: The raw :class:`RunRecord`.
-    """
-
-    def __init__(self, record: RunRecord) -> None:
-        """Wrap a stored record."""
-        self.record = record
-        self.run_id = record.run_id
-        self.workflow = record.workflow
-        self.status = record.status
-        self.deadline = record.deadline
-        self.attempts = record.attempts
-        self.owner = record.owner
-        self.created_at = record.created_at
-        self.updated_at = record.updated_at
-        self.plan_hash = record.plan_hash
-        self.output = _decode(record.output)
-        self.error = _decode_error(record.error)
-        self.input = _decode(record.input)
-
-    def __repr__(self) -> str:
-        """Return a short description."""
-        return f"<RunInfo {self.run_id!r} {self.workflow} {self.status}>"
-
-
-class StepInfo:
-    """A committed step, with its JSON fields decoded.
-
-    Attributes:
-        step_id: Hierarchical step id.
-        name: Module name (or ``mai.now``, ``mai.sleep``, ``mai.wait_for``).
-        kind: ``call``, ``now``, ``timer`` or ``event``.
-        input: Decoded input ``{"args": [...], "kwargs": {...}}`` (``None`` if unrecorded).
-        output: Decoded output.
-        started_at: Wall-clock start (epoch seconds).
-        finished_at: Wall-clock end (epoch seconds).
-        duration: Seconds the step took.
-        attempts: Attempts the body took (retries + 1).
-        worker: The process that committed it.
-    """
-
-    def __init__(self, record: StepRecord) -> None:
-        """Wrap a stored record."""
-        self.record = record
-        self.step_id = record.step_id
-        self.name = record.name
-        self.kind = record.kind
-        self.input = _decode(record.input)
-        self.output = _decode(record.output)
-        self.started_at = record.started_at
-        self.finished_at = record.finished_at
-        self.duration = max(record.finished_at - record.started_at, 0.0)
-        self.attempts = record.attempts
-        self.worker = record.worker
-
-    def __repr__(self) -> str:
-        """Return a short description."""
-        return f"<StepInfo {self.step_id} {self.name} {self.kind}>"
-
-
-class RunList(list[Any], _Awaitable):
-    """A list of :class:`RunInfo` or :class:`StepInfo` that can also be awaited."""
-
-
-def _decode(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return _serde.loads(text)
-    except ValueError:
-        return text
-
-
-def _decode_error(text: str | None) -> Any:
-    value = _decode(text)
-    return (
-        value
-        if isinstance(value, dict)
-        else ({"type": "DeadLetter", "message": value} if value else None)
-    )
-
-
-def _step_sort_key(info: StepInfo) -> tuple[tuple[int, ...], float]:
-    try:
-        return tuple(int(p) for p in info.step_id.split(".")), info.finished_at
-    except ValueError:
-        return (), info.finished_at
-
-
-class RunHandle:
-    """A handle on one durable run (returned by :meth:`Runtime.start` and friends)."""
-
-    def __init__(self, runtime: Runtime, run_id: str) -> None:
-        """Bind the handle to its runtime."""
-        self.runtime = runtime
-        self.run_id = run_id
-
-    def __repr__(self) -> str:
-        """Return a short description."""
-        return f"<RunHandle {self.run_id!r}>"
-
-    async def status(self) -> RunStatus:
-        """The run's current status."""
-        return (await self.runtime._read_run(self.run_id)).status
-
-    async def cancel(self) -> None:
-        """Cancel the run."""
-        await self.runtime.cancel(self.run_id)
-
-    async def result(self, *, poll: float = 0.05) -> Any:
-        """Wait for the run to finish; return its typed result or raise its error.
-
-        Raises:
-            Exception: The run's own exception when it ran in this process; otherwise
-                :class:`RunFailedError` with the recorded type and message.
-            RunCancelledError: When the run was cancelled.
-            RunDeadLetteredError: When the run was dead-lettered.
-        """
-        rt = self.runtime
-        active = rt._active.get(self.run_id)
-        if active is not None:
-            await active.done.wait()
-            if active.error is not None:
-                raise active.error
-        delay = poll
-        while True:
-            record = await rt._read_run(self.run_id)
-            if record.status.terminal:
-                break
-            active = rt._active.get(self.run_id)
-            if active is not None:
-                await active.done.wait()
-                if active.error is not None:
-                    raise active.error
-                continue
-            await anyio.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
-        return rt._outcome(record)
 
 
 class _Active:
@@ -840,218 +676,3 @@ def _validate_input(
     if len(cast_args) == len(args):
         return list(cast_args), cast_kwargs
     return list(args), kwargs
-
-
-class _DurableCalls:
-    """The interceptor that checkpoints and replays the steps of one run."""
-
-    def __init__(self, runtime: Runtime, active: _Active) -> None:
-        self.runtime = runtime
-        self.active = active
-
-    async def __call__(self, call: Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
-        frame = call.frame
-        run = frame.run
-        if run is not None and run.durable is None:
-            run.durable = self
-            run.run_id = self.active.run_id
-        module = call.module
-        if isinstance(module, Composite):
-            return await proceed()
-        sid = frame.step_id
-        active = self.active
-        try:
-            input_text: str | None = _serde.dumps(
-                {"args": call.args, "kwargs": call.kwargs}, what="input"
-            )
-        except SerializationError:
-            input_text = None
-        recorded = active.recorded.get(sid)
-        if recorded is not None:
-            self._check(recorded, sid, module.name, "call", input_text)
-            return module.cast_output(_serde.loads(recorded.output, recorded.format))
-        crash_point("before_body")
-        started = time.time()
-        result = await proceed()
-        crash_point("after_body")
-        output = _serde.dumps(result, what=f"the output of step {sid} ({module.name})")
-        await self.runtime.commit(
-            active,
-            StepRecord(
-                run_id=active.run_id,
-                step_id=sid,
-                name=module.name,
-                kind="call",
-                input=input_text,
-                output=output,
-                started_at=started,
-                finished_at=time.time(),
-                attempts=frame.attempts,
-                worker=self.runtime.owner,
-            ),
-        )
-        return result
-
-    def _check(
-        self, recorded: StepRecord, sid: str, name: str, kind: str, input_text: str | None
-    ) -> None:
-        if recorded.kind != kind or recorded.name != name:
-            raise NonDeterminismError(
-                f"run {self.active.run_id!r}: step {sid} was recorded as {recorded.kind} "
-                f"{recorded.name!r} but the code now makes a {kind} {name!r} there; the workflow "
-                "is not deterministic (or changed) at this step",
-                run_id=self.active.run_id,
-                step_id=sid,
-                module_name=name,
-            )
-        if recorded.input is not None and input_text is not None and recorded.input != input_text:
-            raise NonDeterminismError(
-                f"run {self.active.run_id!r}: step {sid} ({name}) was recorded with input "
-                f"{recorded.input[:200]} but is now called with {input_text[:200]}; the workflow "
-                "is not deterministic at this step",
-                run_id=self.active.run_id,
-                step_id=sid,
-                module_name=name,
-            )
-
-    # -- durable primitives --------------------------------------------------------------------
-
-    def _child(self, frame: Frame) -> str:
-        index = frame.reserve(1) + 1
-        return f"{frame.step_id}.{index}" if frame.step_id else str(index)
-
-    def _record(self, sid: str, name: str, kind: str, output: str, started: float) -> StepRecord:
-        return StepRecord(
-            run_id=self.active.run_id,
-            step_id=sid,
-            name=name,
-            kind=kind,
-            input=None,
-            output=output,
-            started_at=started,
-            finished_at=time.time(),
-            worker=self.runtime.owner,
-        )
-
-    def now(self, frame: Frame) -> float:
-        """A recorded wall-clock reading (write-behind: ordered before the next commit)."""
-        sid = self._child(frame)
-        recorded = self.active.recorded.get(sid)
-        if recorded is not None:
-            self._check(recorded, sid, "mai.now", "now", None)
-            return float(_serde.loads(recorded.output))
-        value = time.time()
-        record = self._record(sid, "mai.now", "now", repr(value), value)
-        self.active.recorded[sid] = record
-        rt = self.runtime
-        rt.executor.write_nowait(rt.store.put_step, record, self.active.owner, self.active.epoch)
-        return value
-
-    def seed(self, frame: Frame) -> str:
-        """A deterministic seed for this position in the run."""
-        return f"{self.active.run_id}/{self._child(frame)}"
-
-    async def sleep(self, frame: Frame, seconds: float) -> None:
-        """A durable timer: the wake-up time is committed; a restart waits only for the rest."""
-        sid = self._child(frame)
-        recorded = self.active.recorded.get(sid)
-        if recorded is not None:
-            self._check(recorded, sid, "mai.sleep", "timer", None)
-            wake_at = float(_serde.loads(recorded.output))
-        else:
-            started = time.time()
-            wake_at = started + seconds
-            await self.runtime.commit(
-                self.active, self._record(sid, "mai.sleep", "timer", repr(wake_at), started)
-            )
-        remaining = wake_at - time.time()
-        if remaining > 0:
-            backend = current_backend()
-            await backend.sleep_until(backend.current_time() + remaining)
-
-    async def wait_for(self, frame: Frame, topic: str, timeout: float | None) -> Any:  # noqa: ASYNC109 - a durable timeout, not a cancel scope
-        """Wait durably for a message sent with ``Runtime.send(run_id, topic, ...)``."""
-        sid = self._child(frame)
-        active = self.active
-        recorded = active.recorded.get(sid)
-        if recorded is not None:
-            self._check(recorded, sid, "mai.wait_for", "event", None)
-            return _event_result(_serde.loads(recorded.output), topic, sid)
-        wake_at = math.inf
-        if timeout is not None:
-            timer = active.recorded.get(f"{sid}.1")
-            if timer is not None:
-                wake_at = float(_serde.loads(timer.output))
-            else:
-                started = time.time()
-                wake_at = started + timeout
-                await self.runtime.commit(
-                    active,
-                    self._record(f"{sid}.1", "mai.wait_for.timer", "timer", repr(wake_at), started),
-                )
-        rt = self.runtime
-        while True:
-            started = time.time()
-            timed_out = started >= wake_at
-            got = await rt.executor.write(
-                _take_event,
-                rt.store,
-                active.run_id,
-                topic,
-                sid,
-                active.owner,
-                active.epoch,
-                timed_out,
-                rt.owner,
-            )
-            if got is not None:
-                active.recorded[sid] = got
-                return _event_result(_serde.loads(got.output), topic, sid)
-            event = active.waiters.setdefault(topic, anyio.Event())
-            wait = min(wake_at - time.time(), rt.poll_interval * 5)
-            with anyio.move_on_after(max(wait, 0)):
-                await event.wait()
-
-
-def _event_result(value: Any, topic: str, sid: str) -> Any:
-    if isinstance(value, dict) and value.get("timeout"):
-        raise WaitTimeoutError(f"mai.wait_for({topic!r}) at step {sid} timed out", step_id=sid)
-    return value.get("payload") if isinstance(value, dict) else value
-
-
-def _take_event(
-    store: Store,
-    run_id: str,
-    topic: str,
-    sid: str,
-    owner: str,
-    epoch: int,
-    timed_out: bool,
-    worker: str,
-) -> StepRecord | None:
-    """Consume a message and record the wait's outcome in one transaction."""
-    event: EventRecord | None = store.take_event(run_id, topic, sid)
-    if event is None and not timed_out:
-        return None
-    now = time.time()
-    body = {"payload": _serde.loads(event.payload)} if event is not None else {"timeout": True}
-    record = StepRecord(
-        run_id,
-        sid,
-        "mai.wait_for",
-        "event",
-        None,
-        _serde.dumps(body, what="event"),
-        started_at=now,
-        finished_at=now,
-        worker=worker,
-    )
-    store.put_step(record, owner, epoch)
-    return record
-
-
-def current_durable() -> _DurableCalls | None:
-    """The durable run the current task belongs to, if any."""
-    frame = current_frame.get()
-    run = frame.run
-    return run.durable if run is not None else None

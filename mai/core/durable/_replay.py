@@ -1,0 +1,240 @@
+"""The interceptor that checkpoints and replays the steps of one run, and the durable primitives."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from mai._backend import current_backend
+from mai._composites import Composite
+from mai._context import Frame, current_frame
+
+from . import _serde
+from ._crash import crash_point
+from ._errors import NonDeterminismError, SerializationError, WaitTimeoutError
+from ._store import EventRecord, StepRecord, Store
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from mai._seam import Call
+
+    from ._runtime import Runtime, _Active
+
+
+class _DurableCalls:
+    """The interceptor that checkpoints and replays the steps of one run."""
+
+    def __init__(self, runtime: Runtime, active: _Active) -> None:
+        self.runtime = runtime
+        self.active = active
+
+    async def __call__(self, call: Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
+        frame = call.frame
+        run = frame.run
+        if run is not None and run.durable is None:
+            run.durable = self
+            run.run_id = self.active.run_id
+        module = call.module
+        if isinstance(module, Composite):
+            return await proceed()
+        sid = frame.step_id
+        active = self.active
+        try:
+            input_text: str | None = _serde.dumps(
+                {"args": call.args, "kwargs": call.kwargs}, what="input"
+            )
+        except SerializationError:
+            input_text = None
+        recorded = active.recorded.get(sid)
+        if recorded is not None:
+            self._check(recorded, sid, module.name, "call", input_text)
+            return module.cast_output(_serde.loads(recorded.output, recorded.format))
+        crash_point("before_body")
+        started = time.time()
+        result = await proceed()
+        crash_point("after_body")
+        output = _serde.dumps(result, what=f"the output of step {sid} ({module.name})")
+        await self.runtime.commit(
+            active,
+            StepRecord(
+                run_id=active.run_id,
+                step_id=sid,
+                name=module.name,
+                kind="call",
+                input=input_text,
+                output=output,
+                started_at=started,
+                finished_at=time.time(),
+                attempts=frame.attempts,
+                worker=self.runtime.owner,
+            ),
+        )
+        return result
+
+    def _check(
+        self, recorded: StepRecord, sid: str, name: str, kind: str, input_text: str | None
+    ) -> None:
+        if recorded.kind != kind or recorded.name != name:
+            raise NonDeterminismError(
+                f"run {self.active.run_id!r}: step {sid} was recorded as {recorded.kind} "
+                f"{recorded.name!r} but the code now makes a {kind} {name!r} there; the workflow "
+                "is not deterministic (or changed) at this step",
+                run_id=self.active.run_id,
+                step_id=sid,
+                module_name=name,
+            )
+        if recorded.input is not None and input_text is not None and recorded.input != input_text:
+            raise NonDeterminismError(
+                f"run {self.active.run_id!r}: step {sid} ({name}) was recorded with input "
+                f"{recorded.input[:200]} but is now called with {input_text[:200]}; the workflow "
+                "is not deterministic at this step",
+                run_id=self.active.run_id,
+                step_id=sid,
+                module_name=name,
+            )
+
+    # -- durable primitives --------------------------------------------------------------------
+
+    def _child(self, frame: Frame) -> str:
+        index = frame.reserve(1) + 1
+        return f"{frame.step_id}.{index}" if frame.step_id else str(index)
+
+    def _record(self, sid: str, name: str, kind: str, output: str, started: float) -> StepRecord:
+        return StepRecord(
+            run_id=self.active.run_id,
+            step_id=sid,
+            name=name,
+            kind=kind,
+            input=None,
+            output=output,
+            started_at=started,
+            finished_at=time.time(),
+            worker=self.runtime.owner,
+        )
+
+    def now(self, frame: Frame) -> float:
+        """A recorded wall-clock reading (write-behind: ordered before the next commit)."""
+        sid = self._child(frame)
+        recorded = self.active.recorded.get(sid)
+        if recorded is not None:
+            self._check(recorded, sid, "mai.now", "now", None)
+            return float(_serde.loads(recorded.output))
+        value = time.time()
+        record = self._record(sid, "mai.now", "now", repr(value), value)
+        self.active.recorded[sid] = record
+        rt = self.runtime
+        rt.executor.write_nowait(rt.store.put_step, record, self.active.owner, self.active.epoch)
+        return value
+
+    def seed(self, frame: Frame) -> str:
+        """A deterministic seed for this position in the run."""
+        return f"{self.active.run_id}/{self._child(frame)}"
+
+    async def sleep(self, frame: Frame, seconds: float) -> None:
+        """A durable timer: the wake-up time is committed; a restart waits only for the rest."""
+        sid = self._child(frame)
+        recorded = self.active.recorded.get(sid)
+        if recorded is not None:
+            self._check(recorded, sid, "mai.sleep", "timer", None)
+            wake_at = float(_serde.loads(recorded.output))
+        else:
+            started = time.time()
+            wake_at = started + seconds
+            await self.runtime.commit(
+                self.active, self._record(sid, "mai.sleep", "timer", repr(wake_at), started)
+            )
+        remaining = wake_at - time.time()
+        if remaining > 0:
+            backend = current_backend()
+            await backend.sleep_until(backend.current_time() + remaining)
+
+    async def wait_for(self, frame: Frame, topic: str, timeout: float | None) -> Any:  # noqa: ASYNC109 - a durable timeout, not a cancel scope
+        """Wait durably for a message sent with ``Runtime.send(run_id, topic, ...)``."""
+        sid = self._child(frame)
+        active = self.active
+        recorded = active.recorded.get(sid)
+        if recorded is not None:
+            self._check(recorded, sid, "mai.wait_for", "event", None)
+            return _event_result(_serde.loads(recorded.output), topic, sid)
+        wake_at = math.inf
+        if timeout is not None:
+            timer = active.recorded.get(f"{sid}.1")
+            if timer is not None:
+                wake_at = float(_serde.loads(timer.output))
+            else:
+                started = time.time()
+                wake_at = started + timeout
+                await self.runtime.commit(
+                    active,
+                    self._record(f"{sid}.1", "mai.wait_for.timer", "timer", repr(wake_at), started),
+                )
+        rt = self.runtime
+        while True:
+            started = time.time()
+            timed_out = started >= wake_at
+            got = await rt.executor.write(
+                _take_event,
+                rt.store,
+                active.run_id,
+                topic,
+                sid,
+                active.owner,
+                active.epoch,
+                timed_out,
+                rt.owner,
+            )
+            if got is not None:
+                active.recorded[sid] = got
+                return _event_result(_serde.loads(got.output), topic, sid)
+            event = active.waiters.setdefault(topic, anyio.Event())
+            wait = min(wake_at - time.time(), rt.poll_interval * 5)
+            with anyio.move_on_after(max(wait, 0)):
+                await event.wait()
+
+
+def _event_result(value: Any, topic: str, sid: str) -> Any:
+    if isinstance(value, dict) and value.get("timeout"):
+        raise WaitTimeoutError(f"mai.wait_for({topic!r}) at step {sid} timed out", step_id=sid)
+    return value.get("payload") if isinstance(value, dict) else value
+
+
+def _take_event(
+    store: Store,
+    run_id: str,
+    topic: str,
+    sid: str,
+    owner: str,
+    epoch: int,
+    timed_out: bool,
+    worker: str,
+) -> StepRecord | None:
+    """Consume a message and record the wait's outcome in one transaction."""
+    event: EventRecord | None = store.take_event(run_id, topic, sid)
+    if event is None and not timed_out:
+        return None
+    now = time.time()
+    body = {"payload": _serde.loads(event.payload)} if event is not None else {"timeout": True}
+    record = StepRecord(
+        run_id,
+        sid,
+        "mai.wait_for",
+        "event",
+        None,
+        _serde.dumps(body, what="event"),
+        started_at=now,
+        finished_at=now,
+        worker=worker,
+    )
+    store.put_step(record, owner, epoch)
+    return record
+
+
+def current_durable() -> _DurableCalls | None:
+    """The durable run the current task belongs to, if any."""
+    frame = current_frame.get()
+    run = frame.run
+    return run.durable if run is not None else None
