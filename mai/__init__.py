@@ -51,6 +51,34 @@ from .core.durable import now as now
 from .core.durable import random as random
 from .core.durable import sleep as sleep
 from .core.durable import wait_for as wait_for
+from .core.graph import Graph as Graph
+from .core.graph import GraphCycleError as GraphCycleError
+from .core.graph import GraphError as GraphError
+from .core.graph import GraphInputError as GraphInputError
+from .core.graph import GraphOutputError as GraphOutputError
+from .core.graph import GraphTypeError as GraphTypeError
+from .core.graph import PlanChange as PlanChange
+from .core.graph import PlanFormatError as PlanFormatError
+from .core.graph import PlanResolutionError as PlanResolutionError
+from .core.graph import Ref as Ref
+from .core.graph import WorkflowPlan as WorkflowPlan
+from .core.graph import plan as plan
+from .core.logging import log_context as log_context
+from .core.plugins import PluginInfo as PluginInfo
+from .core.plugins import PluginWarning as PluginWarning
+from .core.plugins import plugins as plugins
+from .core.plugins import register_caster as register_caster
+from .core.plugins import register_store as register_store
+from .core.plugins import register_tracer as register_tracer
+from .core.plugins import store_factory as store_factory
+from .core.plugins import unregister_caster as unregister_caster
+from .core.plugins import unregister_store as unregister_store
+from .core.plugins import unregister_tracer as unregister_tracer
+from .core.tracing import Span as Span
+from .core.tracing import TraceHandle as TraceHandle
+from .core.tracing import extract_trace_context as extract_trace_context
+from .core.tracing import inject_trace_context as inject_trace_context
+from .core.tracing import trace as trace
 
 __version__ = "0.1.0"
 
@@ -66,6 +94,12 @@ __all__ = [
     "Context",
     "DeadlineExceeded",
     "DurableError",
+    "Graph",
+    "GraphCycleError",
+    "GraphError",
+    "GraphInputError",
+    "GraphOutputError",
+    "GraphTypeError",
     "LeaseLostError",
     "Loop",
     "LoopLimitExceeded",
@@ -76,8 +110,14 @@ __all__ = [
     "NonDeterminismError",
     "Parallel",
     "Payload",
+    "PlanChange",
+    "PlanFormatError",
     "PlanMismatchError",
+    "PlanResolutionError",
+    "PluginInfo",
+    "PluginWarning",
     "Race",
+    "Ref",
     "RunCancelledError",
     "RunDeadLetteredError",
     "RunFailedError",
@@ -88,6 +128,7 @@ __all__ = [
     "Runtime",
     "Sequential",
     "SerializationError",
+    "Span",
     "StepInfo",
     "StoreBusyError",
     "StoreCorruptError",
@@ -95,12 +136,27 @@ __all__ = [
     "StoreFullError",
     "StoreReadOnlyError",
     "StoreSchemaError",
+    "TraceHandle",
     "WaitTimeoutError",
+    "WorkflowPlan",
+    "extract_trace_context",
+    "inject_trace_context",
     "is_cancelled",
+    "log_context",
     "module",
     "now",
+    "plan",
+    "plugins",
     "random",
+    "register_caster",
+    "register_store",
+    "register_tracer",
     "run",
     "sleep",
+    "store_factory",
+    "trace",
+    "unregister_caster",
+    "unregister_store",
+    "unregister_tracer",
     "wait_for",
 ]

@@ -10,6 +10,15 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
     ├── DeadlineExceeded(MaiError, TimeoutError)  a module's deadline fired
     ├── LoopLimitExceeded(MaiError, RuntimeError) a Loop ran out of iterations
     │
+    │   graphs and plans (mai/core/graph/_errors.py)
+    ├── GraphError(MaiError, ValueError)          a graph or a plan is not valid
+    │   ├── GraphInputError(GraphError)           unknown or missing inputs
+    │   ├── GraphCycleError(GraphError)           the edges form a cycle
+    │   ├── GraphTypeError(GraphError, TypeError) an edge's types cannot be cast
+    │   ├── GraphOutputError(GraphError)          no output, or an output declared twice
+    │   ├── PlanFormatError(GraphError)           not a plan this version reads
+    │   └── PlanResolutionError(GraphError, LookupError) an import path no longer resolves
+    │
     │   durable runtime (mai/core/durable/_errors.py)
     ├── DurableError(MaiError, RuntimeError)
     │   ├── NonDeterminismError(DurableError)     a replayed step's input differs from the record

@@ -117,6 +117,22 @@ SAMPLES = [
     mai.StoreCorruptError("corrupt", url="sqlite:///x.db"),
     mai.StoreSchemaError("newer", url="sqlite:///x.db"),
     mai.StoreBusyError("busy", url="sqlite:///x.db"),
+    mai.GraphError("graph", graph="g", node="n1", node_name="m"),
+    mai.GraphInputError("unknown", graph="g", node="n2", parameter="x"),
+    mai.GraphCycleError("cycle", graph="g", node="n2", cycle=("n1", "n2", "n1")),
+    mai.GraphTypeError(
+        "types",
+        graph="g",
+        node="n2",
+        producer="n1",
+        consumer="n2",
+        parameter="x",
+        source_type="int",
+        target_type="str",
+    ),
+    mai.GraphOutputError("twice", graph="g", output="answer"),
+    mai.PlanFormatError("not a plan"),
+    mai.PlanResolutionError("gone", graph="g", node="n1", node_name="m", path="pkg:fn"),
 ]
 
 

@@ -310,6 +310,19 @@ class Runtime:
         records = self.executor.call_blocking(self.store.list_runs, st, limit)
         return RunList(RunInfo(r) for r in records)
 
+    def trace(self, run_id: str) -> Any:
+        """The run's trace (a :class:`~mai.TraceHandle`) rebuilt from its recorded steps.
+
+        Composites are not recorded; their spans are named from the run's plan and span their
+        children. Input and output sizes are those of the recorded JSON.
+        """
+        from ._trace import trace_of_run  # noqa: PLC0415 - tracing is imported only when asked
+
+        run = self.executor.call_blocking(self.store.get_run, run_id)
+        if run is None:
+            raise RunNotFoundError.for_id(run_id)
+        return trace_of_run(run, self.executor.call_blocking(self.store.load_steps, run_id))
+
     def steps(self, run_id: str) -> RunList:
         """Return the committed steps of a run, in step order, with inputs, outputs, timings."""
         records = self.executor.call_blocking(self.store.load_steps, run_id)

@@ -1,0 +1,95 @@
+"""The trace of a durable run, rebuilt from its recorded steps and plan.
+
+Leaf steps are recorded with their timings, inputs and outputs; composites are not (they re-run
+their orchestration on resume). The trace therefore takes each recorded step as a span and adds
+one span per enclosing composite, named from the run's recorded plan, spanning its children.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from mai.core.tracing import Span, TraceHandle
+
+if TYPE_CHECKING:
+    from ._store import RunRecord, StepRecord
+
+
+def _parent(step_id: str) -> str | None:
+    head, dot, _ = step_id.rpartition(".")
+    return head if dot else None
+
+
+def _plan_name(nodes: dict[str, Any], step_id: str) -> str:
+    """The plan's name for a step path (Map items match the plan's ``*`` child)."""
+    node = nodes.get(step_id)
+    if node is None:
+        parts = step_id.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            node = nodes.get(".".join([*parts[:i], "*", *parts[i + 1 :]]))
+            if node is not None:
+                break
+    return str(node["name"]) if node else "?"
+
+
+def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
+    """Rebuild a :class:`~mai.TraceHandle` of a durable run from its records."""
+    try:
+        nodes: dict[str, Any] = json.loads(run.plan).get("nodes", {})
+    except (ValueError, AttributeError):
+        nodes = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for s in steps:
+        rows[s.step_id] = {
+            "name": s.name,
+            "start": s.started_at,
+            "end": max(s.finished_at, s.started_at),
+            "input_bytes": len(s.input.encode()) if s.input is not None else 0,
+            "output_bytes": len(s.output.encode()),
+            "sizes_exact": s.input is not None,
+            "retries": max(s.attempts - 1, 0),
+        }
+    for sid in list(rows):
+        child = rows[sid]
+        parent = _parent(sid)
+        while parent is not None:
+            row = rows.get(parent)
+            if row is None:
+                row = rows[parent] = {
+                    "name": _plan_name(nodes, parent),
+                    "start": child["start"],
+                    "end": child["end"],
+                    "input_bytes": 0,
+                    "output_bytes": 0,
+                    "sizes_exact": False,
+                    "retries": 0,
+                }
+            else:
+                row["start"] = min(row["start"], child["start"])
+                row["end"] = max(row["end"], child["end"])
+            child, parent = row, _parent(parent)
+    order = sorted(rows, key=lambda sid: tuple(int(p) for p in sid.split(".")))
+    ids = {sid: i for i, sid in enumerate(order, 1)}
+    spans = []
+    for sid in order:
+        row = rows[sid]
+        parent = _parent(sid)
+        spans.append(
+            Span(
+                name=row["name"],
+                step_id=sid,
+                parent_step_id=parent,
+                span_id=ids[sid],
+                parent_id=ids.get(parent) if parent is not None else None,
+                start=row["start"],
+                end=row["end"],
+                duration=row["end"] - row["start"],
+                input_bytes=row["input_bytes"],
+                output_bytes=row["output_bytes"],
+                sizes_exact=row["sizes_exact"],
+                retries=row["retries"],
+                deadline=run.deadline,
+            )
+        )
+    return TraceHandle(spans, run_id=run.run_id)

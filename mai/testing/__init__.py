@@ -1,0 +1,41 @@
+"""Helpers for testing code built with pymai: span capture, a recording tracer, virtual time.
+
+Nothing here is imported by ``import mai``; import ``mai.testing`` in tests.
+
+* :func:`capture_spans` records a :class:`~mai.TraceHandle` for every run started in a block;
+  :func:`capture_otel_spans` collects the OpenTelemetry spans instead.
+* :class:`RecordingTracer` is an interceptor that records each call (arguments, result, error).
+* :func:`run_virtual`, :func:`stopwatch`, :func:`assert_elapsed` and :func:`expect_deadline`
+  make deadline and retry tests exact on Trio's virtual clock (pytest-trio's
+  ``autojump_clock`` fixture, or :func:`run_virtual` outside pytest).
+* :class:`StoreConformance` / :func:`check_store`: the suite every durable store must pass
+  (the memory and SQLite stores do; a store plugin runs it against itself).
+"""
+
+from ._stores import StoreConformance as StoreConformance
+from ._stores import check_store as check_store
+from ._tracing import RecordedCall as RecordedCall
+from ._tracing import RecordingTracer as RecordingTracer
+from ._tracing import SpanCapture as SpanCapture
+from ._tracing import Stopwatch as Stopwatch
+from ._tracing import assert_elapsed as assert_elapsed
+from ._tracing import capture_otel_spans as capture_otel_spans
+from ._tracing import capture_spans as capture_spans
+from ._tracing import expect_deadline as expect_deadline
+from ._tracing import run_virtual as run_virtual
+from ._tracing import stopwatch as stopwatch
+
+__all__ = [
+    "RecordedCall",
+    "RecordingTracer",
+    "SpanCapture",
+    "Stopwatch",
+    "StoreConformance",
+    "assert_elapsed",
+    "capture_otel_spans",
+    "capture_spans",
+    "check_store",
+    "expect_deadline",
+    "run_virtual",
+    "stopwatch",
+]
