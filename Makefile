@@ -37,7 +37,7 @@ test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: venv
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/python examples/demo.py
 
 bench: venv
 	shopt -s nullglob; \

@@ -167,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # one clear line, not a traceback
         if os.environ.get("MAI_DEBUG"):
             raise
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]  # type: ignore[assignment]
+        if isinstance(exc, UsageError):
+            return _fail(str(exc), EXIT_USAGE)
         return _fail(f"{type(exc).__name__}: {exc}")
 
 
@@ -211,17 +215,15 @@ def _cmd_run(ns: argparse.Namespace) -> int:
             return active is not None and step_id in active.recorded
 
         progress = Progress(recorded, out=out, live=out.isatty() and not ns.quiet)
+        done = trio.Event()
+        with intercept(*([] if ns.quiet else [progress])):
+            handle = await rt.start(module, *args, run_id=run_id, deadline=ns.deadline, **kwargs)
         if not ns.quiet:
             print(f"run {run_id}: {module.name} on {rt.url}", file=out)
-        done = trio.Event()
         try:
             async with trio.open_nursery() as nursery:
                 if not ns.quiet:
                     nursery.start_soon(progress.animate, done)
-                with intercept(*([] if ns.quiet else [progress])):
-                    handle = await rt.start(
-                        module, *args, run_id=run_id, deadline=ns.deadline, **kwargs
-                    )
                 try:
                     return await handle.result()
                 finally:

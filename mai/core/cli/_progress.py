@@ -61,7 +61,9 @@ class Progress:
         except Exception as exc:
             self._end(node, "error", f"{type(exc).__name__}: {exc}")
             raise
-        self._end(node, "replayed" if replay else "ok", "")
+        attempts = call.frame.attempts
+        detail = f"after {attempts} attempts" if attempts > 1 else ""
+        self._end(node, "replayed" if replay else "ok", detail)
         return result
 
     def _end(self, node: _Node, state: str, detail: str) -> None:
@@ -122,7 +124,7 @@ class Progress:
         return (
             f"{len(leaves)} steps: {counts['ok']} ran, "
             f"{counts['replayed']} replayed from the store, "
-            f"{counts['error'] + counts['timeout']} failed"
+            f"{counts['timeout']} cut off by a deadline, {counts['error']} failed"
         )
 
     async def animate(self, done: trio.Event) -> None:

@@ -21,6 +21,10 @@ def _parent(step_id: str) -> str | None:
     return head if dot else None
 
 
+def _order(step_id: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in step_id.split("."))
+
+
 def _plan_name(nodes: dict[str, Any], step_id: str) -> str:
     """The plan's name for a step path (Map items match the plan's ``*`` child)."""
     node = nodes.get(step_id)
@@ -30,7 +34,7 @@ def _plan_name(nodes: dict[str, Any], step_id: str) -> str:
             node = nodes.get(".".join([*parts[:i], "*", *parts[i + 1 :]]))
             if node is not None:
                 break
-    return str(node["name"]) if node else "?"
+    return str(node["name"]) if node else "(composite)"
 
 
 def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
@@ -62,14 +66,24 @@ def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
                     "end": child["end"],
                     "input_bytes": 0,
                     "output_bytes": 0,
-                    "sizes_exact": False,
+                    "sizes_exact": True,
                     "retries": 0,
+                    "first": sid,
+                    "last": sid,
                 }
-            else:
+            if "first" in row:  # a composite: it spans its children, first input to last output
                 row["start"] = min(row["start"], child["start"])
                 row["end"] = max(row["end"], child["end"])
+                if _order(sid) < _order(row["first"]):
+                    row["first"] = sid
+                if _order(sid) > _order(row["last"]):
+                    row["last"] = sid
             child, parent = row, _parent(parent)
-    order = sorted(rows, key=lambda sid: tuple(int(p) for p in sid.split(".")))
+    for row in rows.values():
+        if "first" in row:
+            row["input_bytes"] = rows[row["first"]]["input_bytes"]
+            row["output_bytes"] = rows[row["last"]]["output_bytes"]
+    order = sorted(rows, key=_order)
     ids = {sid: i for i, sid in enumerate(order, 1)}
     spans = []
     for sid in order:
