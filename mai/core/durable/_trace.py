@@ -37,11 +37,23 @@ def _plan_name(nodes: dict[str, Any], step_id: str) -> str:
     return str(node["name"]) if node else "(composite)"
 
 
+def _names(plan: dict[str, Any], step: str, out: dict[str, Any]) -> None:
+    """Map absolute step paths to ``{"name": ...}`` from a WorkflowPlan's JSON."""
+    out[step] = {"name": plan.get("name", "?")}
+    for node in plan.get("nodes", []):
+        path = f"{step}.{node.get('step', '?')}"
+        out[path] = {"name": node.get("name", "?")}
+        inner = node.get("plan")
+        if isinstance(inner, dict):
+            _names({**inner, "name": node.get("name", "?")}, path, out)
+
+
 def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
     """Rebuild a :class:`~mai.TraceHandle` of a durable run from its records."""
+    nodes: dict[str, Any] = {}
     try:
-        nodes: dict[str, Any] = json.loads(run.plan).get("nodes", {})
-    except (ValueError, AttributeError):
+        _names(json.loads(run.plan), "1", nodes)
+    except (ValueError, AttributeError, TypeError):
         nodes = {}
     rows: dict[str, dict[str, Any]] = {}
     for s in steps:
