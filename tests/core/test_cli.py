@@ -156,3 +156,20 @@ def test_send_and_cancel(app: Path) -> None:
     bad = mai_cli(app, "runs", "send", "x", "topic", "{not json")
     assert bad.returncode == 2
     assert "PAYLOAD must be JSON" in bad.stderr
+
+
+def test_console_examples_in_the_docs_run(tmp_path: Path) -> None:
+    """Every `$ mai ...` line in docs/cli.rst runs successfully, in order."""
+    import shlex
+
+    lines = [
+        line.strip()[2:]
+        for line in (ROOT / "docs" / "cli.rst").read_text().splitlines()
+        if line.strip().startswith("$ mai ")
+    ]
+    assert len(lines) >= 8
+    for line in lines:
+        args = shlex.split(line)[1:]
+        args = [str(ROOT / a) if a.startswith("examples/") and ":" in a else a for a in args]
+        done = mai_cli(tmp_path, *args)
+        assert done.returncode == 0, f"{line}: {done.stderr}"
