@@ -557,7 +557,14 @@ class _FunctionModule(Module[P, R]):
 
     def __init__(self, fn: Callable[..., Any], cfg: Config) -> None:
         self._fn = fn
-        self._spec = Spec(fn)
+        try:
+            self._spec = Spec(fn)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"@mai.module cannot read the signature of {fn!r} ({exc}); wrap it in a function"
+                " with a signature",
+                module_name=cfg.name,
+            ) from exc
         self._cfg = cfg
         self._mode = _ASYNC if self._spec.is_async else (_INLINE if cfg.inline else _THREAD)
         for attr in ("__module__", "__name__", "__qualname__", "__doc__"):

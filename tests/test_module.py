@@ -560,3 +560,9 @@ async def test_with_on_a_module_subclass_leaves_the_original_alone():
     assert original.name == "Scale"
     assert original.config.timeout is None
     assert tripled.name == "triple"
+
+
+def test_callable_without_signature_is_a_config_error():
+    """A callable whose signature cannot be read (a builtin like str) gives a ConfigError."""
+    with pytest.raises(mai.ConfigError, match="cannot read the signature"):
+        mai.module(str)
