@@ -1,7 +1,10 @@
 """Count the kernel's lines of code (DP-8: under 2,000).
 
-The kernel is every module directly under ``mai/`` (``mai/core/`` is not kernel). Counted:
-physical lines holding code; not counted: blank lines, comments and docstrings (as cloc does).
+The kernel is every private module directly under ``mai/`` (``mai/_*.py``): Module, Context,
+casting, composites, errors and their helpers. ``mai/core/`` is not kernel, and neither is the
+public facade (``mai/__init__.py``, re-exports only, at the top of the dependency stack) or
+``mai/__main__.py``. Counted: physical lines holding code; not counted: blank lines, comments and
+docstrings (as cloc does).
 """
 
 from __future__ import annotations
@@ -55,8 +58,8 @@ def code_lines(path: Path) -> int:
 
 
 def kernel_files() -> list[Path]:
-    """The kernel: every ``.py`` file directly under ``mai/``."""
-    return sorted(ROOT.glob("*.py"))
+    """The kernel: every private ``_*.py`` module directly under ``mai/``."""
+    return sorted(p for p in ROOT.glob("_*.py") if p.name not in {"__init__.py", "__main__.py"})
 
 
 def main() -> int:
