@@ -85,6 +85,10 @@ class Builder(Protocol):
 #: The builder that module calls are recorded into, while a graph is being built.
 building: ContextVar[Builder | None] = ContextVar("mai.building", default=None)
 
+#: ``(run_id, durable)`` for the next top-level call: set by the durable runtime so the run's
+#: identity exists before any interceptor sees its first call.
+run_binding: ContextVar[tuple[str, Any] | None] = ContextVar("mai.run_binding", default=None)
+
 _run_interceptors: ContextVar[tuple[Interceptor, ...]] = ContextVar("mai.interceptors", default=())
 _global_interceptors: list[Interceptor] = []
 _run_hooks: list[Callable[[], Interceptor | None]] = []

@@ -470,3 +470,20 @@ async def test_non_blocking_delay_uses_durable_timers() -> None:
     assert done.is_set()
     assert ("mai.sleep", "timer") in kinds
     assert ("later", "call") in kinds
+
+
+async def test_run_id_is_known_before_the_first_interceptor_runs() -> None:
+    """Interceptors outside the durable one (tracing, logging) see the run id from the top call."""
+    from mai._seam import intercept
+
+    seen: list[tuple[str, str | None]] = []
+
+    async def spy(call: Any, proceed: Any) -> Any:
+        seen.append((call.step_id, mai.Context.get().run_id))
+        return await proceed()
+
+    async with mai.Runtime(memory_url()) as rt:
+        with intercept(spy):
+            handle = await rt.start(add_one >> add_one, 1, run_id="known")
+        assert await handle.result() == 3
+    assert seen == [("1", "known"), ("1.1", "known"), ("1.2", "known")]
