@@ -25,7 +25,7 @@ from mai._backend import current_backend
 from mai._composites import Composite
 from mai._context import Context
 from mai._errors import DeadlineExceeded, MaiError
-from mai._seam import intercept
+from mai._seam import intercept, run_binding
 
 from . import _serde
 from ._crash import crash_point
@@ -494,10 +494,12 @@ class Runtime:
                     backend = current_backend()
                     remaining = record.deadline - time.time()
                     token = Context.set(deadline=backend.current_time() + remaining)
+                binding = run_binding.set((record.run_id, calls))
                 try:
                     with intercept(calls):
                         result = await active.module(*args, **kwargs)
                 finally:
+                    run_binding.reset(binding)
                     if token is not None:
                         Context.reset(token)
                 output = _serde.dumps(result, what=f"the result of run {record.run_id!r}")
