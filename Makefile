@@ -12,15 +12,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: venv test demo bench docs lint typecheck clean
+.PHONY: venv test demo bench docs lint typecheck clean chaos
 
 # Create the virtualenv if missing; reinstall only when pyproject.toml
 # is newer than the stamp, so repeated runs are fast.
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml plugins/mai-postgres/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -e ".[test,docs]"
+	$(BIN)/python -m pip install -e plugins/mai-postgres
 	touch $(STAMP)
 
 lint: venv
@@ -47,6 +48,11 @@ bench: venv
 		echo "==> $$script"; \
 		$(BIN)/python "$$script"; \
 	done
+
+# The long PostgreSQL fault-injection runs (SIGKILL chaos for 60 s, ...); needs the server
+# binaries (apt-get install postgresql).
+chaos: venv
+	$(BIN)/python -m pytest tests/postgres -m chaos -v $(PYTEST_ARGS)
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html

@@ -7,6 +7,10 @@ Run: ``make bench`` or ``.venv/bin/python benchmarks/durable.py [--quick]``.
 (b) one run with a Map of 1,000 trivial branches: steps per second;
 (c) a fresh process that imports ``mai`` and completes a 1-step durable run on a new file.
 
+PostgreSQL (needs the mai-postgres plugin and the server binaries; a throwaway cluster is
+started): (a) and (b) against a raw psycopg ``INSERT; COMMIT`` per row on the same server, and
+(c) total throughput of 1, 2 and 4 worker processes on many small submitted runs.
+
 Each at ``synchronous=FULL`` (the default) and ``normal``. Disk latency varies from minute to
 minute on shared machines, so the raw floor is always measured in the same run, just before.
 """
@@ -29,6 +33,7 @@ import trio
 import mai
 
 STEPS = 1000
+HERE = str(Path(__file__).resolve().parent)
 
 
 @mai.module
@@ -133,7 +138,130 @@ def main(quick: bool) -> None:
             print(f"  (c) fresh process, 1-step run: {start:.3f} s (target <= 0.4 s)")
 
 
+# -- PostgreSQL (the mai-postgres plugin on a throwaway local cluster) ---------------------------
+
+
+@mai.module
+async def small(i: int) -> int:
+    """A small run for the worker-throughput figure: two steps."""
+    return await step(await step(i))
+
+
+WORKER = """
+import pathlib, sys
+sys.path.insert(0, sys.argv[2])
+import mai
+worker = mai.Worker(sys.argv[1], app="durable", concurrency=32, poll_interval=0.2, lease=30)
+sys.exit(worker.serve(on_started=lambda w: pathlib.Path(sys.argv[3]).touch()))
+"""
+
+
+def pg_raw_floor(url: str, n: int) -> float:
+    """Seconds per raw psycopg INSERT + COMMIT of one small row, on the same server."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE raw (run text, step text, v text, PRIMARY KEY (run, step))")
+        conn.commit()
+        t = time.perf_counter()
+        for i in range(n):
+            conn.execute("INSERT INTO raw VALUES (%s, %s, %s)", ("r", str(i), "1"))
+            conn.commit()
+        elapsed = (time.perf_counter() - t) / n
+        conn.execute("DROP TABLE raw")
+        conn.commit()
+    return elapsed
+
+
+async def submit_all(url: str, n: int, prefix: str) -> list[str]:
+    # the workers import this file as ``durable``: submit that module's workflow, whose plan
+    # names ``durable:small`` (``__main__:small`` would be another workflow to them)
+    sys.path.insert(0, HERE)
+    from durable import small as workflow
+
+    async with mai.Runtime(url) as rt, trio.open_nursery() as nursery:
+        for i in range(n):
+            nursery.start_soon(lambda i=i: rt.submit(workflow, i, run_id=f"{prefix}-{i}"))
+    return [f"{prefix}-{i}" for i in range(n)]
+
+
+def throughput(url: str, workers: int, runs: int) -> float:
+    """Runs per second completed by ``workers`` worker processes, submission included."""
+    import psycopg
+
+    here = HERE
+    ready = [Path(tempfile.mkdtemp()) / "ready" for _ in range(workers)]
+    procs = [
+        subprocess.Popen(  # noqa: S603 - our own script
+            [sys.executable, "-c", WORKER, url, here, str(flag)],
+            stdout=subprocess.DEVNULL,
+        )
+        for flag in ready
+    ]
+    try:
+        for p, flag in zip(procs, ready, strict=True):
+            while not flag.exists():
+                if p.poll() is not None:
+                    raise RuntimeError(f"a worker process exited with {p.returncode}")
+                time.sleep(0.01)
+        prefix = f"w{workers}"
+        t = time.perf_counter()
+        trio.run(submit_all, url, runs, prefix)
+        with psycopg.connect(url, autocommit=True) as conn:
+            while True:
+                (done,) = conn.execute(
+                    "SELECT count(*) FROM mai_runs WHERE run_id LIKE %s AND status = 'SUCCEEDED'",
+                    (f"{prefix}-%",),
+                ).fetchone()
+                if done == runs:
+                    break
+                time.sleep(0.01)
+        return runs / (time.perf_counter() - t)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+
+
+def postgres(quick: bool) -> None:
+    try:
+        from mai_postgres.testing import PostgresCluster, find_bindir
+    except ImportError:
+        print("PostgreSQL: skipped (pip install -e plugins/mai-postgres)")
+        return
+    if find_bindir() is None:
+        print("PostgreSQL: skipped (server binaries not found: apt-get install postgresql)")
+        return
+    rounds = 1 if quick else 3
+    n = 200 if quick else STEPS
+    with PostgresCluster() as cluster:
+        (version,) = cluster.sql("SHOW server_version")[0]
+        print(f"# PostgreSQL {version}, local cluster over TCP 127.0.0.1, fsync=on")
+        floors, per_step, rates = [], [], []
+        for r in range(rounds):
+            url = cluster.create_database(f"bench{r}")
+            floors.append(pg_raw_floor(url, min(n, 300)))
+            per_step.append(trio.run(timed_run, url, chain, n, f"seq-{r}") / n)
+            rates.append(n / trio.run(timed_run, url, FANOUT, n, f"map-{r}"))
+        floor = statistics.median(floors)
+        seq = statistics.median(per_step)
+        print(f"raw psycopg INSERT + COMMIT floor: {floor * 1e6:.0f} us")
+        ratio = seq / floor
+        print(f"  (a) {n} sequential steps: {seq * 1e6:.0f} us/step = {ratio:.2f}x floor (<= 1.5x)")
+        print(f"  (b) Map of {n}: {statistics.median(rates):,.0f} steps/s (target >= 3,000)")
+        runs = 200 if quick else 1000
+        url = cluster.create_database("throughput")
+        for workers in (1, 2, 4):
+            rate = throughput(url, workers, runs)
+            print(f"  (c) {workers} worker process(es), {runs} runs of 2 steps: {rate:,.0f} runs/s")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller, single round (CI smoke run)")
-    main(ap.parse_args().quick)
+    ap.add_argument("--postgres-only", action="store_true", help="only the PostgreSQL figures")
+    args = ap.parse_args()
+    if not args.postgres_only:
+        main(args.quick)
+    postgres(args.quick)

@@ -46,7 +46,9 @@ from .core.durable import StoreError as StoreError
 from .core.durable import StoreFullError as StoreFullError
 from .core.durable import StoreReadOnlyError as StoreReadOnlyError
 from .core.durable import StoreSchemaError as StoreSchemaError
+from .core.durable import StoreUnavailableError as StoreUnavailableError
 from .core.durable import WaitTimeoutError as WaitTimeoutError
+from .core.durable import Worker as Worker
 from .core.durable import now as now
 from .core.durable import random as random
 from .core.durable import sleep as sleep
@@ -136,8 +138,10 @@ __all__ = [
     "StoreFullError",
     "StoreReadOnlyError",
     "StoreSchemaError",
+    "StoreUnavailableError",
     "TraceHandle",
     "WaitTimeoutError",
+    "Worker",
     "WorkflowPlan",
     "extract_trace_context",
     "inject_trace_context",

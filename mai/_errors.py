@@ -35,7 +35,8 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
         ├── StoreReadOnlyError(StoreError)        file, -wal/-shm or directory not writable
         ├── StoreCorruptError(StoreError)         not a valid database
         ├── StoreSchemaError(StoreError)          stamped with a newer schema version
-        └── StoreBusyError(StoreError)            still locked after the retry policy
+        ├── StoreBusyError(StoreError)            still locked after the retry policy
+        └── StoreUnavailableError(StoreError)     the database server cannot be reached
 
 Cancellation is never wrapped or replaced: the backend's own cancellation exception
 (``trio.Cancelled``, ``asyncio.CancelledError``) always propagates unchanged.

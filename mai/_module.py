@@ -404,6 +404,8 @@ class Module(Generic[P, R]):
             frame.enforced = True
             return await self._attempts(frame, args, kwargs)
         backend = frame.run.backend  # type: ignore[union-attr]
+        if frame.deadline <= backend.current_time():  # already past: never start the body
+            raise _deadline_error(frame, frame.name)
         result: Any = None
         running = frame.name
         with backend.scope(deadline=frame.deadline) as scope:

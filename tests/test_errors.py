@@ -117,6 +117,7 @@ SAMPLES = [
     mai.StoreCorruptError("corrupt", url="sqlite:///x.db"),
     mai.StoreSchemaError("newer", url="sqlite:///x.db"),
     mai.StoreBusyError("busy", url="sqlite:///x.db"),
+    mai.StoreUnavailableError("down", url="postgresql://db/x", retryable=False),
     mai.GraphError("graph", graph="g", node="n1", node_name="m"),
     mai.GraphInputError("unknown", graph="g", node="n2", parameter="x"),
     mai.GraphCycleError("cycle", graph="g", node="n2", cycle=("n1", "n2", "n1")),

@@ -106,6 +106,7 @@ class _Invalid(Exception):
 
 _lock = threading.RLock()
 _discovered: set[str] = set()
+_discovering: set[str] = set()
 _infos: dict[tuple[str, str], PluginInfo] = {}
 _tracers: dict[str, Interceptor] = {}
 _casters: dict[str, tuple[type, Any, Callable[[Any], Any]]] = {}
@@ -245,51 +246,60 @@ def _discover(group: str) -> None:
     if group in _discovered:
         return
     broken: list[PluginInfo] = []
-    with _lock:
-        if group in _discovered:
-            return
-        _discovered.add(group)
+    with _lock:  # other threads wait here until the group is loaded
+        if group in _discovered or group in _discovering:
+            return  # done, or re-entered from a plugin this thread is loading
+        _discovering.add(group)
         try:
-            eps = _entry_points(group)
-        except Exception as exc:  # unreadable metadata must not break the caller
-            eps = []
-            broken.append(PluginInfo(group, "*", "", None, None, "broken", repr(exc)))
-        for ep in eps:
-            dist = getattr(ep, "dist", None)
-            dist_name = getattr(dist, "name", None)
-            version = getattr(dist, "version", None)
-            key = (group, ep.name)
-            known = _infos.get(key)
-            if known is not None and known.origin == "code":
-                continue  # the application's own registration wins
-            if known is not None and known.status == "ok":
-                reason = (
-                    f"the name {ep.name!r} is already provided by distribution "
-                    f"{known.distribution} ({known.value})"
-                )
-                broken.append(
-                    PluginInfo(group, ep.name, ep.value, dist_name, version, "broken", reason)
-                )
-                continue
-            try:
-                _install(group, ep.name, ep.load())
-            except _Invalid as exc:
-                reason = f"it does not satisfy the {group} protocol: {exc}"
-            except Exception as exc:
-                reason = f"loading it raised {exc!r}"
-            else:
-                _infos[key] = PluginInfo(group, ep.name, ep.value, dist_name, version, "ok")
-                continue
-            info = PluginInfo(group, ep.name, ep.value, dist_name, version, "broken", reason)
-            _infos[key] = info
-            broken.append(info)
-        if group == CASTERS:
-            for name, (source, target, fn) in _casters.items():
-                if _infos[(CASTERS, name)].origin == "code":  # the application's own wins
-                    _casting.register_adapter(source, target, fn)
-            _activate_adapter_table()
+            _load_group(group, broken)
+        finally:
+            _discovering.discard(group)
+            _discovered.add(group)
     for info in broken:
         warnings.warn(_warning_text(info), PluginWarning, stacklevel=3)
+
+
+def _load_group(group: str, broken: list[PluginInfo]) -> None:
+    """Install the entry points of ``group``; append a record for each broken one to ``broken``."""
+    try:
+        eps = _entry_points(group)
+    except Exception as exc:  # unreadable metadata must not break the caller
+        eps = []
+        broken.append(PluginInfo(group, "*", "", None, None, "broken", repr(exc)))
+    for ep in eps:
+        dist = getattr(ep, "dist", None)
+        dist_name = getattr(dist, "name", None)
+        version = getattr(dist, "version", None)
+        key = (group, ep.name)
+        known = _infos.get(key)
+        if known is not None and known.origin == "code":
+            continue  # the application's own registration wins
+        if known is not None and known.status == "ok":
+            reason = (
+                f"the name {ep.name!r} is already provided by distribution "
+                f"{known.distribution} ({known.value})"
+            )
+            broken.append(
+                PluginInfo(group, ep.name, ep.value, dist_name, version, "broken", reason)
+            )
+            continue
+        try:
+            _install(group, ep.name, ep.load())
+        except _Invalid as exc:
+            reason = f"it does not satisfy the {group} protocol: {exc}"
+        except Exception as exc:
+            reason = f"loading it raised {exc!r}"
+        else:
+            _infos[key] = PluginInfo(group, ep.name, ep.value, dist_name, version, "ok")
+            continue
+        info = PluginInfo(group, ep.name, ep.value, dist_name, version, "broken", reason)
+        _infos[key] = info
+        broken.append(info)
+    if group == CASTERS:
+        for name, (source, target, fn) in _casters.items():
+            if _infos[(CASTERS, name)].origin == "code":  # the application's own wins
+                _casting.register_adapter(source, target, fn)
+        _activate_adapter_table()
 
 
 def _warning_text(info: PluginInfo) -> str:

@@ -164,6 +164,90 @@ def check_renew_and_release(store: Store) -> None:
     assert _write(store, store.claim_run, run.run_id, "owner-b", 30.0) is not None
 
 
+def check_claim_next_takes_at_most_limit_oldest_first(store: Store) -> None:
+    """claim_next returns at most ``limit`` runs of the asked queues, oldest first, once each."""
+    base = time.time()
+    ids = [f"cn-{uuid.uuid4().hex[:6]}-{i}" for i in range(5)]
+    for i, run_id in enumerate(ids):
+        _write(store, store.create_run, _run(run_id, created_at=base + i, queue="cn"))
+    _write(store, store.create_run, _run(created_at=base - 10, queue="elsewhere"))
+    assert _write(store, store.claim_next, ["cn"], "owner-a", 30.0, 0) == []
+    first = _write(store, store.claim_next, ["cn"], "owner-a", 30.0, 2)
+    assert [r.run_id for r in first] == ids[:2], (
+        "claims must be oldest first, never more than asked"
+    )
+    for run in first:
+        assert (run.status, run.owner, run.epoch, run.attempts) == (
+            RunStatus.RUNNING,
+            "owner-a",
+            1,
+            1,
+        )
+        assert run.lease_until is not None
+    rest = _write(store, store.claim_next, ["cn", "missing"], "owner-b", 30.0, 10)
+    assert [r.run_id for r in rest] == ids[2:], "a live lease is never claimed twice"
+    assert _write(store, store.claim_next, ["cn"], "owner-c", 30.0, 10) == []
+
+
+def check_claim_next_sweeps_expired_and_skips_parked(store: Store) -> None:
+    """claim_next takes RUNNING runs whose lease expired, and not PENDING runs parked till later."""
+    expired = _claimed(store, "owner-a", lease=-1.0)
+    parked, _ = _write(
+        store, store.create_run, _run(queue=expired.queue, lease_until=time.time() + 3600)
+    )
+    taken = _write(store, store.claim_next, [expired.queue], "owner-b", 30.0, 10)
+    assert [r.run_id for r in taken] == [expired.run_id], "only the expired lease is claimable"
+    assert taken[0].epoch == expired.epoch + 1
+    assert taken[0].owner == "owner-b"
+    assert not _write(store, store.renew_lease, expired.run_id, "owner-a", expired.epoch, 30.0)
+    assert store.get_run(parked.run_id).status == RunStatus.PENDING  # type: ignore[union-attr]
+
+
+def check_claim_next_honours_queue_limits(store: Store) -> None:
+    """A queue limit caps the runs RUNNING with a live lease in that queue, across owners."""
+    queue = f"limited-{uuid.uuid4().hex[:6]}"
+    for i in range(4):
+        _write(store, store.create_run, _run(queue=queue, created_at=time.time() + i))
+    limits = {queue: 2}
+    a = _write(store, store.claim_next, [queue], "owner-a", 30.0, 1, limits)
+    b = _write(store, store.claim_next, [queue], "owner-b", 30.0, 5, limits)
+    assert (len(a), len(b)) == (1, 1), "the global limit of 2 must hold across owners"
+    assert _write(store, store.claim_next, [queue], "owner-c", 30.0, 5, limits) == []
+    assert _write(
+        store, store.finish_run, a[0].run_id, "owner-a", 1, RunStatus.SUCCEEDED, "1", None
+    )
+    c = _write(store, store.claim_next, [queue], "owner-c", 30.0, 5, limits)
+    assert len(c) == 1, "a finished run frees its slot"
+    unlimited = _write(store, store.claim_next, [queue], "owner-d", 30.0, 5)
+    assert len(unlimited) == 1, "without limits the rest is claimable"
+
+
+def check_release_does_not_count_an_attempt(store: Store) -> None:
+    """release_run hands the run back without counting the attempt towards dead-lettering."""
+    run = _claimed(store, "owner-a")
+    assert run.attempts == 1
+    assert _write(store, store.release_run, run.run_id, "owner-a", run.epoch)
+    released = store.get_run(run.run_id)
+    assert released is not None
+    assert released.attempts == 0
+    again = _write(store, store.claim_run, run.run_id, "owner-b", 30.0)
+    assert again is not None
+    assert (again.attempts, again.epoch) == (1, run.epoch + 1)
+
+
+def check_progress_resets_attempts(store: Store) -> None:
+    """mark_progress sets the count of starts without progress back to 1, for the owner only."""
+    run = _claimed(store, "owner-a", lease=-1.0)
+    again = _write(store, store.claim_run, run.run_id, "owner-b", 30.0)
+    assert again is not None
+    assert again.attempts == 2
+    assert not _write(store, store.mark_progress, run.run_id, "owner-a", run.epoch)
+    assert _write(store, store.mark_progress, run.run_id, "owner-b", again.epoch)
+    progressed = store.get_run(run.run_id)
+    assert progressed is not None
+    assert progressed.attempts == 1
+
+
 def check_dead_letter_once_with_reason(store: Store) -> None:
     """dead_letter marks a live run DEAD with its reason, once."""
     run, _ = _write(store, store.create_run, _run())
@@ -231,6 +315,11 @@ CHECKS: tuple[Callable[[Store], None], ...] = (
     check_step_records_round_trip,
     check_finish_is_exactly_once_and_fenced,
     check_renew_and_release,
+    check_claim_next_takes_at_most_limit_oldest_first,
+    check_claim_next_sweeps_expired_and_skips_parked,
+    check_claim_next_honours_queue_limits,
+    check_release_does_not_count_an_attempt,
+    check_progress_resets_attempts,
     check_dead_letter_once_with_reason,
     check_cancel_requests,
     check_events_are_taken_once_in_order,

@@ -144,6 +144,24 @@ async def test_threads_see_the_calls_span_as_current(exporter):
     assert spans["double"].attributes["mai.parent_step_id"] == "1"
 
 
+class _RunId:
+    """Give the run an id from inside the chain, the way the durable runtime does."""
+
+    async def __call__(self, call, proceed):
+        call.frame.run.run_id = "run-7"
+        return await proceed()
+
+
+async def test_the_run_id_is_an_attribute_of_every_span(exporter):
+    """mai.run_id is on every span, the top-level one too (where an inner interceptor sets it)."""
+    from mai._seam import intercept
+
+    with intercept(_RunId()):
+        await mai.Sequential(double)(1)
+    assert {s.attributes["mai.run_id"] for s in exporter.get_finished_spans()} == {"run-7"}
+    assert len(exporter.get_finished_spans()) == 2
+
+
 async def test_context_span_is_the_otel_span(exporter):
     """Context.get().span is the OpenTelemetry span of the running call."""
     seen = []

@@ -416,7 +416,10 @@ def _not_an_int(value: object) -> bool:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40,
+    deadline=None,
+    # Each example opens a runtime on a real file; on a loaded 2-core machine that is slow.
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     bad=st.one_of(

@@ -493,9 +493,8 @@ def _cmd_plugins(ns: argparse.Namespace) -> int:
 
 
 def _cmd_worker(ns: argparse.Namespace) -> int:
-    import importlib  # noqa: PLC0415
+    from mai.core.durable import run_worker  # noqa: PLC0415
+    from mai.core.durable._runtime import default_url  # noqa: PLC0415
 
-    worker = importlib.import_module("mai.core.durable._worker")
-    return int(
-        worker.run_worker(ns.store, ns.app, ns.queues or ["default"], ns.concurrency, ns.name)
-    )
+    queues = ns.queues or ["default"]
+    return run_worker(ns.store or default_url(), ns.app, queues, ns.concurrency, ns.name)

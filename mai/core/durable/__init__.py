@@ -15,6 +15,7 @@ from ._errors import StoreError as StoreError
 from ._errors import StoreFullError as StoreFullError
 from ._errors import StoreReadOnlyError as StoreReadOnlyError
 from ._errors import StoreSchemaError as StoreSchemaError
+from ._errors import StoreUnavailableError as StoreUnavailableError
 from ._errors import WaitTimeoutError as WaitTimeoutError
 from ._info import RunHandle as RunHandle
 from ._info import RunInfo as RunInfo
@@ -32,3 +33,6 @@ from ._store import RunRecord as RunRecord
 from ._store import RunStatus as RunStatus
 from ._store import StepRecord as StepRecord
 from ._store import Store as Store
+from ._worker import Worker as Worker
+from ._worker import load_app as load_app
+from ._worker import run_worker as run_worker

@@ -18,7 +18,8 @@
         ├── StoreReadOnlyError                    the database (or its -wal/-shm) is not writable
         ├── StoreCorruptError                     the file is not a valid database
         ├── StoreSchemaError                      stamped with a schema newer than this code
-        └── StoreBusyError                        still locked after the retry policy gave up
+        ├── StoreBusyError                        still locked after the retry policy gave up
+        └── StoreUnavailableError                 the database server cannot be reached
 """
 
 from __future__ import annotations
@@ -164,3 +165,20 @@ class StoreBusyError(StoreError):
     """The database stayed locked longer than the retry policy allows."""
 
     kind = "busy"
+
+
+class StoreUnavailableError(StoreError):
+    """The database server cannot be reached (connection refused or lost, server restarting).
+
+    Attributes:
+        retryable: ``True`` when the failed transaction can simply be run again once the store
+            has reconnected (the store thread does so by itself, within the store's reconnect
+            limit); ``False`` once the store gave up reconnecting.
+    """
+
+    kind = "unavailable"
+
+    def __init__(self, message: str, *, url: str = "", retryable: bool = True) -> None:
+        """Create the error naming the store."""
+        super().__init__(message, url=url)
+        self.retryable = retryable

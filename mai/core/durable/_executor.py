@@ -6,14 +6,20 @@ store thread takes everything queued, runs the reads, then runs all the writes i
 transaction (one commit, one fsync) and wakes each waiting task with its own result. A fan-out
 of 1,000 branches therefore pays a handful of commits, not 1,000.
 
+A batch whose transaction failed because the connection to a database server was lost (a
+:class:`StoreError` with ``retryable`` set) is run again once the store has reconnected, for up
+to the store's ``retry_seconds``; every write method is conditional, so a re-run is safe.
+
 Waiting for a write is shielded: a commit that has been handed to the store thread is never
 abandoned because the waiting task was cancelled; the cancellation is delivered afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import outcome
@@ -175,18 +181,39 @@ class StoreExecutor:
                 item.deliver(outcome.capture(item.fn, *item.args))
         if not writes:
             return
-        results: list[outcome.Outcome[Any]] = []
-        try:
-            with self.store.transaction():
+        give_up: float | None = None
+        # A lone write that the store can make atomic with one statement skips BEGIN/COMMIT
+        # (two network round trips on a database server); see ``runs_alone`` in stores.
+        alone = getattr(self.store, "runs_alone", None)
+        single = len(writes) == 1 and alone is not None and alone(writes[0].fn)
+        while True:
+            results: list[outcome.Outcome[Any]] = []
+            try:
+                with contextlib.nullcontext() if single else self.store.transaction():
+                    for item in writes:
+                        result = outcome.capture(item.fn, *item.args)
+                        if isinstance(result, outcome.Error) and isinstance(
+                            result.error, StoreError
+                        ):
+                            result.unwrap()  # a storage failure fails the whole batch
+                        results.append(result)
+            except StoreError as exc:
+                # A lost connection rolled the transaction back: run the batch again once the
+                # store has reconnected, within its own limit (``retry_seconds``).
+                now = time.monotonic()
+                if give_up is None:
+                    give_up = now + float(getattr(self.store, "retry_seconds", 0.0))
+                if getattr(exc, "retryable", False) and now < give_up:
+                    time.sleep(0.05)
+                    continue
                 for item in writes:
-                    result = outcome.capture(item.fn, *item.args)
-                    if isinstance(result, outcome.Error) and isinstance(result.error, StoreError):
-                        result.unwrap()  # a storage failure fails the whole batch
-                    results.append(result)
-        except BaseException as exc:  # every waiter must be woken with the error
-            for item in writes:
-                item.deliver(outcome.Error(exc))
-            return
+                    item.deliver(outcome.Error(exc))
+                return
+            except BaseException as exc:  # every waiter must be woken with the error
+                for item in writes:
+                    item.deliver(outcome.Error(exc))
+                return
+            break
         self.commits += 1
         self.writes += len(writes)
         crash_point("after_commit")

@@ -18,7 +18,7 @@ from ._errors import LeaseLostError
 from ._store import EventRecord, RunRecord, RunStatus, StepRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping, Sequence
 
 SCHEMA_VERSION = 1
 
@@ -129,6 +129,61 @@ class MemoryStore:
                 lease_until=now + lease_seconds,
             )
 
+    def claim_next(
+        self,
+        queues: Sequence[str],
+        owner: str,
+        lease_seconds: float,
+        limit: int,
+        queue_limits: Mapping[str, int] | None = None,
+    ) -> list[RunRecord]:
+        """Claim up to ``limit`` claimable runs of ``queues``, oldest first."""
+        with self._data.lock:
+            now = self.now()
+            limits = dict(queue_limits or {})
+            room = {
+                q: limits[q]
+                - sum(
+                    1
+                    for r in self._data.runs.values()
+                    if r.queue == q
+                    and r.status == RunStatus.RUNNING
+                    and r.lease_until is not None
+                    and r.lease_until >= now
+                )
+                for q in queues
+                if q in limits
+            }
+            candidates = sorted(
+                (
+                    r
+                    for r in self._data.runs.values()
+                    if r.queue in queues
+                    and r.status in {RunStatus.PENDING, RunStatus.RUNNING}
+                    and (r.lease_until is None or r.lease_until < now)
+                ),
+                key=lambda r: (r.created_at, r.run_id),
+            )
+            claimed: list[RunRecord] = []
+            for run in candidates:
+                if len(claimed) >= limit:
+                    break
+                if run.queue in room:
+                    if room[run.queue] <= 0:
+                        continue
+                    room[run.queue] -= 1
+                claimed.append(
+                    self._update(
+                        run.run_id,
+                        status=RunStatus.RUNNING,
+                        owner=owner,
+                        epoch=run.epoch + 1,
+                        attempts=run.attempts + 1,
+                        lease_until=now + lease_seconds,
+                    )
+                )
+            return claimed
+
     def _owns(self, run_id: str, owner: str, epoch: int) -> bool:
         run = self._data.runs.get(run_id)
         return (
@@ -146,12 +201,23 @@ class MemoryStore:
             self._update(run_id, lease_until=self.now() + lease_seconds)
             return True
 
+    def mark_progress(self, run_id: str, owner: str, epoch: int) -> bool:
+        """Reset the run's count of starts without progress to 1."""
+        with self._data.lock:
+            if not self._owns(run_id, owner, epoch) or self._data.runs[run_id].attempts <= 1:
+                return False
+            self._update(run_id, attempts=1)
+            return True
+
     def release_run(self, run_id: str, owner: str, epoch: int) -> bool:
         """Hand the run back."""
         with self._data.lock:
             if not self._owns(run_id, owner, epoch):
                 return False
-            self._update(run_id, status=RunStatus.PENDING, owner=None, lease_until=None)
+            attempts = max(self._data.runs[run_id].attempts - 1, 0)
+            self._update(
+                run_id, status=RunStatus.PENDING, owner=None, lease_until=None, attempts=attempts
+            )
             return True
 
     def finish_run(

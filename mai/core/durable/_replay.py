@@ -14,7 +14,7 @@ from mai._context import Frame, current_frame
 
 from . import _serde
 from ._crash import crash_point
-from ._errors import NonDeterminismError, SerializationError, WaitTimeoutError
+from ._errors import NonDeterminismError, SerializationError, StoreError, WaitTimeoutError
 from ._store import EventRecord, StepRecord, Store
 
 if TYPE_CHECKING:
@@ -142,13 +142,14 @@ class _DurableCalls:
             self._check(recorded, sid, "mai.sleep", "timer", None)
             wake_at = float(_serde.loads(recorded.output))
         else:
-            started = time.time()
+            started = self.runtime.clock()
             wake_at = started + seconds
             await self.runtime.commit(
                 self.active, self._record(sid, "mai.sleep", "timer", repr(wake_at), started)
             )
-        remaining = wake_at - time.time()
+        remaining = wake_at - self.runtime.clock()
         if remaining > 0:
+            await self.runtime.note_progress(self.active)  # idle: a crash now is not our fault
             backend = current_backend()
             await backend.sleep_until(backend.current_time() + remaining)
 
@@ -166,32 +167,38 @@ class _DurableCalls:
             if timer is not None:
                 wake_at = float(_serde.loads(timer.output))
             else:
-                started = time.time()
+                started = self.runtime.clock()
                 wake_at = started + timeout
                 await self.runtime.commit(
                     active,
                     self._record(f"{sid}.1", "mai.wait_for.timer", "timer", repr(wake_at), started),
                 )
+        await self.runtime.note_progress(active)  # waiting: a crash now is not our fault
         rt = self.runtime
         while True:
-            started = time.time()
+            started = rt.clock()
             timed_out = started >= wake_at
-            got = await rt.executor.write(
-                _take_event,
-                rt.store,
-                active.run_id,
-                topic,
-                sid,
-                active.owner,
-                active.epoch,
-                timed_out,
-                rt.owner,
-            )
+            try:
+                got = await rt.executor.write(
+                    _take_event,
+                    rt.store,
+                    active.run_id,
+                    topic,
+                    sid,
+                    active.owner,
+                    active.epoch,
+                    timed_out,
+                    rt.owner,
+                )
+            except StoreError as exc:  # the store is away (e.g. restarting): keep waiting
+                rt._report_store_error(exc)
+                await anyio.sleep(rt.poll_interval)
+                continue
             if got is not None:
                 active.recorded[sid] = got
                 return _event_result(_serde.loads(got.output), topic, sid)
             event = active.waiters.setdefault(topic, anyio.Event())
-            wait = min(wake_at - time.time(), rt.poll_interval * 5)
+            wait = min(wake_at - rt.clock(), rt.poll_interval * 5)
             with anyio.move_on_after(max(wait, 0)):
                 await event.wait()
 

@@ -10,10 +10,12 @@ replays from the record.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
 import os
 import socket
+import sys
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -175,6 +177,8 @@ class _Active:
         self.error: BaseException | None = None
         self.recorded: dict[str, StepRecord] = {}
         self.waiters: dict[str, anyio.Event] = {}
+        #: Set once the run gets somewhere in this attempt (a new commit, or a durable wait).
+        self.progressed = anyio.Event()
 
 
 class Runtime:
@@ -221,6 +225,7 @@ class Runtime:
         self._nursery: Any = None
         self._active: dict[str, _Active] = {}
         self._store_errors_reported: set[str] = set()
+        self._clock_offset = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -245,6 +250,9 @@ class Runtime:
         executor.start()
         try:
             await executor.read(store.open)
+            before = time.time()
+            store_now = await executor.read(store.now)
+            self._clock_offset = store_now - (before + time.time()) / 2
         except BaseException:
             executor.stop()
             raise
@@ -280,6 +288,15 @@ class Runtime:
             if executor is not None and store is not None:
                 executor.call_blocking(store.close)
                 executor.stop()
+
+    def clock(self) -> float:
+        """The store's clock (epoch seconds): durable timers and deadlines are judged by it.
+
+        Measured once when the runtime opens (``store.now()``, the database's ``now()`` for
+        PostgreSQL) and followed with this process's clock, so workers on hosts whose clocks
+        disagree still agree on when a timer fires.
+        """
+        return time.time() + self._clock_offset
 
     def register(self, module: Module[..., Any], name: str | None = None) -> None:
         """Make ``module`` resumable by this runtime under ``name`` (default: its name)."""
@@ -361,18 +378,62 @@ class Runtime:
             CastError: When the input does not fit the module's types (nothing is written).
             SerializationError: When the input cannot be recorded as JSON.
         """
+        record = self._new_record(module, args, kwargs, run_id, deadline, ref, queue)
+        stored, _created = await self.executor.write(self.store.create_run, record)
+        return await self._attach(stored, module)
+
+    async def submit(
+        self,
+        module: Module[..., Any],
+        *args: Any,
+        run_id: str | None = None,
+        deadline: float | dt.datetime | None = None,
+        ref: str | None = None,
+        queue: str = "default",
+        **kwargs: Any,
+    ) -> RunHandle:
+        """Enqueue ``module(*args, **kwargs)`` as a durable run for a worker; do not execute it.
+
+        The run is recorded PENDING on ``queue``; a :class:`mai.Worker` serving that queue
+        claims and executes it. The input is validated exactly as by :meth:`start`, before
+        anything is written, and the caller's W3C trace context is recorded with the run, so
+        its spans continue the caller's trace in whichever worker executes it. Submitting a
+        ``run_id`` that exists returns a handle on that run. ``await handle.result()`` polls
+        the store until the run finishes.
+
+        Raises:
+            CastError: When the input does not fit the module's types (nothing is written).
+            SerializationError: When the input cannot be recorded as JSON.
+        """
+        record = self._new_record(module, args, kwargs, run_id, deadline, ref, queue, remote=True)
+        stored, _created = await self.executor.write(self.store.create_run, record)
+        return RunHandle(self, stored.run_id)
+
+    def _new_record(
+        self,
+        module: Module[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: str | None,
+        deadline: float | dt.datetime | None,
+        ref: str | None,
+        queue: str,
+        *,
+        remote: bool = False,
+    ) -> RunRecord:
+        """Validate the input and build the record of a new run (nothing is written)."""
         self.register(module)
         cast_args, cast_kwargs = _validate_input(module, args, kwargs)
         payload = _serde.dumps({"args": cast_args, "kwargs": cast_kwargs}, what="the run's input")
         plan_hash, plan = plan_for(module)
-        now = time.time()
+        now = self.clock()
         if isinstance(deadline, dt.datetime):
             deadline_at: float | None = deadline.timestamp()
         elif deadline is not None:
             deadline_at = now + float(deadline)
         else:
             deadline_at = None
-        record = RunRecord(
+        return RunRecord(
             run_id=run_id or uuid.uuid4().hex,
             workflow=module.name,
             ref=ref or _ref_of(module),
@@ -382,9 +443,8 @@ class Runtime:
             deadline=deadline_at,
             created_at=now,
             queue=queue,
+            trace_context=_trace_context(make_up=remote),
         )
-        stored, _created = await self.executor.write(self.store.create_run, record)
-        return await self._attach(stored, module)
 
     async def resume(self, run_id: str, module: Module[..., Any] | None = None) -> RunHandle:
         """Resume an unfinished run in this process (no-op for finished or active runs).
@@ -405,15 +465,44 @@ class Runtime:
         A run is taken when it has no owner, its lease expired, or its owner is a dead process
         on this host. Runs whose workflow cannot be found, whose input is not valid JSON, or
         that crashed their process ``max_attempts`` times are dead-lettered with the reason.
+
+        A run that was started at least twice without making progress is a suspect (it may be
+        the one killing its processes): suspects are resumed one at a time, each only after the
+        previous one made progress or finished, so a poison run is charged alone and never
+        takes the runs beside it down with it.
         """
         handles = []
+        suspects = []
         records = await self.executor.read(self.store.list_runs, None, 100_000)
-        for record in records:
+        for record in sorted(records, key=lambda r: (r.created_at, r.run_id)):
             if record.status.terminal or record.run_id in self._active:
                 continue
             crash_point("during_recovery")
-            handles.append(await self._attach(record, None))
+            if record.attempts >= 2 and record.invalid is None:
+                suspects.append(record)
+                handles.append(RunHandle(self, record.run_id))
+            else:
+                handles.append(await self._attach(record, None))
+        if suspects:
+            self._nursery.start_soon(self._quarantine, suspects)
         return handles
+
+    async def _quarantine(self, suspects: list[RunRecord]) -> None:
+        """Resume suspect runs one at a time (see :meth:`recover`)."""
+        for record in suspects:
+            await self._attach(record, None)
+            active = self._active.get(record.run_id)
+            if active is None:
+                continue
+            with anyio.move_on_after(self.lease):
+                async with anyio.create_task_group() as tg:
+
+                    async def first(event: anyio.Event, scope: anyio.CancelScope) -> None:
+                        await event.wait()
+                        scope.cancel()
+
+                    tg.start_soon(first, active.progressed, tg.cancel_scope)
+                    tg.start_soon(first, active.done, tg.cancel_scope)
 
     def _module_for(self, record: RunRecord) -> Module[..., Any] | str:
         """The workflow module of a run, or the reason it cannot be found."""
@@ -438,6 +527,9 @@ class Runtime:
         handle = RunHandle(self, record.run_id)
         if record.status.terminal or record.run_id in self._active:
             return handle
+        if record.invalid is not None:
+            await self._dead_letter(record, record.invalid)
+            return handle
         found = module if module is not None else self._module_for(record)
         if isinstance(found, str):
             await self._dead_letter(record, found)
@@ -460,19 +552,24 @@ class Runtime:
         )
         if claimed is None:
             return handle  # someone else is running it: the handle polls the store
+        await self._launch(claimed, found)
+        return handle
+
+    async def _launch(self, claimed: RunRecord, module: Module[..., Any]) -> _Active | None:
+        """Execute a run this process just claimed (or dead-letter it past ``max_attempts``)."""
         if claimed.attempts > self.max_attempts:
             await self._dead_letter(
                 claimed,
                 f"the run started {claimed.attempts - 1} times without finishing (its process "
                 f"died each time); dead-lettered after max_attempts={self.max_attempts}",
             )
-            return handle
-        active = _Active(claimed, found)
+            return None
+        active = _Active(claimed, module)
         steps = await self.executor.read(self.store.load_steps, claimed.run_id)
         active.recorded = {s.step_id: s for s in steps}
         self._active[claimed.run_id] = active
         self._nursery.start_soon(self._drive, active)
-        return handle
+        return active
 
     async def _dead_letter(self, record: RunRecord, reason: str) -> None:
         if await self.executor.write(self.store.dead_letter, record.run_id, reason):
@@ -490,10 +587,15 @@ class Runtime:
             calls = _DurableCalls(self, active)
             with active.scope:
                 token = None
+                changes: dict[str, Any] = {}
                 if record.deadline is not None:
                     backend = current_backend()
-                    remaining = record.deadline - time.time()
-                    token = Context.set(deadline=backend.current_time() + remaining)
+                    remaining = record.deadline - self.clock()
+                    changes["deadline"] = backend.current_time() + remaining
+                if record.trace_context:  # continue the submitter's trace (W3C traceparent)
+                    changes["metadata"] = _serde.loads(record.trace_context)
+                if changes:
+                    token = Context.set(**changes)
                 binding = run_binding.set((record.run_id, calls))
                 try:
                     with intercept(calls):
@@ -513,8 +615,11 @@ class Runtime:
         except LeaseLostError as exc:
             active.lost = True
             active.error = exc
+            _log().warning(
+                "mai.lease_lost", run_id=record.run_id, owner=active.owner, error=str(exc)
+            )
         except Exception as exc:  # any failure is the run's outcome
-            expired = record.deadline is not None and time.time() >= record.deadline - 0.01
+            expired = record.deadline is not None and self.clock() >= record.deadline - 0.01
             if isinstance(exc, DeadlineExceeded) and expired:
                 exc.add_note(f"the deadline of durable run {record.run_id!r} expired")
             active.error = exc
@@ -570,11 +675,13 @@ class Runtime:
     async def commit(self, active: _Active, record: StepRecord) -> None:
         """Commit a step, waiting out storage failures (reported once) until it lands."""
         delay = 0.05
+        stalled: str | None = None
         while True:
             try:
                 await self.executor.write(self.store.put_step, record, active.owner, active.epoch)
             except StoreError as exc:
                 self._report_store_error(exc)
+                stalled = exc.kind
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
@@ -582,9 +689,29 @@ class Runtime:
                 active.lost = True
                 active.scope.cancel()
                 raise
-            self._store_errors_reported.clear()
+            if stalled is not None:  # this write got through: the fault is gone, re-arm it
+                self._store_errors_reported.discard(stalled)
             active.recorded[record.step_id] = record
+            if not active.progressed.is_set():
+                await self.note_progress(active)
             return
+
+    async def note_progress(self, active: _Active) -> None:
+        """The run got somewhere in this attempt: it is not the one killing its processes.
+
+        Called on the first new commit and on entering a durable wait. When the run had been
+        started before without progress, its count of starts without progress is reset.
+        """
+        if active.progressed.is_set():
+            return
+        active.progressed.set()
+        if active.record.attempts > 1:
+            try:
+                await self.executor.write(
+                    self.store.mark_progress, active.run_id, active.owner, active.epoch
+                )
+            except StoreError as exc:
+                self._report_store_error(exc)
 
     async def _heartbeat(self) -> None:
         with self._heartbeat_scope:
@@ -606,6 +733,7 @@ class Runtime:
                     if not ok:
                         active.lost = True
                         active.scope.cancel()
+                        _log().warning("mai.lease_lost", run_id=active.run_id, owner=active.owner)
                     elif cancel:
                         active.cancelled = True
                         active.scope.cancel()
@@ -665,10 +793,50 @@ class Runtime:
         )
 
 
+def _trace_context(*, make_up: bool) -> str | None:
+    """The caller's W3C trace context as JSON, to continue its trace wherever the run executes.
+
+    With no current span (or no OpenTelemetry loaded) and ``make_up`` (a submitted run), a new
+    trace id is made up, so the spans of every attempt of the run, in any worker, still form
+    one trace; otherwise there is nothing to record.
+    """
+    carrier: dict[str, Any] = {}
+    if sys.modules.get("opentelemetry.trace") is not None:
+        from mai.core.tracing import inject_trace_context  # noqa: PLC0415
+
+        carrier = {k: v for k, v in inject_trace_context({}).items() if isinstance(v, str)}
+    if "traceparent" not in carrier:
+        if not make_up:
+            return None
+        carrier = {"traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"}
+    return _serde.dumps(carrier, what="the trace context")
+
+
 def _claim(
     store: Store, run_id: str, owner: str, lease: float, steal_from: str | None
 ) -> RunRecord | None:
-    return store.claim_run(run_id, owner, lease, steal_from=steal_from)
+    """Claim a run; one parked in a durable timer is not charged an attempt (same transaction).
+
+    A run whose last record is a timer still running was sleeping when its process died: that
+    death was not its doing, so its count of starts without progress goes back to 1.
+    """
+    claimed = store.claim_run(run_id, owner, lease, steal_from=steal_from)
+    if claimed is None or claimed.attempts <= 1:
+        return claimed
+    steps = store.load_steps(run_id)
+    if steps:
+        last = max(steps, key=lambda s: s.finished_at)
+        if last.kind == "timer" and _wake_at(last) > store.now():
+            store.mark_progress(run_id, owner, claimed.epoch)
+            return dataclasses.replace(claimed, attempts=1)
+    return claimed
+
+
+def _wake_at(step: StepRecord) -> float:
+    try:
+        return float(_serde.loads(step.output))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _renew(store: Store, run_id: str, owner: str, epoch: int, lease: float) -> tuple[bool, bool]:

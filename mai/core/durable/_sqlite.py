@@ -37,7 +37,7 @@ from ._errors import (
 from ._store import EventRecord, RunRecord, RunStatus, StepRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 SCHEMA_VERSION = 1
 
@@ -123,6 +123,11 @@ def parse_url(url: str) -> tuple[Path, dict[str, str]]:
 
 def _row_to_run(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
     r = tuple(row)
+    invalid = None
+    try:
+        status = RunStatus(r[6])
+    except ValueError:
+        status, invalid = RunStatus.PENDING, f"the stored run has an unknown status {r[6]!r}"
     return RunRecord(
         run_id=r[0],
         workflow=r[1],
@@ -130,7 +135,7 @@ def _row_to_run(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
         plan_hash=r[3],
         plan=r[4],
         input=r[5],
-        status=RunStatus(r[6]),
+        status=status,
         output=r[7],
         error=r[8],
         format=r[9],
@@ -144,6 +149,7 @@ def _row_to_run(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
         queue=r[17],
         cancel_requested=bool(r[18]),
         trace_context=r[19],
+        invalid=invalid,
     )
 
 
@@ -305,7 +311,16 @@ class SQLiteStore:
             "CREATE TABLE IF NOT EXISTS mai_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
         row = conn.execute("SELECT value FROM mai_meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        if row is None:
+            return 0
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise StoreCorruptError(
+                f"SQLite store {str(self.path)!r} has an unreadable schema version stamp "
+                f"{row[0]!r} (expected an integer); it was not written by pymai or is damaged",
+                url=self.url,
+            ) from None
 
     def schema_version(self) -> int:
         """The schema version stamped in the file."""
@@ -420,6 +435,59 @@ class SQLiteStore:
             return None
         return self.get_run(run_id)
 
+    def claim_next(
+        self,
+        queues: Sequence[str],
+        owner: str,
+        lease_seconds: float,
+        limit: int,
+        queue_limits: Mapping[str, int] | None = None,
+    ) -> list[RunRecord]:
+        """Claim up to ``limit`` claimable runs, oldest first (``BEGIN IMMEDIATE`` serialises)."""
+        if limit <= 0 or not queues:
+            return []
+        now = self.now()
+        claimable = (
+            "((status = 'PENDING' AND (lease_until IS NULL OR lease_until < ?)) "
+            "OR (status = 'RUNNING' AND (lease_until IS NULL OR lease_until < ?)))"
+        )
+        limits = dict(queue_limits or {})
+        free = [q for q in dict.fromkeys(queues) if q not in limits]
+        picked: list[tuple[float, str]] = []
+        if free:
+            marks = ", ".join("?" * len(free))
+            picked += self._x(
+                f"SELECT created_at, run_id FROM mai_runs WHERE queue IN ({marks}) "  # noqa: S608
+                f"AND {claimable} ORDER BY created_at, run_id LIMIT ?",
+                (*free, now, now, limit),
+            ).fetchall()
+        for queue in dict.fromkeys(q for q in queues if q in limits):
+            (live,) = self._x(
+                "SELECT count(*) FROM mai_runs WHERE queue = ? AND status = 'RUNNING' "
+                "AND lease_until >= ?",
+                (queue, now),
+            ).fetchone()
+            room = min(limits[queue] - live, limit)
+            if room > 0:
+                picked += self._x(
+                    f"SELECT created_at, run_id FROM mai_runs WHERE queue = ? AND {claimable} "  # noqa: S608
+                    "ORDER BY created_at, run_id LIMIT ?",
+                    (queue, now, now, room),
+                ).fetchall()
+        claimed = []
+        for _, run_id in sorted(picked)[:limit]:
+            cur = self._x(
+                "UPDATE mai_runs SET status = 'RUNNING', owner = ?, epoch = epoch + 1, "
+                "attempts = attempts + 1, lease_until = ?, updated_at = ? WHERE run_id = ?",
+                (owner, now + lease_seconds, now, run_id),
+            )
+            if cur.rowcount == 1:
+                run = self.get_run(run_id)
+                if run is not None:
+                    claimed.append(run)
+        crash_point("during_claim")
+        return claimed
+
     def renew_lease(self, run_id: str, owner: str, epoch: int, lease_seconds: float) -> bool:
         """Extend the lease if ``(owner, epoch)`` still owns the run."""
         now = self.now()
@@ -430,11 +498,21 @@ class SQLiteStore:
         )
         return cur.rowcount == 1
 
+    def mark_progress(self, run_id: str, owner: str, epoch: int) -> bool:
+        """Reset the run's count of starts without progress to 1."""
+        cur = self._x(
+            "UPDATE mai_runs SET attempts = 1 WHERE run_id = ? AND owner = ? AND epoch = ? "
+            "AND status = 'RUNNING' AND attempts > 1",
+            (run_id, owner, epoch),
+        )
+        return cur.rowcount == 1
+
     def release_run(self, run_id: str, owner: str, epoch: int) -> bool:
         """Hand the run back (PENDING, unowned)."""
         cur = self._x(
             "UPDATE mai_runs SET status = 'PENDING', owner = NULL, lease_until = NULL, "
-            "updated_at = ? WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'RUNNING'",
+            "attempts = max(attempts - 1, 0), updated_at = ? "
+            "WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'RUNNING'",
             (self.now(), run_id, owner, epoch),
         )
         return cur.rowcount == 1
@@ -460,7 +538,8 @@ class SQLiteStore:
         """Mark a live run DEAD with its reason."""
         cur = self._x(
             "UPDATE mai_runs SET status = 'DEAD', error = ?, owner = NULL, lease_until = NULL, "
-            "updated_at = ? WHERE run_id = ? AND status IN ('PENDING', 'RUNNING')",
+            "updated_at = ? WHERE run_id = ? "
+            "AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'DEAD')",
             (reason, self.now(), run_id),
         )
         return cur.rowcount == 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from contextlib import AbstractContextManager
 
 
@@ -67,6 +68,9 @@ class RunRecord:
     queue: str = "default"
     cancel_requested: bool = False
     trace_context: str | None = None
+    #: Why the stored row could not be read faithfully (for example an unknown status); such a
+    #: run is dead-lettered by recovery instead of breaking it.
+    invalid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +150,41 @@ class Store(Protocol):
         the run is RUNNING, owned by ``owner``, its epoch and attempts incremented.
         """
 
+    def claim_next(
+        self,
+        queues: Sequence[str],
+        owner: str,
+        lease_seconds: float,
+        limit: int,
+        queue_limits: Mapping[str, int] | None = None,
+    ) -> list[RunRecord]:
+        """Claim up to ``limit`` claimable runs of ``queues``, oldest first (never more).
+
+        Claimable: PENDING whose ``lease_until`` is unset or past (a PENDING run with a future
+        ``lease_until`` is parked until then), or RUNNING whose lease expired (its owner died
+        or lost it). Each claimed run becomes RUNNING, owned by ``owner`` with a lease of
+        ``lease_seconds`` judged by the store's clock, its epoch and attempts incremented.
+        ``queue_limits`` caps, per queue, how many runs may be RUNNING with a live lease at
+        once across every worker; concurrent claims must not exceed it.
+        """
+
     def renew_lease(self, run_id: str, owner: str, epoch: int, lease_seconds: float) -> bool:
         """Extend the lease; ``False`` when ``(owner, epoch)`` no longer owns the run."""
 
+    def mark_progress(self, run_id: str, owner: str, epoch: int) -> bool:
+        """Record that the run made progress in this attempt: its attempt count goes back to 1.
+
+        ``attempts`` counts consecutive starts without progress, so a poison run (one that kills
+        its process before getting anywhere) is told apart from runs that were merely beside it.
+        Conditional on ``(owner, epoch)``.
+        """
+
     def release_run(self, run_id: str, owner: str, epoch: int) -> bool:
-        """Give the run back (PENDING, no owner) so another process can take it at once."""
+        """Give the run back (PENDING, no owner) so another process can take it at once.
+
+        A release is not a crash: the attempt it ends is not counted towards dead-lettering
+        (``attempts`` is decremented).
+        """
 
     def finish_run(
         self,

@@ -116,6 +116,9 @@ class OtelInterceptor:
             if not exact:
                 end["mai.payload.estimated"] = True
             end["mai.retry_count"] = frame.attempts - 1
+            run_id = run.run_id  # type: ignore[union-attr]
+            if run_id is not None and "mai.run_id" not in attributes:
+                end["mai.run_id"] = run_id  # an inner interceptor (a durable run) gave the id
             span.set_attributes(end)
             self._context.detach(token)
             span.end()

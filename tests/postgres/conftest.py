@@ -1,0 +1,106 @@
+"""PostgreSQL fixtures: a throwaway cluster per test session, a fresh database per test.
+
+The cluster comes from the installed server binaries (``initdb``/``pg_ctl`` on ``PATH`` or
+under ``/usr/lib/postgresql/*/bin``; as root they run as ``postgres`` through ``runuser``), on
+127.0.0.1 with a free port, and is removed afterwards. Without the binaries the tests skip with
+the install command, unless ``MAI_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), which turns every
+skipped PostgreSQL test into a failure. The long chaos variants are deselected unless the
+marker expression asks for them (``pytest -m chaos``, ``make chaos``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from mai_postgres.testing import PostgresCluster
+
+REQUIRE = os.environ.get("MAI_REQUIRE_POSTGRES") == "1"
+_names = itertools.count()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test here ``postgres``; keep ``chaos`` tests out unless asked for."""
+    wanted = "chaos" in (config.option.markexpr or "")
+    keep, drop = [], []
+    for item in items:
+        if "tests/postgres/" in item.nodeid.replace(os.sep, "/"):
+            item.add_marker(pytest.mark.postgres)
+            if item.get_closest_marker("chaos") is not None and not wanted:
+                drop.append(item)
+                continue
+        keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """With ``MAI_REQUIRE_POSTGRES=1`` a skipped PostgreSQL test is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE and report.skipped and item.get_closest_marker("postgres") is not None:
+        report.outcome = "failed"
+        report.longrepr = f"MAI_REQUIRE_POSTGRES=1 but the test was skipped: {report.longrepr}"
+
+
+def _unavailable(message: str) -> None:
+    if REQUIRE:
+        pytest.fail(f"{message} (MAI_REQUIRE_POSTGRES=1)")
+    pytest.skip(message)
+
+
+def new_cluster() -> PostgresCluster:
+    """Start a new throwaway cluster, or skip (fail in CI) when PostgreSQL is missing."""
+    try:
+        import psycopg  # noqa: F401
+        from mai_postgres.testing import PostgresCluster, find_bindir
+    except ImportError as exc:
+        _unavailable(
+            f"the PostgreSQL plugin or driver is missing ({exc}); install them with: "
+            "pip install -e plugins/mai-postgres"
+        )
+        raise
+    if find_bindir() is None:
+        _unavailable(
+            "PostgreSQL server binaries not found; install them with: apt-get install postgresql"
+        )
+    return PostgresCluster().start()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the whole session."""
+    cluster = new_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[PostgresCluster]:
+    """A cluster of this test's own (for tests that restart the server)."""
+    cluster = new_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PostgresCluster) -> Iterator[str]:
+    """A fresh, empty database on the session cluster; dropped afterwards."""
+    name = f"mai_test_{os.getpid()}_{next(_names)}"
+    url = pg_cluster.create_database(name)
+    try:
+        yield url
+    finally:
+        pg_cluster.drop_database(name)

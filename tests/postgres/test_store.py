@@ -1,0 +1,341 @@
+"""The PostgreSQL store: conformance, migrations, claims under contention, fencing, reconnects."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+import trio
+
+import mai
+import mai.testing
+from mai.core.durable import RunRecord, RunStatus, StepRecord
+
+if TYPE_CHECKING:
+    from mai_postgres.testing import PostgresCluster
+
+_schemas = itertools.count()
+
+
+def store(url: str):
+    """A PostgresStore for ``url`` (imported here: the plugin is optional)."""
+    from mai_postgres import PostgresStore
+
+    return PostgresStore(url)
+
+
+def write(s, fn, *args):
+    """Call a store method inside a transaction."""
+    with s.transaction():
+        return fn(*args)
+
+
+def new_run(run_id: str, queue: str = "default", created_at: float | None = None) -> RunRecord:
+    """A PENDING run record."""
+    return RunRecord(
+        run_id=run_id,
+        workflow="wf",
+        ref=None,
+        plan_hash="h",
+        plan="{}",
+        input='{"args":[],"kwargs":{}}',
+        queue=queue,
+        created_at=created_at or time.time(),
+    )
+
+
+class TestPostgresStore(mai.testing.StoreConformance):
+    """The PostgreSQL store passes the same conformance suite as the SQLite store."""
+
+    @pytest.fixture(autouse=True)
+    def _url(self, pg_url: str) -> None:
+        """Each test gets its own database; each check its own schema in it."""
+        self.url = pg_url
+
+    def make_store(self):
+        """A fresh, empty store in a new schema."""
+        return store(f"{self.url}?schema=conformance_{next(_schemas)}")
+
+
+def test_the_store_is_found_by_url_scheme(pg_url):
+    """postgresql:// and postgres:// URLs open the plugin's store through its entry points."""
+    from mai_postgres import PostgresStore
+
+    from mai.core.durable import open_store
+
+    assert isinstance(open_store(pg_url), PostgresStore)
+    assert isinstance(open_store(pg_url.replace("postgresql://", "postgres://")), PostgresStore)
+    assert {p.name for p in mai.plugins("mai.stores") if p.distribution == "mai-postgres"} == {
+        "postgres",
+        "postgresql",
+    }
+
+
+def test_password_never_appears_in_messages(pg_cluster):
+    """Errors and reprs name the store without its password."""
+    url = f"postgresql://postgres:s3cret@127.0.0.1:{pg_cluster.port}/no_such_db"
+    s = store(url)
+    assert "s3cret" not in repr(s)
+    with pytest.raises(mai.StoreError) as info:
+        s.open()
+    assert "s3cret" not in str(info.value)
+    assert "no_such_db" in str(info.value)
+
+
+def test_missing_driver_names_the_install_command():
+    """Without psycopg, opening a postgresql:// store raises StoreError with the pip command."""
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "import mai, trio\n"
+        "async def main():\n"
+        "    async with mai.Runtime('postgresql://127.0.0.1/x'): pass\n"
+        "try:\n"
+        "    trio.run(main)\n"
+        "except mai.StoreError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "pip install 'pymai[postgres]'" in out.stdout, out
+
+
+def test_missing_plugin_names_the_install_command():
+    """Without the plugin, a postgresql:// URL raises StoreError saying how to install it."""
+    code = (
+        "import mai.core.plugins as p\n"
+        "p._discovered.add(p.STORES)  # as if no distribution declared a store\n"
+        "from mai.core.durable import open_store\n"
+        "try:\n"
+        "    open_store('postgresql://127.0.0.1/x')\n"
+        "except p.MaiError if hasattr(p, 'MaiError') else Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.startswith("StoreError"), out
+    assert "pip install 'pymai[postgres]'" in out.stdout, out
+
+
+MIGRATE = """
+import json, sys
+from mai_postgres import PostgresStore
+s = PostgresStore(sys.argv[1])
+s.open()
+print(json.dumps({"migrated": s.migrated, "version": s.schema_version()}))
+s.close()
+"""
+
+
+def test_four_processes_migrate_an_empty_database_once(pg_url):
+    """Four processes opening an empty database at once: exactly one migrates, all proceed."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE, pg_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err.decode()
+        results.append(out.decode())
+    import json
+
+    parsed = [json.loads(r) for r in results]
+    assert sorted(r["migrated"] for r in parsed) == [False, False, False, True]
+    assert {r["version"] for r in parsed} == {1}
+
+
+def test_a_newer_schema_is_refused(pg_url):
+    """A database stamped by a newer mai-postgres is refused with StoreSchemaError."""
+    s = store(pg_url)
+    s.open()
+    write(s, s._x, "UPDATE mai_meta SET value = '99' WHERE key = 'schema_version'")
+    s.close()
+    with pytest.raises(mai.StoreSchemaError, match="schema version 99"):
+        store(pg_url).open()
+
+
+def test_concurrent_claims_never_take_more_than_asked(pg_url):
+    """Eight claimers racing over 200 runs: each claim returns at most its limit, no run twice."""
+    s = store(pg_url)
+    s.open()
+    with s.transaction():
+        for i in range(200):
+            s.create_run(new_run(f"r{i:03d}", created_at=1000.0 + i))
+    s.close()
+    taken: dict[str, list[str]] = {}
+    overs: list[tuple[str, int, int]] = []
+    barrier = threading.Barrier(8)
+
+    def claimer(k: int) -> None:
+        mine = store(pg_url)
+        mine.open()
+        barrier.wait()
+        got: list[str] = []
+        limit = 1 + k % 4
+        while True:
+            batch = write(mine, mine.claim_next, ["default"], f"owner-{k}", 30.0, limit)
+            if len(batch) > limit:
+                overs.append((f"owner-{k}", limit, len(batch)))
+            if not batch:
+                break
+            got += [r.run_id for r in batch]
+        taken[f"owner-{k}"] = got
+        mine.close()
+
+    threads = [threading.Thread(target=claimer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not overs, f"claims returned more rows than asked: {overs}"
+    every = [r for got in taken.values() for r in got]
+    assert sorted(every) == [f"r{i:03d}" for i in range(200)], "each run claimed exactly once"
+    assert sum(1 for got in taken.values() if got) >= 2, "the claimers did not contend"
+
+
+def test_global_queue_limit_holds_under_concurrent_claims(pg_url):
+    """Six claimers on a queue limited to 3: never more than 3 live leases at once."""
+    s = store(pg_url)
+    s.open()
+    with s.transaction():
+        for i in range(40):
+            s.create_run(new_run(f"q{i:02d}", queue="llm", created_at=1000.0 + i))
+    barrier = threading.Barrier(6)
+    errors: list[str] = []
+
+    def claimer(k: int) -> None:
+        mine = store(pg_url)
+        mine.open()
+        barrier.wait()
+        for _ in range(30):
+            for run in write(mine, mine.claim_next, ["llm"], f"o{k}", 30.0, 2, {"llm": 3}):
+                time.sleep(0.002)
+                assert write(
+                    mine,
+                    mine.finish_run,
+                    run.run_id,
+                    f"o{k}",
+                    run.epoch,
+                    RunStatus.SUCCEEDED,
+                    "1",
+                    None,
+                )
+        mine.close()
+
+    def sampler() -> None:
+        for _ in range(300):
+            (live,) = s._x(
+                "SELECT count(*) FROM mai_runs WHERE queue = 'llm' AND status = 'RUNNING'"
+            ).fetchone()
+            if live > 3:
+                errors.append(f"{live} runs RUNNING in a queue limited to 3")
+            time.sleep(0.001)
+
+    threads = [threading.Thread(target=claimer, args=(k,)) for k in range(6)]
+    threads.append(threading.Thread(target=sampler))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    done = s.list_runs(RunStatus.SUCCEEDED, 100)
+    assert len(done) == 40, "every run of the limited queue was executed"
+    s.close()
+
+
+def test_stale_epoch_writes_are_rejected_and_counted(pg_url):
+    """After a takeover, the old owner's step, renew, release and finish all fail (fencing)."""
+    s = store(pg_url)
+    s.open()
+    write(s, s.create_run, new_run("f1"))
+    old = write(s, s.claim_run, "f1", "old", -1.0)  # a lease that already expired
+    new = write(s, s.claim_next, ["default"], "new", 30.0, 5)
+    assert [r.run_id for r in new] == ["f1"]
+    assert new[0].epoch == old.epoch + 1
+    step = StepRecord("f1", "1.1", "step", "call", None, "1", started_at=1.0, finished_at=2.0)
+    with pytest.raises(mai.LeaseLostError):
+        write(s, s.put_step, step, "old", old.epoch)
+    assert not write(s, s.renew_lease, "f1", "old", old.epoch, 30.0)
+    assert not write(s, s.release_run, "f1", "old", old.epoch)
+    assert not write(s, s.finish_run, "f1", "old", old.epoch, RunStatus.FAILED, None, "{}")
+    assert write(s, s.put_step, step, "new", new[0].epoch) is True
+    assert s.get_run("f1").owner == "new"
+    s.close()
+
+
+def test_a_step_insert_cannot_slip_in_beside_a_takeover(pg_url):
+    """A put_step racing a takeover either commits before it or is rejected, never after."""
+    a, b = store(pg_url), store(pg_url)
+    a.open()
+    b.open()
+    write(a, a.create_run, new_run("race"))
+    old = write(a, a.claim_run, "race", "old", -1.0)
+    step = StepRecord("race", "1.1", "step", "call", None, "1", started_at=1.0, finished_at=2.0)
+    with b.transaction():  # the takeover holds the row lock, not yet committed
+        assert b.claim_next(["default"], "new", 30.0, 1)
+        outcome: list[object] = []
+
+        def late_write() -> None:
+            try:
+                outcome.append(write(a, a.put_step, step, "old", old.epoch))
+            except mai.LeaseLostError as exc:
+                outcome.append(exc)
+
+        t = threading.Thread(target=late_write)
+        t.start()
+        t.join(0.5)
+        assert t.is_alive(), "the old owner's insert must wait for the takeover's row lock"
+    t.join(10)
+    assert isinstance(outcome[0], mai.LeaseLostError), outcome
+    assert a.load_steps("race") == []
+    a.close()
+    b.close()
+
+
+def test_store_reconnects_after_a_server_restart(own_cluster: PostgresCluster):
+    """Reads and grouped writes continue after `pg_ctl stop -m immediate` and a start."""
+    url = own_cluster.create_database("reconnect")
+
+    async def main() -> None:
+        async with mai.Runtime(url) as rt:
+            await rt.executor.write(rt.store.create_run, new_run("before"))
+            await trio.to_thread.run_sync(own_cluster.restart, "immediate")
+            assert rt.get("before").status == RunStatus.PENDING  # a read on a dead connection
+            await rt.executor.write(rt.store.create_run, new_run("after"))
+            assert {r.run_id for r in rt.list_runs()} == {"before", "after"}
+
+    trio.run(main)
+
+
+def test_unreachable_server_raises_after_the_reconnect_limit(pg_cluster):
+    """A server that stays away raises StoreUnavailableError after reconnect_timeout."""
+    from mai_postgres.testing import free_port
+
+    s = store(f"postgresql://postgres@127.0.0.1:{free_port()}/x?reconnect_timeout=0.3")
+    t = time.monotonic()
+    with pytest.raises(mai.StoreUnavailableError, match="reconnect_timeout"):
+        s.open()
+    assert time.monotonic() - t < 10
+
+
+def test_claims_use_the_database_clock(pg_url):
+    """Leases are judged by the database's now(): a lease of -1 s is expired at once."""
+    s = store(pg_url)
+    s.open()
+    with psycopg.connect(pg_url) as conn:
+        (db_now,) = conn.execute("SELECT extract(epoch from now())::float8").fetchone()
+    assert abs(s.now() - db_now) < 5
+    write(s, s.create_run, new_run("clock"))
+    run = write(s, s.claim_run, "clock", "a", 60.0)
+    assert run.lease_until == pytest.approx(s.now() + 60.0, abs=5)
+    s.close()
