@@ -28,11 +28,14 @@ from ._primitives import wait_for as wait_for
 from ._runtime import Runtime as Runtime
 from ._runtime import open_store as open_store
 from ._sqlite import SQLiteStore as SQLiteStore
+from ._store import RUN_COLUMNS as RUN_COLUMNS
+from ._store import STEP_COLUMNS as STEP_COLUMNS
 from ._store import EventRecord as EventRecord
 from ._store import RunRecord as RunRecord
 from ._store import RunStatus as RunStatus
 from ._store import StepRecord as StepRecord
 from ._store import Store as Store
+from ._store import run_from_row as run_from_row
 from ._worker import Worker as Worker
 from ._worker import load_app as load_app
 from ._worker import run_worker as run_worker

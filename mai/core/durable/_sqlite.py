@@ -34,7 +34,15 @@ from ._errors import (
     StoreReadOnlyError,
     StoreSchemaError,
 )
-from ._store import EventRecord, RunRecord, RunStatus, StepRecord
+from ._store import (
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    EventRecord,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    run_from_row,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -92,14 +100,6 @@ _MIGRATIONS: dict[int, str] = {
     """,
 }
 
-_RUN_COLUMNS = (
-    "run_id, workflow, ref, plan_hash, plan, input, status, output, error, format, deadline, "
-    "created_at, updated_at, attempts, owner, epoch, lease_until, queue, cancel_requested, "
-    "trace_context"
-)
-_STEP_COLUMNS = (
-    "run_id, step_id, name, kind, input, output, format, started_at, finished_at, attempts, worker"
-)
 _LIVE = ("PENDING", "RUNNING")
 
 _BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED"}
@@ -119,38 +119,6 @@ def parse_url(url: str) -> tuple[Path, dict[str, str]]:
     path = Path(raw[1:]) if raw.startswith("/") else Path(raw)
     opts = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
     return path, opts
-
-
-def _row_to_run(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
-    r = tuple(row)
-    invalid = None
-    try:
-        status = RunStatus(r[6])
-    except ValueError:
-        status, invalid = RunStatus.PENDING, f"the stored run has an unknown status {r[6]!r}"
-    return RunRecord(
-        run_id=r[0],
-        workflow=r[1],
-        ref=r[2],
-        plan_hash=r[3],
-        plan=r[4],
-        input=r[5],
-        status=status,
-        output=r[7],
-        error=r[8],
-        format=r[9],
-        deadline=r[10],
-        created_at=r[11],
-        updated_at=r[12],
-        attempts=r[13],
-        owner=r[14],
-        epoch=r[15],
-        lease_until=r[16],
-        queue=r[17],
-        cancel_requested=bool(r[18]),
-        trace_context=r[19],
-        invalid=invalid,
-    )
 
 
 def _row_to_step(r: tuple[Any, ...]) -> StepRecord:
@@ -369,7 +337,7 @@ class SQLiteStore:
         """Insert the run unless its id exists; return the stored run and whether it is new."""
         now = self.now()
         cur = self._x(
-            f"INSERT INTO mai_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 20)}) "  # noqa: S608 - constant columns
+            f"INSERT INTO mai_runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 20)}) "  # noqa: S608 - constant columns
             "ON CONFLICT (run_id) DO NOTHING",
             (
                 record.run_id,
@@ -400,23 +368,23 @@ class SQLiteStore:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return the run or ``None``."""
-        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM mai_runs WHERE run_id = ?", (run_id,))  # noqa: S608
-        return _row_to_run(rows[0]) if rows else None
+        rows = self._read(f"SELECT {RUN_COLUMNS} FROM mai_runs WHERE run_id = ?", (run_id,))  # noqa: S608
+        return run_from_row(rows[0]) if rows else None
 
     def list_runs(self, status: RunStatus | None = None, limit: int = 1000) -> list[RunRecord]:
         """Return runs, newest first."""
         if status is None:
             rows = self._read(
-                f"SELECT {_RUN_COLUMNS} FROM mai_runs ORDER BY created_at DESC, run_id LIMIT ?",  # noqa: S608
+                f"SELECT {RUN_COLUMNS} FROM mai_runs ORDER BY created_at DESC, run_id LIMIT ?",  # noqa: S608
                 (limit,),
             )
         else:
             rows = self._read(
-                f"SELECT {_RUN_COLUMNS} FROM mai_runs WHERE status = ? "  # noqa: S608
+                f"SELECT {RUN_COLUMNS} FROM mai_runs WHERE status = ? "  # noqa: S608
                 "ORDER BY created_at DESC, run_id LIMIT ?",
                 (str(RunStatus(status)), limit),
             )
-        return [_row_to_run(r) for r in rows]
+        return [run_from_row(r) for r in rows]
 
     def claim_run(
         self, run_id: str, owner: str, lease_seconds: float, *, steal_from: str | None = None
@@ -565,7 +533,7 @@ class SQLiteStore:
     def load_steps(self, run_id: str) -> list[StepRecord]:
         """Return the run's committed steps in commit order."""
         rows = self._read(
-            f"SELECT {_STEP_COLUMNS} FROM mai_steps WHERE run_id = ? ORDER BY finished_at",  # noqa: S608
+            f"SELECT {STEP_COLUMNS} FROM mai_steps WHERE run_id = ? ORDER BY finished_at",  # noqa: S608
             (run_id,),
         )
         return [_row_to_step(r) for r in rows]
@@ -574,7 +542,7 @@ class SQLiteStore:
         """Commit the step once; fenced by ``(owner, epoch)``."""
         r = record
         cur = self._x(
-            f"INSERT INTO mai_steps ({_STEP_COLUMNS}) "  # noqa: S608
+            f"INSERT INTO mai_steps ({STEP_COLUMNS}) "  # noqa: S608
             "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM mai_runs "
             "WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'RUNNING') "
             "ON CONFLICT (run_id, step_id) DO NOTHING",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -105,6 +105,54 @@ class EventRecord:
     payload: str
     created_at: float
     consumed_by: str | None = None
+
+
+#: Column order of a run row, for SQL stores (``SELECT {RUN_COLUMNS} FROM ...``).
+RUN_COLUMNS = (
+    "run_id, workflow, ref, plan_hash, plan, input, status, output, error, format, deadline, "
+    "created_at, updated_at, attempts, owner, epoch, lease_until, queue, cancel_requested, "
+    "trace_context"
+)
+#: Column order of a step row (the fields of :class:`StepRecord`, in order).
+STEP_COLUMNS = (
+    "run_id, step_id, name, kind, input, output, format, started_at, finished_at, attempts, worker"
+)
+
+
+def run_from_row(r: Sequence[Any]) -> RunRecord:
+    """Build a :class:`RunRecord` from a row in :data:`RUN_COLUMNS` order.
+
+    A row with a status this code does not know is returned as PENDING with
+    :attr:`RunRecord.invalid` set, so recovery dead-letters it instead of failing.
+    """
+    invalid = None
+    try:
+        status = RunStatus(r[6])
+    except ValueError:
+        status, invalid = RunStatus.PENDING, f"the stored run has an unknown status {r[6]!r}"
+    return RunRecord(
+        run_id=r[0],
+        workflow=r[1],
+        ref=r[2],
+        plan_hash=r[3],
+        plan=r[4],
+        input=r[5],
+        status=status,
+        output=r[7],
+        error=r[8],
+        format=r[9],
+        deadline=r[10],
+        created_at=r[11],
+        updated_at=r[12],
+        attempts=r[13],
+        owner=r[14],
+        epoch=r[15],
+        lease_until=r[16],
+        queue=r[17],
+        cancel_requested=bool(r[18]),
+        trace_context=r[19],
+        invalid=invalid,
+    )
 
 
 @runtime_checkable

@@ -41,7 +41,14 @@ from mai import (
     StoreSchemaError,
     StoreUnavailableError,
 )
-from mai.core.durable import EventRecord, RunRecord, StepRecord
+from mai.core.durable import (
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    EventRecord,
+    RunRecord,
+    StepRecord,
+    run_from_row,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -111,14 +118,6 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 
-_RUN_COLUMNS = (
-    "run_id, workflow, ref, plan_hash, plan, input, status, output, error, format, deadline, "
-    "created_at, updated_at, attempts, owner, epoch, lease_until, queue, cancel_requested, "
-    "trace_context"
-)
-_STEP_COLUMNS = (
-    "run_id, step_id, name, kind, input, output, format, started_at, finished_at, attempts, worker"
-)
 _EVENT_COLUMNS = "event_id, run_id, topic, payload, created_at, consumed_by"
 _CLAIMABLE = (
     f"((status = 'PENDING' AND (lease_until IS NULL OR lease_until < {_NOW})) "
@@ -139,37 +138,6 @@ def psycopg_module() -> Any:
             f"the PostgreSQL store needs the psycopg driver, which is not installed: {INSTALL}"
         ) from exc
     return psycopg
-
-
-def _row_to_run(r: Sequence[Any]) -> RunRecord:
-    invalid = None
-    try:
-        status = RunStatus(r[6])
-    except ValueError:
-        status, invalid = RunStatus.PENDING, f"the stored run has an unknown status {r[6]!r}"
-    return RunRecord(
-        run_id=r[0],
-        workflow=r[1],
-        ref=r[2],
-        plan_hash=r[3],
-        plan=r[4],
-        input=r[5],
-        status=status,
-        output=r[7],
-        error=r[8],
-        format=r[9],
-        deadline=r[10],
-        created_at=r[11],
-        updated_at=r[12],
-        attempts=r[13],
-        owner=r[14],
-        epoch=r[15],
-        lease_until=r[16],
-        queue=r[17],
-        cancel_requested=bool(r[18]),
-        trace_context=r[19],
-        invalid=invalid,
-    )
 
 
 def parse_url(url: str) -> tuple[str, dict[str, str], str]:
@@ -444,7 +412,7 @@ class PostgresStore:
         """Insert the run unless its id exists; return the stored run and whether it is new."""
         r = record
         cur = self._x(
-            f"INSERT INTO mai_runs ({_RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "  # noqa: S608
+            f"INSERT INTO mai_runs ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "  # noqa: S608
             f"%s, %s, coalesce(%s, {_NOW}), {_NOW}, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (run_id) DO NOTHING",
             (
@@ -482,23 +450,23 @@ class PostgresStore:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return the run or ``None``."""
-        rows = self._all(f"SELECT {_RUN_COLUMNS} FROM mai_runs WHERE run_id = %s", (run_id,))  # noqa: S608
-        return _row_to_run(rows[0]) if rows else None
+        rows = self._all(f"SELECT {RUN_COLUMNS} FROM mai_runs WHERE run_id = %s", (run_id,))  # noqa: S608
+        return run_from_row(rows[0]) if rows else None
 
     def list_runs(self, status: RunStatus | None = None, limit: int = 1000) -> list[RunRecord]:
         """Return runs, newest first."""
         if status is None:
             rows = self._all(
-                f"SELECT {_RUN_COLUMNS} FROM mai_runs ORDER BY created_at DESC, run_id LIMIT %s",  # noqa: S608
+                f"SELECT {RUN_COLUMNS} FROM mai_runs ORDER BY created_at DESC, run_id LIMIT %s",  # noqa: S608
                 (limit,),
             )
         else:
             rows = self._all(
-                f"SELECT {_RUN_COLUMNS} FROM mai_runs WHERE status = %s "  # noqa: S608
+                f"SELECT {RUN_COLUMNS} FROM mai_runs WHERE status = %s "  # noqa: S608
                 "ORDER BY created_at DESC, run_id LIMIT %s",
                 (str(RunStatus(status)), limit),
             )
-        return [_row_to_run(r) for r in rows]
+        return [run_from_row(r) for r in rows]
 
     def claim_run(
         self, run_id: str, owner: str, lease_seconds: float, *, steal_from: str | None = None
@@ -509,10 +477,10 @@ class PostgresStore:
             f"attempts = attempts + 1, lease_until = {_NOW} + %s, updated_at = {_NOW} "
             "WHERE run_id = %s AND status IN ('PENDING', 'RUNNING') AND (owner IS NULL OR "
             f"lease_until IS NULL OR lease_until < {_NOW} OR owner = %s) "
-            f"RETURNING {_RUN_COLUMNS}",
+            f"RETURNING {RUN_COLUMNS}",
             (owner, lease_seconds, run_id, steal_from),
         ).fetchone()
-        return _row_to_run(row) if row else None
+        return run_from_row(row) if row else None
 
     def claim_next(
         self,
@@ -563,10 +531,10 @@ class PostgresStore:
             "UPDATE mai_runs AS r SET status = 'RUNNING', owner = %s, epoch = r.epoch + 1, "
             f"attempts = r.attempts + 1, lease_until = {_NOW} + %s, updated_at = {_NOW} "
             "FROM picked WHERE r.run_id = picked.run_id "
-            f"RETURNING {', '.join('r.' + c for c in _RUN_COLUMNS.split(', '))}",
+            f"RETURNING {', '.join('r.' + c for c in RUN_COLUMNS.split(', '))}",
             (queues, limit, owner, lease_seconds),
         ).fetchall()
-        return [_row_to_run(r) for r in rows]
+        return [run_from_row(r) for r in rows]
 
     def renew_lease(self, run_id: str, owner: str, epoch: int, lease_seconds: float) -> bool:
         """Extend the lease (database clock) if ``(owner, epoch)`` still owns the run."""
@@ -651,7 +619,7 @@ class PostgresStore:
     def load_steps(self, run_id: str) -> list[StepRecord]:
         """Return the run's committed steps in commit order."""
         rows = self._all(
-            f"SELECT {_STEP_COLUMNS} FROM mai_steps WHERE run_id = %s ORDER BY finished_at",  # noqa: S608
+            f"SELECT {STEP_COLUMNS} FROM mai_steps WHERE run_id = %s ORDER BY finished_at",  # noqa: S608
             (run_id,),
         )
         return [StepRecord(*r) for r in rows]
@@ -662,7 +630,7 @@ class PostgresStore:
         cur = self._x(
             "WITH owned AS (SELECT 1 FROM mai_runs WHERE run_id = %s AND owner = %s "  # noqa: S608
             "AND epoch = %s AND status = 'RUNNING' FOR SHARE) "
-            f"INSERT INTO mai_steps ({_STEP_COLUMNS}) "
+            f"INSERT INTO mai_steps ({STEP_COLUMNS}) "
             "SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM owned "
             "ON CONFLICT (run_id, step_id) DO NOTHING",
             (
