@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ SCRIPTS = sorted([*ROOT.glob("examples/*.py"), *ROOT.glob("docs/examples/*.py")]
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_example_runs(script: Path) -> None:
     """Every example script (examples/ and docs/examples/) runs to completion."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     proc = subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,
@@ -23,6 +28,7 @@ def test_example_runs(script: Path) -> None:
         timeout=120,
         cwd=ROOT,
         check=False,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip(), "an example should show what it did"
@@ -62,3 +68,57 @@ def test_readme_example_matches_its_script() -> None:
     strip = lambda lines: [re.sub(r"\s+#.*$", "", ln) for ln in lines]  # noqa: E731
     assert strip(_code(block.group(1))) == strip(_code(script))
     assert len(_code(block.group(1))) <= 20
+
+
+class _FakeModel(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat endpoint on 127.0.0.1 that answers with the prompt's length."""
+
+    calls: list[str] = []  # noqa: RUF012 - shared log of requests, on purpose
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _FakeModel.calls.append(self.headers.get("Idempotency-Key", ""))
+        prompt = body["messages"][0]["content"]
+        reply = {"choices": [{"message": {"content": f"a page of {len(prompt)} characters"}}]}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+def test_llm_example_against_a_local_compatible_endpoint(tmp_path: Path) -> None:
+    """With OPENAI_BASE_URL set, the optional LLM example calls it, durably, once per page."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeModel)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _FakeModel.calls.clear()
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}/v1",
+        "OPENAI_API_KEY": "test",
+        "MAI_STORE": f"sqlite:///{tmp_path}/llm.db",
+    }
+    try:
+        for _ in range(2):  # the second run attaches to the same run id: nothing is asked again
+            proc = subprocess.run(
+                [sys.executable, str(ROOT / "examples" / "llm_agent.py")],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=tmp_path,
+                env=env,
+                check=False,
+            )
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            assert proc.stdout.count("a page of") == 4
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert len(_FakeModel.calls) == 4
+    assert all(key.startswith("llm-summaries/1.") for key in _FakeModel.calls)
