@@ -173,3 +173,46 @@ def test_console_examples_in_the_docs_run(tmp_path: Path) -> None:
         args = [str(ROOT / a) if a.startswith("examples/") and ":" in a else a for a in args]
         done = mai_cli(tmp_path, *args)
         assert done.returncode == 0, f"{line}: {done.stderr}"
+
+
+def test_run_on_a_terminal_redraws_a_live_tree(app: Path) -> None:
+    """On a TTY, `mai run` redraws a tree of running and finished steps in place."""
+    import pty
+
+    (app / "slowapp.py").write_text(
+        "import trio, mai\n"
+        "@mai.module\n"
+        "async def nap(x: int) -> int:\n"
+        "    await trio.sleep(0.15)\n"
+        "    return x + 1\n"
+        "flow = nap >> nap >> nap\n"
+    )
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "MAI_STORE": f"sqlite:///{app}/tty.db", "TERM": "xterm"}
+    exe = Path(sys.executable).with_name("mai")
+    proc = subprocess.Popen(
+        [str(exe), "run", "slowapp:flow", "1"],
+        cwd=app,
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        env=env,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=60)
+    os.close(primary)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert json.loads(out) == 4
+    assert "\x1b[" in screen  # the tree is redrawn in place
+    assert "… 1.1 nap  running" in screen  # a running step is shown while it runs
+    assert "✓ 1.3 nap" in screen
