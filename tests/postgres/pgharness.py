@@ -7,7 +7,6 @@ each step body appends ``run,step_id,pid,key`` to a file outside the store befor
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
@@ -30,7 +29,7 @@ from harness import (  # noqa: E402 - after the path set-up above
     RunRow,
     StepRow,
     check_ledger,
-    check_prefix,
+    check_succeeded,
     read_ledger,
     wait_until,
 )
@@ -42,7 +41,7 @@ __all__ = [
     "RunRow",
     "StepRow",
     "check_ledger",
-    "check_prefix",
+    "check_succeeded",
     "read_ledger",
     "runs",
     "steps",
@@ -223,11 +222,4 @@ def wait_terminal(url: str, run_ids: list[str], timeout: float, fleet: Fleet | N
 
 def check_all_succeeded(url: str, run_ids: list[str], n: int) -> None:
     """Every run SUCCEEDED with result n, its steps a complete well-formed chain."""
-    all_runs, all_steps = runs(url), steps(url)
-    bad = {r: all_runs[r].status for r in run_ids if all_runs[r].status != "SUCCEEDED"}
-    assert not bad, f"{len(bad)} of {len(run_ids)} runs did not succeed: {bad}"
-    for run in run_ids:
-        row = all_runs[run]
-        assert json.loads(row.output or "null") == n, row
-        assert row.lease_until is None, row
-        assert check_prefix(run, all_steps[run], n) == n
+    check_succeeded(runs(url), steps(url), run_ids, n)
