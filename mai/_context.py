@@ -166,6 +166,33 @@ class Frame:
         return f
 
 
+def child_frame(parent: Frame, index: int, name: str, timeout: float | None) -> Frame:
+    """The frame of call ``index`` of ``parent``, for a module named ``name``.
+
+    It inherits the parent's deadline, metadata and span; a ``timeout`` tighter than the
+    inherited deadline gives the call a deadline of its own, which the call must enforce.
+    """
+    run = parent.run
+    if timeout is not None:
+        d = run.backend.current_time() + timeout  # type: ignore[union-attr]
+        if d < parent.deadline:
+            return Frame(
+                parent, index, name, run, d, name, False, timeout, parent.metadata, parent.span
+            )
+    return Frame(
+        parent,
+        index,
+        name,
+        run,
+        parent.deadline,
+        parent.deadline_owner,
+        parent.enforced,
+        parent.timeout,
+        parent.metadata,
+        parent.span,
+    )
+
+
 ROOT = Frame(None, 0, None, None, math.inf, None, False, None, _EMPTY, None)
 current_frame: ContextVar[Frame] = ContextVar("mai.frame", default=ROOT)
 thread_cancel: ContextVar[threading.Event | None] = ContextVar("mai.thread_cancel", default=None)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from ._backend import Backend, current_backend
 from ._casting import Payload
 from ._config import FRAMEWORK_KEYS, Backoff, Config, RetryOn
-from ._context import Frame, RunState, current_frame, thread_cancel
+from ._context import Frame, RunState, child_frame, current_frame, thread_cancel
 from ._errors import ConfigError, DeadlineExceeded
 from ._seam import Call, active_interceptors, building, run_binding
 from ._signature import Spec
@@ -296,37 +296,7 @@ class Module(Generic[P, R]):
                         args = (*args[:i], c.cast(v, cfg.name, pname), *args[i + 1 :])
             else:
                 args, kwargs = spec.bind(cfg.name, args, kwargs, self._bound)
-        if cfg.timeout is not None:
-            d = parent.run.backend.current_time() + cfg.timeout  # type: ignore[union-attr]
-            if d < parent.deadline:
-                return (
-                    Frame(
-                        parent,
-                        index,
-                        cfg.name,
-                        parent.run,
-                        d,
-                        cfg.name,
-                        False,
-                        cfg.timeout,
-                        parent.metadata,
-                        parent.span,
-                    ),
-                    args,
-                    kwargs,
-                )
-        frame = Frame(
-            parent,
-            index,
-            cfg.name,
-            parent.run,
-            parent.deadline,
-            parent.deadline_owner,
-            parent.enforced,
-            parent.timeout,
-            parent.metadata,
-            parent.span,
-        )
+        frame = child_frame(parent, index, cfg.name, cfg.timeout)
         return frame, args, kwargs
 
     def _fast(self, frame: Frame) -> bool:

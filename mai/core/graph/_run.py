@@ -17,15 +17,13 @@ interceptors (tracing, durability): interceptors are async and wrap each call se
 
 from __future__ import annotations
 
-import contextvars
-import threading
 from typing import TYPE_CHECKING, Any
 
 from mai._casting import Caster, caster_for
 from mai._composites import _Failures
-from mai._context import Frame, current_frame, thread_cancel
+from mai._context import Frame, child_frame, current_frame, thread_cancel
 from mai._errors import ArgumentError
-from mai._module import _ASYNC
+from mai._module import _ASYNC, _in_thread
 
 from ._nodes import CONST, INPUT, MISSING, NODE
 from ._reach import dump_models
@@ -392,75 +390,29 @@ class _Execution:
     async def _call(self, st: Step) -> None:
         """Call one node through the kernel (interceptors, deadline, retries, thread)."""
         parent = self.frame
-        run = self.run
         if st.single >= 0:
             args: tuple[Any, ...] = (self.vals[st.single],)
             kwargs: dict[str, Any] = {}
         else:
             args, kwargs = st.gather(self.vals)
-        timeout = st.timeout
-        if timeout is None or ((d := run.backend.current_time() + timeout) >= parent.deadline):
-            frame = Frame(
-                parent,
-                self.base + st.index,
-                st.name,
-                run,
-                parent.deadline,
-                parent.deadline_owner,
-                parent.enforced,
-                parent.timeout,
-                parent.metadata,
-                parent.span,
-            )
-        else:
-            frame = Frame(
-                parent,
-                self.base + st.index,
-                st.name,
-                run,
-                d,
-                st.name,
-                False,
-                timeout,
-                parent.metadata,
-                parent.span,
-            )
+        frame = child_frame(parent, self.base + st.index, st.name, st.timeout)
         self.vals[st.slot] = await st.module._run_frame(frame, args, kwargs)
 
     async def _chain(self, chain: tuple[Step, ...]) -> Step:
         """Run a fused chain of sync nodes in one worker-thread hop; return its last step."""
-        backend = self.run.backend
-        ctx = contextvars.copy_context()
-        event = threading.Event()
-        ctx.run(thread_cancel.set, event)
-        try:
-            await backend.run_in_thread(ctx.run, self._chain_body, chain, event)
-        except backend.cancelled:
-            event.set()
-            raise
+        await _in_thread(self.run.backend, self._chain_body, (chain,), {})
         return chain[-1]
 
-    def _chain_body(self, chain: tuple[Step, ...], event: threading.Event) -> None:
+    def _chain_body(self, chain: tuple[Step, ...]) -> None:
         """The body of a fused chain, in a worker thread: each node in turn."""
+        event = thread_cancel.get()
         vals = self.vals
         parent = self.frame
-        run = self.run
         for st in chain:
-            if event.is_set():
+            if event is not None and event.is_set():
                 return
             args, kwargs = st.gather(vals)
-            frame = Frame(
-                parent,
-                self.base + st.index,
-                st.name,
-                run,
-                parent.deadline,
-                parent.deadline_owner,
-                parent.enforced,
-                parent.timeout,
-                parent.metadata,
-                parent.span,
-            )
+            frame = child_frame(parent, self.base + st.index, st.name, None)
             token = current_frame.set(frame)
             try:
                 result = st.fn(*args, **kwargs)
