@@ -1,0 +1,126 @@
+"""Start and stop a real OpenAI-compatible model server (llama-cpp-python's) for the tests.
+
+:func:`start_server` runs ``python -m llama_cpp.server`` on a free port of 127.0.0.1 with the
+given GGUF model, its log in ``workdir``, and waits until ``GET /v1/models`` answers.
+:meth:`LlamaServer.stop` ends it by its process id. Nothing here is reached over the network
+besides the loopback interface (``HF_HUB_OFFLINE=1``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+INSTALL_HINT = (
+    'install it with: make llm-server (CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" '
+    "pip install 'llama-cpp-python[server]==0.3.36')"
+)
+STARTUP_TIMEOUT = 60.0
+
+
+class ServerUnavailableError(RuntimeError):
+    """The model server could not be started (not installed, or it failed to come up)."""
+
+
+@dataclass(frozen=True)
+class LlamaServer:
+    """A running server: its OpenAI base URL, process and log file."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the server's log."""
+        text = self.log_path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Stop the server by its process id: SIGTERM, then SIGKILL after 10 s."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _ready(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
+            return response.status == 200 and "data" in json.loads(response.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+
+
+def start_server(model: Path, workdir: Path, alias: str = "tiny") -> LlamaServer:
+    """Start llama-cpp-python's server on ``model``; raise :class:`ServerUnavailableError`."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ServerUnavailableError(f"llama-cpp-python is not installed; {INSTALL_HINT}")
+    for module in ("uvicorn", "fastapi", "sse_starlette", "starlette_context"):
+        if importlib.util.find_spec(module) is None:
+            raise ServerUnavailableError(f"{module} is missing (the [server] extra); {INSTALL_HINT}")
+    port = free_port()
+    log_path = workdir / f"llama-server-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--model_alias",
+        alias,
+        "--chat_format",
+        "chatml-function-calling",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--seed",
+        "42",
+        "--n_threads",
+        "2",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+    server = LlamaServer(f"http://127.0.0.1:{port}/v1", process, log_path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not _ready(server.base_url):
+        if process.poll() is not None:
+            raise ServerUnavailableError(
+                f"the model server exited with code {process.returncode} before it was ready; "
+                f"log {log_path}:\n{server.log_tail()}"
+            )
+        if time.monotonic() > deadline:
+            server.stop()
+            raise ServerUnavailableError(
+                f"the model server did not answer GET /v1/models within {STARTUP_TIMEOUT:.0f} s; "
+                f"log {log_path}:\n{server.log_tail()}"
+            )
+        time.sleep(0.05)
+    return server
