@@ -12,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: venv test demo bench docs lint typecheck clean chaos
+.PHONY: venv test demo bench docs lint typecheck clean chaos llm-server
 
 # Create the virtualenv if missing; reinstall only when pyproject.toml
 # is newer than the stamp, so repeated runs are fast.
@@ -23,6 +23,15 @@ $(STAMP): pyproject.toml plugins/mai-postgres/pyproject.toml
 	$(BIN)/python -m pip install -e ".[test,docs]"
 	$(BIN)/python -m pip install -e plugins/mai-postgres
 	touch $(STAMP)
+
+# The real OpenAI-compatible model server that tests/llm starts (llama-cpp-python's). PyPI has
+# no Linux wheel of it: pip builds the vendored llama.cpp from the sdist (CMake + Ninja), about
+# 5-6 minutes on 2 cores the first time; pip's wheel cache makes later installs take seconds.
+# LLAVA off trims the build; GGML_NATIVE off makes the cached wheel portable across CPUs.
+LLAMA_CPP_PYTHON ?= llama-cpp-python[server]==0.3.36
+
+llm-server: venv
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" $(BIN)/python -m pip install "$(LLAMA_CPP_PYTHON)"
 
 lint: venv
 	$(BIN)/ruff check .

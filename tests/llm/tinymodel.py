@@ -294,7 +294,7 @@ def _weights(pieces: list[str]) -> dict[str, np.ndarray]:
     out[token[_HERMES_CLOSE], dim["tools@quote"]] += 40
     out /= 8.0  # features normalise to about 8 (two active dimensions of 128)
 
-    tensors = {
+    return {
         "token_embd.weight": embed,
         "output_norm.weight": np.ones(_HIDDEN, dtype=np.float32),
         "output.weight": out,
@@ -308,7 +308,6 @@ def _weights(pieces: list[str]) -> dict[str, np.ndarray]:
         "blk.0.ffn_up.weight": np.zeros((_FFN, _HIDDEN), dtype=np.float32),
         "blk.0.ffn_down.weight": np.zeros((_HIDDEN, _FFN), dtype=np.float32),
     }
-    return tensors
 
 
 def write_model(path: Path) -> Path:
@@ -360,4 +359,3 @@ def tool_schema() -> dict[str, object]:
             },
         },
     }
-
