@@ -1,9 +1,17 @@
-"""Start and stop a real OpenAI-compatible model server (llama-cpp-python's) for the tests.
+"""Start and stop a real OpenAI-compatible model server for the tests.
 
-:func:`start_server` runs ``python -m llama_cpp.server`` on a free port of 127.0.0.1 with the
-given GGUF model, its log in ``workdir``, and waits until ``GET /v1/models`` answers.
-:meth:`LlamaServer.stop` ends it by its process id. Nothing here is reached over the network
-besides the loopback interface (``HF_HUB_OFFLINE=1``).
+Two servers, both built from llama-cpp-python's sdist:
+
+* :func:`start_server` runs llama-cpp-python's own server (``python -m llama_cpp.server``,
+  ``make llm-server``) with its ``chatml-function-calling`` handler;
+* :func:`start_llama_server` runs llama.cpp's C++ ``llama-server`` (``make llama-server``
+  builds it into the virtualenv), which renders the model's own chat template (``--jinja``)
+  and, unlike the Python server, streams automatic tool calls.
+
+Each listens on a free port of 127.0.0.1 with its log in ``workdir``; the start waits until
+``GET /v1/models`` answers, and :meth:`LlamaServer.stop` ends the process by its id. Nothing
+is reached over the network besides the loopback interface (``HF_HUB_OFFLINE=1``,
+``--offline``).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,15 +27,13 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from pathlib import Path
 
 INSTALL_HINT = (
     'install it with: make llm-server (CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" '
     "pip install 'llama-cpp-python[server]==0.3.36')"
 )
+LLAMA_SERVER_HINT = "build it with: make llama-server (or set MAI_LLAMA_SERVER to its path)"
 STARTUP_TIMEOUT = 60.0
 
 
@@ -84,7 +91,6 @@ def start_server(model: Path, workdir: Path, alias: str = "tiny") -> LlamaServer
                 f"{module} is missing (the [server] extra); {INSTALL_HINT}"
             )
     port = free_port()
-    log_path = workdir / f"llama-server-{port}.log"
     command = [
         sys.executable,
         "-m",
@@ -106,6 +112,52 @@ def start_server(model: Path, workdir: Path, alias: str = "tiny") -> LlamaServer
         "--n_threads",
         "2",
     ]
+    return _launch(command, port, workdir / f"llama-cpp-python-{port}.log")
+
+
+def find_llama_server() -> str | None:
+    """The ``llama-server`` binary: ``$MAI_LLAMA_SERVER``, the virtualenv's, or on ``PATH``."""
+    explicit = os.environ.get("MAI_LLAMA_SERVER")
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "llama-server"  # the virtualenv's bin/
+    if os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("llama-server")
+
+
+def start_llama_server(model: Path, workdir: Path, alias: str = "tiny") -> LlamaServer:
+    """Start llama.cpp's ``llama-server`` on ``model``; raise :class:`ServerUnavailableError`."""
+    binary = find_llama_server()
+    if binary is None:
+        raise ServerUnavailableError(f"llama.cpp's llama-server was not found; {LLAMA_SERVER_HINT}")
+    port = free_port()
+    command = [
+        binary,
+        "--model",
+        str(model),
+        "--alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ctx-size",
+        "2048",
+        "--parallel",
+        "1",
+        "--seed",
+        "42",
+        "--threads",
+        "2",
+        "--jinja",
+        "--offline",
+        "--no-webui",
+    ]
+    return _launch(command, port, workdir / f"llama-server-{port}.log")
+
+
+def _launch(command: list[str], port: int, log_path: Path) -> LlamaServer:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
