@@ -23,9 +23,12 @@ from ._errors import ConfigError as ConfigError
 from ._errors import DeadlineExceeded as DeadlineExceeded
 from ._errors import LoopLimitExceeded as LoopLimitExceeded
 from ._errors import MaiError as MaiError
+from ._errors import ModelRetry as ModelRetry
 from ._module import Module as Module
 from ._module import module as module
 from ._run import run as run
+from .core.agents._tools import Tool as Tool
+from .core.agents._tools import tool as tool
 from .core.durable import DurableError as DurableError
 from .core.durable import LeaseLostError as LeaseLostError
 from .core.durable import NonDeterminismError as NonDeterminismError
@@ -107,6 +110,7 @@ __all__ = [
     "LoopLimitExceeded",
     "MaiError",
     "Map",
+    "ModelRetry",
     "Module",
     "NonBlockingDelay",
     "NonDeterminismError",
@@ -139,6 +143,7 @@ __all__ = [
     "StoreReadOnlyError",
     "StoreSchemaError",
     "StoreUnavailableError",
+    "Tool",
     "TraceHandle",
     "WaitTimeoutError",
     "Worker",
@@ -158,6 +163,7 @@ __all__ = [
     "run",
     "sleep",
     "store_factory",
+    "tool",
     "trace",
     "unregister_caster",
     "unregister_store",
