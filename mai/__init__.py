@@ -27,8 +27,12 @@ from ._errors import ModelRetry as ModelRetry
 from ._module import Module as Module
 from ._module import module as module
 from ._run import run as run
-from .core.agents._tools import Tool as Tool
-from .core.agents._tools import tool as tool
+from .agents import Agent as Agent
+from .agents import AgentRunResult as AgentRunResult
+from .agents import ModelSettings as ModelSettings
+from .agents import Tool as Tool
+from .agents import UsageLimits as UsageLimits
+from .agents import tool as tool
 from .core.durable import DurableError as DurableError
 from .core.durable import LeaseLostError as LeaseLostError
 from .core.durable import NonDeterminismError as NonDeterminismError
@@ -88,6 +92,8 @@ from .core.tracing import trace as trace
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
+    "AgentRunResult",
     "ArgumentError",
     "Backoff",
     "BlockingDelay",
@@ -111,6 +117,7 @@ __all__ = [
     "MaiError",
     "Map",
     "ModelRetry",
+    "ModelSettings",
     "Module",
     "NonBlockingDelay",
     "NonDeterminismError",
@@ -145,6 +152,7 @@ __all__ = [
     "StoreUnavailableError",
     "Tool",
     "TraceHandle",
+    "UsageLimits",
     "WaitTimeoutError",
     "Worker",
     "WorkflowPlan",

@@ -1,4 +1,4 @@
-"""Agents: models, tools made from modules, structured output, streaming, limits (issue 13).
+"""Agents: models, tools made from modules, structured output, streaming, limits.
 
-The public names are re-exported by :mod:`mai.agents` (and the most used ones by :mod:`mai`).
+The public names are re-exported by :mod:`mai.agents` (the most used ones by :mod:`mai` too).
 """
