@@ -166,7 +166,10 @@ async def _streamed(run: _Run, send: MemoryObjectSendStream[AgentEvent]) -> Mode
     output_args: dict[int, str] = {}
     output_index: int | None = None
     response: ModelResponse | None = None
-    async with run.model.stream(run.history, run.settings, run.params) as events:
+    async with (
+        run.model.stream(run.history, run.settings, run.params) as events,
+        _closing(events),
+    ):
         async for event in events:
             if isinstance(event, ResponseDone):
                 response = event.response
@@ -186,6 +189,18 @@ async def _streamed(run: _Run, send: MemoryObjectSendStream[AgentEvent]) -> Mode
             f"model {run.model.model_name!r}: the stream ended without its final response"
         )
     return response
+
+
+@contextlib.asynccontextmanager
+async def _closing(events: Any) -> AsyncIterator[None]:
+    """Close a model's event generator when the stream ends early (cancel, error)."""
+    try:
+        yield
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            with anyio.CancelScope(shield=True):
+                await aclose()
 
 
 def _describe_chat(span: Any, run: _Run) -> None:
@@ -312,6 +327,15 @@ class Agent(Composite, Generic[OutputT]):
     def children(self) -> tuple[Module[..., Any], ...]:
         """The model-request module and the tools' modules."""
         return (self._step_module, *(t.module for t in self._tools.values()))
+
+    @property
+    def model(self) -> Model:
+        """The agent's model (a model string is resolved on first use).
+
+        Raises:
+            ConfigError: When the agent was made without a model.
+        """
+        return self._resolved_model(None)
 
     def _resolved_model(self, override: Model | str | None) -> Model:
         if override is not None:
