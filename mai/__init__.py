@@ -23,9 +23,16 @@ from ._errors import ConfigError as ConfigError
 from ._errors import DeadlineExceeded as DeadlineExceeded
 from ._errors import LoopLimitExceeded as LoopLimitExceeded
 from ._errors import MaiError as MaiError
+from ._errors import ModelRetry as ModelRetry
 from ._module import Module as Module
 from ._module import module as module
 from ._run import run as run
+from .agents import Agent as Agent
+from .agents import AgentRunResult as AgentRunResult
+from .agents import ModelSettings as ModelSettings
+from .agents import Tool as Tool
+from .agents import UsageLimits as UsageLimits
+from .agents import tool as tool
 from .core.durable import DurableError as DurableError
 from .core.durable import LeaseLostError as LeaseLostError
 from .core.durable import NonDeterminismError as NonDeterminismError
@@ -85,6 +92,8 @@ from .core.tracing import trace as trace
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
+    "AgentRunResult",
     "ArgumentError",
     "Backoff",
     "BlockingDelay",
@@ -107,6 +116,8 @@ __all__ = [
     "LoopLimitExceeded",
     "MaiError",
     "Map",
+    "ModelRetry",
+    "ModelSettings",
     "Module",
     "NonBlockingDelay",
     "NonDeterminismError",
@@ -139,7 +150,9 @@ __all__ = [
     "StoreReadOnlyError",
     "StoreSchemaError",
     "StoreUnavailableError",
+    "Tool",
     "TraceHandle",
+    "UsageLimits",
     "WaitTimeoutError",
     "Worker",
     "WorkflowPlan",
@@ -158,6 +171,7 @@ __all__ = [
     "run",
     "sleep",
     "store_factory",
+    "tool",
     "trace",
     "unregister_caster",
     "unregister_store",

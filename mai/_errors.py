@@ -9,6 +9,7 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
     ├── CastError(MaiError, TypeError, ValueError) a value that does not fit an annotation
     ├── DeadlineExceeded(MaiError, TimeoutError)  a module's deadline fired
     ├── LoopLimitExceeded(MaiError, RuntimeError) a Loop ran out of iterations
+    ├── ModelRetry(MaiError)                      raised by a tool or validator: ask the model again
     │
     │   graphs and plans (mai/core/graph/_errors.py)
     ├── GraphError(MaiError, ValueError)          a graph or a plan is not valid
@@ -202,3 +203,16 @@ class LoopLimitExceeded(MaiError, RuntimeError):
         super().__init__(message, module_name=module_name, step_id=step_id)
         self.max_iterations = max_iterations
         self.last_value = last_value
+
+
+class ModelRetry(MaiError):
+    """Raised by an agent's tool or output validator to send the model a retry prompt.
+
+    The message goes back to the model (as a retry prompt for the tool call, or for the output)
+    instead of failing the run; a module's own ``retries`` never re-run a body on it. See
+    ``docs/agents.rst`` for the two retry budgets.
+    """
+
+    def __init__(self, message: str) -> None:
+        """Ask the model to try again, telling it ``message``."""
+        super().__init__(message)
