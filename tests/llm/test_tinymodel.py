@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
 import gguf
 import pytest
-from tinymodel import CHAT_TEMPLATE, write_model
+from tinymodel import CHAT_TEMPLATE, vocabulary, write_model
 
 
 def test_written_file_is_a_llama_model_with_a_chat_template(tmp_path):
@@ -37,18 +40,21 @@ def test_writing_twice_gives_identical_files(tmp_path):
             ["<|im_start|>", "assistant\n"],
         ),
         ("<|im_start|>tool\n<|im_start|>assistant\nmessage:\n", ["message", ":\n"]),
-        ('functions.get_weather:\n{"city": "Paris"}\n', ['{"city": "', "Paris", '"}', "\n"]),
-        ("<tool_response>\nsunny\n</tool_response>", ["<tool_response>", "\n", "s"]),
+        ('functions.get_weather:\n{"city": "Paris"}\n', ['{"city": "', "Paris", '"}', "<0x0A>"]),
+        ("<tool_response>\nsunny\n</tool_response>", ["<tool_response>", "<0x0A>", "s"]),
+        ("Talk forever.", ["T", "a", "l", "k", "\u2581", "forever", "."]),
     ],
 )
-def test_llama_cpp_reads_the_pieces_the_script_decides_on(tmp_path, prompt, expected_run):
-    """llama.cpp cuts the prompts into the pieces the scripted weights key on."""
-    llama_cpp = pytest.importorskip("llama_cpp")
-    model = llama_cpp.Llama(
-        str(write_model(tmp_path / "tiny.gguf")), vocab_only=True, verbose=False
+def test_the_server_reads_the_pieces_the_script_decides_on(llm_server, prompt, expected_run):
+    """llama.cpp cuts prompts into the pieces the scripted weights key on (one token each)."""
+    # S310: the URL is our own http://127.0.0.1 server's
+    request = urllib.request.Request(  # noqa: S310
+        llm_server.base_url.removesuffix("/v1") + "/extras/tokenize",
+        data=json.dumps({"input": prompt}).encode(),
+        headers={"Content-Type": "application/json"},
     )
-    ids = model.tokenize(prompt.encode(), add_bos=False, special=True)
-    pieces = [model.detokenize([token], special=True).decode() for token in ids]
-    assert "".join(pieces) == prompt
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        ids = json.loads(response.read())["tokens"]
+    pieces = [vocabulary()[0][token] for token in ids]
     window = len(expected_run)
-    assert any(pieces[i : i + window] == expected_run for i in range(len(pieces)))
+    assert any(pieces[i : i + window] == expected_run for i in range(len(pieces))), pieces

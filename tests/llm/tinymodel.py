@@ -53,6 +53,8 @@ __all__ = [
     "MODEL_ALIAS",
     "TOOL_ARGUMENTS",
     "TOOL_NAME",
+    "tool_schema",
+    "vocabulary",
     "write_model",
 ]
 
@@ -144,7 +146,7 @@ _CONTEXT = 4096
 _WIN = 30.0  # logit of a scripted successor (before normalisation); runners-up stay below 2/3
 
 
-def _vocabulary() -> tuple[list[str], list[int]]:
+def vocabulary() -> tuple[list[str], list[int]]:
     """Token pieces and types: specials, 256 byte fallbacks, printable ASCII, scripted pieces."""
     pieces = list(_SPECIALS)
     types = [
@@ -312,7 +314,7 @@ def _weights(pieces: list[str]) -> dict[str, np.ndarray]:
 
 def write_model(path: Path) -> Path:
     """Write the scripted model to ``path`` (a ``.gguf`` file) and return the path."""
-    pieces, types = _vocabulary()
+    pieces, types = vocabulary()
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("pymai-tiny-scripted")
     writer.add_block_count(1)
