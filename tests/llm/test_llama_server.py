@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from tinymodel import AFTER_TOOL, ANSWER, MODEL_ALIAS, TOOL_ARGUMENTS, TOOL_NAME
+from pydantic import BaseModel
+from tinymodel import AFTER_TOOL, ANSWER, JSON_ANSWER, MODEL_ALIAS, TOOL_ARGUMENTS, TOOL_NAME
 
 import mai
 from mai.agents import (
@@ -98,3 +99,17 @@ async def test_streamed_agent_run_that_calls_a_tool(model):
     order = [kinds.index(kind) for kind in ("tool-call-delta", "tool-call-started")]
     assert order == sorted(order)
     assert kinds.index("tool-call-finished") < kinds.index("text-delta")
+
+
+class City(BaseModel):
+    """The structured output the scripted model produces in JSON mode."""
+
+    city: str
+
+
+async def test_native_json_schema_output(model):
+    """The provider's JSON Schema response format (output_mode native) gives the typed output."""
+    agent = mai.Agent(model, output_type=City, output_mode="native", model_settings=SETTINGS)
+    result = await agent.run("Which city?")
+    assert result.output == City(**JSON_ANSWER)
+    assert result.usage.requests == 1
