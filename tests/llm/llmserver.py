@@ -28,6 +28,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 INSTALL_HINT = (
     'install it with: make llm-server (CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" '
@@ -90,29 +94,31 @@ def start_server(model: Path, workdir: Path, alias: str = "tiny") -> LlamaServer
             raise ServerUnavailableError(
                 f"{module} is missing (the [server] extra); {INSTALL_HINT}"
             )
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model),
-        "--model_alias",
-        alias,
-        "--chat_format",
-        "chatml-function-calling",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--seed",
-        "42",
-        "--n_threads",
-        "2",
-    ]
-    return _launch(command, port, workdir / f"llama-cpp-python-{port}.log")
+
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--model_alias",
+            alias,
+            "--chat_format",
+            "chatml-function-calling",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--seed",
+            "42",
+            "--n_threads",
+            "2",
+        ]
+
+    return _launch(command, workdir, "llama-cpp-python")
 
 
 def find_llama_server() -> str | None:
@@ -131,33 +137,51 @@ def start_llama_server(model: Path, workdir: Path, alias: str = "tiny") -> Llama
     binary = find_llama_server()
     if binary is None:
         raise ServerUnavailableError(f"llama.cpp's llama-server was not found; {LLAMA_SERVER_HINT}")
+
+    def command(port: int) -> list[str]:
+        return [
+            binary,
+            "--model",
+            str(model),
+            "--alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ctx-size",
+            "2048",
+            "--parallel",
+            "1",
+            "--seed",
+            "42",
+            "--threads",
+            "2",
+            "--jinja",
+            "--offline",
+            "--no-webui",
+        ]
+
+    return _launch(command, workdir, "llama-server")
+
+
+# What the servers log when the free port was taken in between (then we try another port).
+_PORT_TAKEN = ("address already in use", "couldn't bind", "errno 98")
+
+
+def _launch(command: Callable[[int], list[str]], workdir: Path, name: str) -> LlamaServer:
+    for _ in range(2):
+        port = free_port()
+        try:
+            return _start(command(port), port, workdir / f"{name}-{port}.log")
+        except ServerUnavailableError as exc:
+            if not any(sign in str(exc).lower() for sign in _PORT_TAKEN):
+                raise
     port = free_port()
-    command = [
-        binary,
-        "--model",
-        str(model),
-        "--alias",
-        alias,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--ctx-size",
-        "2048",
-        "--parallel",
-        "1",
-        "--seed",
-        "42",
-        "--threads",
-        "2",
-        "--jinja",
-        "--offline",
-        "--no-webui",
-    ]
-    return _launch(command, port, workdir / f"llama-server-{port}.log")
+    return _start(command(port), port, workdir / f"{name}-{port}.log")
 
 
-def _launch(command: list[str], port: int, log_path: Path) -> LlamaServer:
+def _start(command: list[str], port: int, log_path: Path) -> LlamaServer:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
