@@ -442,7 +442,7 @@ async def test_a_model_string_without_provider_is_a_clear_error():
     """A model string must be 'provider:model'; an unknown provider lists the known ones."""
     with pytest.raises(mai.agents.ModelNotFoundError, match="'provider:model-name'"):
         await mai.Agent("gpt-4o")("x")
-    with pytest.raises(mai.agents.ModelNotFoundError, match="known providers: .*openai"):
+    with pytest.raises(mai.agents.ModelNotFoundError, match=r"known providers: .*openai"):
         await mai.Agent("acme:large")("x")
 
 
