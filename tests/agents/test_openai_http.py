@@ -205,3 +205,24 @@ def test_retry_after_forms():
     assert retry_after({"retry-after": date}, now=1445412480.0) == 10.0
     assert retry_after({"retry-after": "soon"}) is None
     assert retry_after(None) is None
+
+
+async def test_api_key_never_reaches_spans_or_logs(nursery, stub_server, monkeypatch):
+    """With content capture on and a retry logged, the key is in no span and no log line."""
+    from structlog.testing import capture_logs
+
+    from mai.testing import capture_otel_spans
+
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    stub = await stub_server(
+        nursery,
+        [Reply(503, {"error": {"message": "busy"}}, {"retry-after": "0"}), completion("ok")],
+    )
+    with capture_otel_spans() as spans, capture_logs() as logs:
+        assert await mai.Agent(model(stub))("x") == "ok"
+    assert any(entry["event"] == "mai.model_retry" for entry in logs)
+    assert KEY not in repr(logs)
+    assert spans
+    for s in spans:
+        assert KEY not in repr(dict(s.attributes)), s.name
+        assert KEY not in s.name
