@@ -19,6 +19,8 @@ MaiError
 
 from __future__ import annotations
 
+from typing import Any
+
 from mai._errors import MaiError
 
 
@@ -156,6 +158,10 @@ class ModelHTTPError(ModelAPIError):
 
 class ModelConnectionError(ModelAPIError, ConnectionError):
     """The endpoint could not be reached (after pymai's retries within the deadline)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle through ``__init__`` (``OSError`` cannot be made with ``__new__`` alone)."""
+        return (type(self), (self.message,), dict(self.__dict__))
 
 
 class HistoryError(MaiError, ValueError):
