@@ -34,6 +34,8 @@ from mai.core.agents._messages import dump_messages as dump_messages
 from mai.core.agents._messages import load_messages as load_messages
 from mai.core.agents._messages import messages_adapter as messages_adapter
 from mai.core.agents._model import Model as Model
+from mai.core.agents._openai import MissingDependencyError as MissingDependencyError
+from mai.core.agents._openai import OpenAIModel as OpenAIModel
 from mai.core.agents._model import ModelSettings as ModelSettings
 from mai.core.agents._model import ModelStreamEvent as ModelStreamEvent
 from mai.core.agents._model import RequestParameters as RequestParameters
@@ -65,6 +67,7 @@ __all__ = [
     "Dep",
     "FinalOutput",
     "HistoryError",
+    "MissingDependencyError",
     "Model",
     "ModelAPIError",
     "ModelConnectionError",
@@ -77,6 +80,7 @@ __all__ = [
     "ModelRetry",
     "ModelSettings",
     "ModelStreamEvent",
+    "OpenAIModel",
     "OutputDelta",
     "OutputRetriesExceeded",
     "RequestParameters",
