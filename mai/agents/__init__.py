@@ -34,8 +34,6 @@ from mai.core.agents._messages import dump_messages as dump_messages
 from mai.core.agents._messages import load_messages as load_messages
 from mai.core.agents._messages import messages_adapter as messages_adapter
 from mai.core.agents._model import Model as Model
-from mai.core.agents._openai import MissingDependencyError as MissingDependencyError
-from mai.core.agents._openai import OpenAIModel as OpenAIModel
 from mai.core.agents._model import ModelSettings as ModelSettings
 from mai.core.agents._model import ModelStreamEvent as ModelStreamEvent
 from mai.core.agents._model import RequestParameters as RequestParameters
@@ -43,6 +41,8 @@ from mai.core.agents._model import ResponseDone as ResponseDone
 from mai.core.agents._model import TextDelta as TextDelta
 from mai.core.agents._model import ToolCallDelta as ToolCallDelta
 from mai.core.agents._model import resolve_model as resolve_model
+from mai.core.agents._openai import MissingDependencyError as MissingDependencyError
+from mai.core.agents._openai import OpenAIModel as OpenAIModel
 from mai.core.agents._stream import AgentEvent as AgentEvent
 from mai.core.agents._stream import AgentStream as AgentStream
 from mai.core.agents._stream import FinalOutput as FinalOutput
