@@ -48,6 +48,7 @@ async def test_resume_replays_recorded_turns_without_asking_the_model() -> None:
         (handle,) = await rt.recover()
         assert await handle.result() == "forty"
         steps = list(rt.steps("agent-1"))
+        trace = rt.trace("agent-1")
     assert len(model.requests) == 2  # turn 1 was replayed, not asked again
     assert gate_calls == [4, 4]  # the interrupted tool body ran again (at least once)
     assert [(s.step_id, s.name) for s in steps] == [
@@ -60,3 +61,6 @@ async def test_resume_replays_recorded_turns_without_asking_the_model() -> None:
     second_input = steps[2].input
     assert second_input["args"][0] == 2
     assert [p["kind"] for p in second_input["args"][1]["parts"]] == ["tool-return"]
+    tokens = [s.tokens for s in trace.find("model_request")]
+    assert tokens == [(1, 2), (4, 1)]  # what `mai trace` shows per model step
+    assert "tokens=1→2" in trace.render()
