@@ -3,6 +3,9 @@
 The public surface is exactly what this module re-exports; everything else is private.
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from ._casting import Payload as Payload
 from ._composites import BlockingDelay as BlockingDelay
 from ._composites import Composite as Composite
@@ -27,12 +30,6 @@ from ._errors import ModelRetry as ModelRetry
 from ._module import Module as Module
 from ._module import module as module
 from ._run import run as run
-from .agents import Agent as Agent
-from .agents import AgentRunResult as AgentRunResult
-from .agents import ModelSettings as ModelSettings
-from .agents import Tool as Tool
-from .agents import UsageLimits as UsageLimits
-from .agents import tool as tool
 from .core.durable import DurableError as DurableError
 from .core.durable import LeaseLostError as LeaseLostError
 from .core.durable import NonDeterminismError as NonDeterminismError
@@ -89,7 +86,34 @@ from .core.tracing import extract_trace_context as extract_trace_context
 from .core.tracing import inject_trace_context as inject_trace_context
 from .core.tracing import trace as trace
 
+if _TYPE_CHECKING:
+    from .agents import Agent as Agent
+    from .agents import AgentRunResult as AgentRunResult
+    from .agents import ModelSettings as ModelSettings
+    from .agents import Tool as Tool
+    from .agents import UsageLimits as UsageLimits
+    from .agents import tool as tool
+
 __version__ = "0.1.0"
+
+#: Names served by :mod:`mai.agents`, imported on first use: the agent layer (pydantic message
+#: models, the docstring parser) is not paid for by programs that never touch an agent.
+_AGENT_NAMES = frozenset(
+    {"Agent", "AgentRunResult", "ModelSettings", "Tool", "UsageLimits", "tool", "agents"}
+)
+
+
+def __getattr__(name: str) -> _Any:
+    """Import the agent layer when one of its names is first used."""
+    if name in _AGENT_NAMES:
+        import importlib  # noqa: PLC0415 - lazy by design
+
+        agents = importlib.import_module("mai.agents")
+        value = agents if name == "agents" else getattr(agents, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mai' has no attribute {name!r}")
+
 
 __all__ = [
     "Agent",
