@@ -238,6 +238,7 @@ __all__ = [
     "StoreReadOnlyError",
     "StoreSchemaError",
     "StoreUnavailableError",
+    "Tool",
     "TraceHandle",
     "UsageLimits",
     "WaitTimeoutError",
