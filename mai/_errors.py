@@ -9,7 +9,6 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
     ├── CastError(MaiError, TypeError, ValueError) a value that does not fit an annotation
     ├── DeadlineExceeded(MaiError, TimeoutError)  a module's deadline fired
     ├── LoopLimitExceeded(MaiError, RuntimeError) a Loop ran out of iterations
-    ├── ModelRetry(MaiError)                      raised by a tool or validator: ask the model again
     │
     │   graphs and plans (mai/core/graph/_errors.py)
     ├── GraphError(MaiError, ValueError)          a graph or a plan is not valid
@@ -38,6 +37,10 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
         ├── StoreSchemaError(StoreError)          stamped with a newer schema version
         ├── StoreBusyError(StoreError)            still locked after the retry policy
         └── StoreUnavailableError(StoreError)     the database server cannot be reached
+
+The agent layer adds its errors (``mai.agents``; drawn in ``mai/core/agents/_errors.py``) and
+:class:`ModelRetry`, which a tool or an output validator raises to send the model a retry
+prompt instead of failing.
 
 Cancellation is never wrapped or replaced: the backend's own cancellation exception
 (``trio.Cancelled``, ``asyncio.CancelledError``) always propagates unchanged.

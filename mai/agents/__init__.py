@@ -41,6 +41,8 @@ from mai.core.agents._model import ResponseDone as ResponseDone
 from mai.core.agents._model import TextDelta as TextDelta
 from mai.core.agents._model import ToolCallDelta as ToolCallDelta
 from mai.core.agents._model import resolve_model as resolve_model
+from mai.core.agents._openai import MissingDependencyError as MissingDependencyError
+from mai.core.agents._openai import OpenAIModel as OpenAIModel
 from mai.core.agents._stream import AgentEvent as AgentEvent
 from mai.core.agents._stream import AgentStream as AgentStream
 from mai.core.agents._stream import FinalOutput as FinalOutput
@@ -65,6 +67,7 @@ __all__ = [
     "Dep",
     "FinalOutput",
     "HistoryError",
+    "MissingDependencyError",
     "Model",
     "ModelAPIError",
     "ModelConnectionError",
@@ -77,6 +80,7 @@ __all__ = [
     "ModelRetry",
     "ModelSettings",
     "ModelStreamEvent",
+    "OpenAIModel",
     "OutputDelta",
     "OutputRetriesExceeded",
     "RequestParameters",

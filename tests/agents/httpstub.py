@@ -154,3 +154,22 @@ async def start_stub(nursery: trio.Nursery, replies: list[Reply]) -> Stub:
     )
     stub.port = listeners[0].socket.getsockname()[1]
     return stub
+
+
+def tool_chunks(name: str, pieces: list[str]) -> Reply:
+    """A streamed tool call: the name and id first, then the arguments in pieces."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "cmpl-3",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "stub-model",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    first = {"index": 0, "id": "call_s", "type": "function", "function": {"name": name}}
+    events = [chunk({"tool_calls": [first]})]
+    events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in pieces]
+    events.append(chunk({}, "tool_calls"))
+    return Reply(sse=events)

@@ -205,3 +205,64 @@ def test_retry_after_forms():
     assert retry_after({"retry-after": date}, now=1445412480.0) == 10.0
     assert retry_after({"retry-after": "soon"}) is None
     assert retry_after(None) is None
+
+
+async def test_api_key_never_reaches_spans_or_logs(nursery, stub_server, monkeypatch):
+    """With content capture on and a retry logged, the key is in no span and no log line."""
+    from structlog.testing import capture_logs
+
+    from mai.testing import capture_otel_spans
+
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    stub = await stub_server(
+        nursery,
+        [Reply(503, {"error": {"message": "busy"}}, {"retry-after": "0"}), completion("ok")],
+    )
+    with capture_otel_spans() as spans, capture_logs() as logs:
+        assert await mai.Agent(model(stub))("x") == "ok"
+    assert any(entry["event"] == "mai.model_retry" for entry in logs)
+    assert KEY not in repr(logs)
+    assert spans
+    for s in spans:
+        assert KEY not in repr(dict(s.attributes)), s.name
+        assert KEY not in s.name
+
+
+async def test_streamed_tool_call_and_settings_in_the_body(nursery, stub_server):
+    """A streamed tool call is assembled from its deltas; tool_choice and parallel calls sent."""
+    from httpstub import tool_chunks
+
+    from mai.agents import ToolCallDelta
+
+    stub = await stub_server(
+        nursery, [tool_chunks("add", ['{"a": 4', ', "b": 5}']), chunks(["nine"])]
+    )
+    settings = ModelSettings(tool_choice="add", parallel_tool_calls=False)
+    agent = mai.Agent(model(stub), tools=[add], model_settings=settings)
+    async with agent.stream("4+5?") as events:
+        deltas = [e async for e in events if isinstance(e, ToolCallDelta)]
+    assert [d.args_delta for d in deltas] == ["", '{"a": 4', ', "b": 5}']
+    assert deltas[0].tool_name == "add"
+    assert events.result is not None
+    assert events.result.output == "nine"
+    assert stub.requests[1]["messages"][-1]["content"] == "9"
+    body = stub.requests[0]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "add"}}
+    assert body["parallel_tool_calls"] is False
+
+
+async def test_native_output_sends_the_json_schema(nursery, stub_server):
+    """output_mode='native' sends response_format with the output's JSON Schema."""
+    import pydantic
+
+    class Point(pydantic.BaseModel):
+        x: int
+        y: int
+
+    stub = await stub_server(nursery, [completion('{"x": 1, "y": 2}')])
+    agent = mai.Agent(model(stub), output_type=Point, output_mode="native")
+    assert await agent("where?") == Point(x=1, y=2)
+    fmt = stub.requests[0]["response_format"]
+    assert fmt["type"] == "json_schema"
+    assert fmt["json_schema"]["name"] == "Point"
+    assert fmt["json_schema"]["schema"]["required"] == ["x", "y"]

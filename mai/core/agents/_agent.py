@@ -36,6 +36,7 @@ from ._messages import (
     ToolReturn,
     Usage,
     UserPrompt,
+    construct,
     dump_messages,
     validate_history,
 )
@@ -131,7 +132,7 @@ class _Run:
         self.limits = limits
         self.deps = deps
         self.send = send
-        self.usage = Usage()
+        self.usage = construct(Usage)
         self.turn = 0
         self.failures: dict[str, int] = {}
         self.output_failures = 0
@@ -401,7 +402,7 @@ class Agent(Composite, Generic[OutputT]):
             if instructions:
                 parts.append(SystemPrompt(content=instructions))
         if prompt is not None:
-            parts.append(UserPrompt(content=prompt))
+            parts.append(construct(UserPrompt, content=prompt))
         if not parts and history and isinstance(history[-1], ModelRequest):
             request = history[-1]  # the history already ends with the request to answer
         else:
@@ -411,7 +412,7 @@ class Agent(Composite, Generic[OutputT]):
                     "with a request",
                     module_name=self.name,
                 )
-            request = ModelRequest(parts=tuple(parts))
+            request = construct(ModelRequest, parts=tuple(parts))
             history.append(request)
         run = _Run(
             self,
@@ -472,7 +473,7 @@ class Agent(Composite, Generic[OutputT]):
                 if send is not None:
                     await send.send(FinalOutput(value))
                 return value
-            request = ModelRequest(parts=tuple(value))
+            request = construct(ModelRequest, parts=tuple(value))
             run.history.append(request)
 
     async def _handle(self, run: _Run, response: ModelResponse) -> tuple[bool, Any]:
@@ -624,7 +625,9 @@ class Agent(Composite, Generic[OutputT]):
         try:
             result = await coro
         except ModelRetry as exc:
-            part = RetryPrompt(content=str(exc), tool_name=t.name, tool_call_id=c.tool_call_id)
+            part = construct(
+                RetryPrompt, content=str(exc), tool_name=t.name, tool_call_id=c.tool_call_id
+            )
         except Exception as exc:
             if t.on_error == "raise":
                 raised[i] = exc
@@ -636,7 +639,8 @@ class Agent(Composite, Generic[OutputT]):
                 error=True,
             )
         else:
-            part = ToolReturn(
+            part = construct(
+                ToolReturn,
                 tool_name=t.name,
                 tool_call_id=c.tool_call_id,
                 content=to_jsonable_python(result, fallback=repr),

@@ -2,22 +2,24 @@
 
 They extend the tree drawn in ``mai/_errors.py``::
 
-MaiError
-├── ModelRetry(MaiError)                         a tool or validator asks the model again
-├── AgentError(MaiError, RuntimeError)           an agent run cannot go on
-│   ├── ToolRetriesExceeded(AgentError)          a tool's retry prompts ran out
-│   ├── OutputRetriesExceeded(AgentError, ValueError) the output never validated
-│   ├── UsageLimitExceeded(AgentError)           a usage limit was reached
-│   ├── ModelRequestsBlocked(AgentError)         mai.testing blocked a real model request
-│   └── ModelAPIError(AgentError)                the model's endpoint failed
-│       ├── ModelHTTPError(ModelAPIError)        an HTTP error status (after retries)
-│       └── ModelConnectionError(ModelAPIError, ConnectionError) endpoint unreachable
-├── HistoryError(MaiError, ValueError)           a saved message history of the wrong shape
-├── ToolArgumentsError(MaiError, ValueError)     arguments that do not fit a tool's schema
-└── ModelNotFoundError(MaiError, LookupError)    a model string no provider resolves
+    MaiError
+    ├── ModelRetry(MaiError)                         a tool or validator asks the model again
+    ├── AgentError(MaiError, RuntimeError)           an agent run cannot go on
+    │   ├── ToolRetriesExceeded(AgentError)          a tool's retry prompts ran out
+    │   ├── OutputRetriesExceeded(AgentError, ValueError) the output never validated
+    │   ├── UsageLimitExceeded(AgentError)           a usage limit was reached
+    │   ├── ModelRequestsBlocked(AgentError)         mai.testing blocked a real model request
+    │   └── ModelAPIError(AgentError)                the model's endpoint failed
+    │       ├── ModelHTTPError(ModelAPIError)        an HTTP error status (after retries)
+    │       └── ModelConnectionError(ModelAPIError, ConnectionError) endpoint unreachable
+    ├── HistoryError(MaiError, ValueError)           a saved message history of the wrong shape
+    ├── ToolArgumentsError(MaiError, ValueError)     arguments that do not fit a tool's schema
+    └── ModelNotFoundError(MaiError, LookupError)    a model string no provider resolves
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from mai._errors import MaiError
 
@@ -156,6 +158,10 @@ class ModelHTTPError(ModelAPIError):
 
 class ModelConnectionError(ModelAPIError, ConnectionError):
     """The endpoint could not be reached (after pymai's retries within the deadline)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle through ``__init__`` (``OSError`` cannot be made with ``__new__`` alone)."""
+        return (type(self), (self.message,), dict(self.__dict__))
 
 
 class HistoryError(MaiError, ValueError):

@@ -42,6 +42,12 @@ class UsageLimits:
 
     def check_tokens(self, usage: Usage, agent: str | None = None) -> None:
         """Raise when the tokens spent exceed a token limit."""
+        if (
+            self.input_tokens_limit is None
+            and self.output_tokens_limit is None
+            and self.total_tokens_limit is None
+        ):
+            return
         for name, value in (
             ("input_tokens_limit", usage.input_tokens),
             ("output_tokens_limit", usage.output_tokens),

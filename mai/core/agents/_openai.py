@@ -103,6 +103,8 @@ class OpenAIModel:
         backoff: Delays between retries when the server does not say.
         timeout: Seconds allowed for one HTTP attempt (the run's deadline bounds it as well).
         provider: The provider name reported in spans (``gen_ai.provider.name``).
+        stream_usage: Ask for token usage at the end of a stream (``stream_options``); turn
+            it off for a server that rejects the option.
 
     Connections are kept open between requests; close them with ``await model.aclose()`` or
     use the model as ``async with OpenAIModel(...) as model:`` (an event loop's open
@@ -123,6 +125,7 @@ class OpenAIModel:
         backoff: Backoff | None = None,
         timeout: float = 600.0,
         provider: str = "openai",
+        stream_usage: bool = True,
     ) -> None:
         """Configure the model; nothing is contacted until the first request."""
         _openai()
@@ -135,6 +138,7 @@ class OpenAIModel:
         self.backoff = backoff or Backoff(initial=0.5, factor=2.0, max=20.0, jitter=0.1)
         self.timeout = timeout
         self._provider = provider
+        self.stream_usage = stream_usage
         self._client: Any = None
 
     @property
@@ -238,7 +242,8 @@ class OpenAIModel:
         """Stream one chat completion; leaving the block closes the HTTP stream at once."""
         body = self._body(messages, settings, params)
         body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
+        if self.stream_usage:
+            body["stream_options"] = {"include_usage": True}
         manager, response = await self._attempts(body, streaming=True)
         try:
             yield self._events(response)

@@ -190,6 +190,6 @@ class OutputSpec:
         if self.adapter is not None:
             try:
                 return self.adapter.validate_python(data, experimental_allow_partial=True)
-            except ValidationError:
+            except (ValidationError, TypeError):  # TypeError: a pydantic without partial mode
                 return data
         return data

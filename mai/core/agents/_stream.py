@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+import anyio
+
 from ._model import ResponseDone, TextDelta, ToolCallDelta
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from anyio.streams.memory import MemoryObjectReceiveStream
 
     from ._agent import AgentRunResult
@@ -101,13 +101,16 @@ class AgentStream(Generic[OutputT]):
         #: The :class:`~mai.agents.AgentRunResult`, once the run has finished.
         self.result: AgentRunResult[OutputT] | None = None
 
-    def __aiter__(self) -> AsyncIterator[AgentEvent]:
-        """Iterate over the events until the run ends."""
-        return self._events()
+    def __aiter__(self) -> AgentStream[OutputT]:
+        """Iterate over the events until the run ends (no generator is left half-consumed)."""
+        return self
 
-    async def _events(self) -> AsyncIterator[AgentEvent]:
-        async for event in self._receive:
-            yield event
+    async def __anext__(self) -> AgentEvent:
+        """The next event."""
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
 
     async def get_output(self) -> OutputT:
         """Consume the remaining events and return the final output.

@@ -149,6 +149,7 @@ class Tool:
         "_dep_names",
         "_fields",
         "_nullable",
+        "_positional",
         "description",
         "max_retries",
         "module",
@@ -207,6 +208,12 @@ class Tool:
             **fields,
         )
         self._definition: ToolDefinition | None = None
+        sig = mod.__signature__.parameters.values()
+        self._positional: tuple[str, ...] | None = (
+            tuple(p.name for p in sig)
+            if all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in sig)
+            else None
+        )
 
     # -- description ---------------------------------------------------------------------------
 
@@ -297,6 +304,12 @@ class Tool:
             ConfigError: When a dependency the tool takes is not in ``deps`` (a programming
                 error, not a retry: the message names the parameter).
         """
+        if self._positional is not None and not self._dep_names:
+            # every parameter can be passed by position: the module's fast path (no binding)
+            try:
+                return self.module(*[arguments[n] for n in self._positional])
+            except KeyError:
+                pass  # an argument left to its default: bind by keyword
         kwargs = dict(arguments)
         for name in self._dep_names:
             if deps is None or name not in deps:

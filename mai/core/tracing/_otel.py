@@ -126,7 +126,7 @@ class OtelInterceptor:
             end["mai.payload.output_bytes"] = out_bytes
             end["mai.status"] = "ok"
             extra = result_attributes(result)
-            if extra:
+            if extra and not _replayed(span):  # a replayed step spent nothing now
                 end.update(extra)
             return result
         finally:
@@ -141,6 +141,11 @@ class OtelInterceptor:
             if hint_token is not None:
                 span_hint.reset(hint_token)
             span.end()
+
+
+def _replayed(span: Any) -> bool:
+    attributes = getattr(span, "attributes", None)
+    return bool(attributes and attributes.get("mai.replayed"))
 
 
 def _configured_provider() -> TracerProvider | None:
