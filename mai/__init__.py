@@ -44,6 +44,7 @@ from .core.durable import StoreBusyError as StoreBusyError
 from .core.durable import StoreCorruptError as StoreCorruptError
 from .core.durable import StoreError as StoreError
 from .core.durable import StoreFullError as StoreFullError
+from .core.durable import StorePermissionWarning as StorePermissionWarning
 from .core.durable import StoreReadOnlyError as StoreReadOnlyError
 from .core.durable import StoreSchemaError as StoreSchemaError
 from .core.durable import StoreUnavailableError as StoreUnavailableError
@@ -51,6 +52,7 @@ from .core.durable import WaitTimeoutError as WaitTimeoutError
 from .core.durable import Worker as Worker
 from .core.durable import now as now
 from .core.durable import random as random
+from .core.durable import redact_url as redact_url
 from .core.durable import sleep as sleep
 from .core.durable import wait_for as wait_for
 from .core.graph import Graph as Graph
@@ -136,6 +138,7 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
+    "StorePermissionWarning",
     "StoreReadOnlyError",
     "StoreSchemaError",
     "StoreUnavailableError",
@@ -152,6 +155,7 @@ __all__ = [
     "plan",
     "plugins",
     "random",
+    "redact_url",
     "register_caster",
     "register_store",
     "register_tracer",
