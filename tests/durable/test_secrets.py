@@ -28,7 +28,7 @@ from mai.core.durable import MemoryStore, SQLiteStore, open_store, redact_text
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-SECRET = "Pl0ugh-xyzzy"
+SECRET = "Pl0ugh-xyzzy"  # noqa: S105 - the recognisable password the tests hunt for
 
 # -- redaction --------------------------------------------------------------------------------
 
@@ -50,8 +50,14 @@ SECRET = "Pl0ugh-xyzzy"
             "postgresql://app:***@db/mai?sslpassword=***",
         ),
         # an unencoded '@', '/' or ':' in the password, and a port that does not parse
-        (f"postgresql://app:{SECRET}@x/y:z@db:notaport/mai", "postgresql://app:***@db:notaport/mai"),
-        (f"host=db user=app password={SECRET} dbname=mai", "host=db user=app password=*** dbname=mai"),
+        (
+            f"postgresql://app:{SECRET}@x/y:z@db:notaport/mai",
+            "postgresql://app:***@db:notaport/mai",
+        ),
+        (
+            f"host=db user=app password={SECRET} dbname=mai",
+            "host=db user=app password=*** dbname=mai",
+        ),
         (f"host=db password='{SECRET} x' dbname=mai", "host=db password=*** dbname=mai"),
         ("postgresql://app@db:5432/mai", "postgresql://app@db:5432/mai"),
         ("sqlite:///.mai/mai.db?synchronous=normal", "sqlite:///.mai/mai.db?synchronous=normal"),
@@ -88,7 +94,7 @@ def test_store_errors_never_carry_the_password() -> None:
     for text in (str(err), repr(err), err.url, repr(err.args)):
         assert SECRET not in text
     assert err.url == "postgresql://app:***@db/mai"
-    again = pickle.loads(pickle.dumps(err))
+    again = pickle.loads(pickle.dumps(err))  # noqa: S301 - our own object, round-tripped
     assert SECRET not in str(again)
     assert again.url == err.url
     assert not again.retryable
@@ -259,9 +265,13 @@ async def test_a_readable_store_at_a_chosen_location_is_warned_about_once(
     db.touch()
     db.chmod(0o644)
     url = f"sqlite:///{db}"
+
+    async def open_twice() -> None:
+        await _open_close(url)
+        await _open_close(url)
+
     with pytest.warns(mai.StorePermissionWarning, match="can be read by other users") as caught:
-        await _open_close(url)
-        await _open_close(url)
+        await open_twice()
     assert len(caught) == 1
     message = str(caught[0].message)
     assert str(db) in message

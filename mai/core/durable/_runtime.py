@@ -82,9 +82,9 @@ def open_store(url: str) -> Store:
     factory = _plugin_store(scheme)
     if factory is None:
         raise StoreError(
-            f"no durable store for {redact_url(url)!r}: scheme {scheme!r} is not built in "
-            "(sqlite, memory) "
-            "and no installed plugin registers it in the 'mai.stores' entry-point group"
+            f"no durable store for {redact_url(url)!r}: scheme {redact_url(scheme)!r} is not "
+            "built in (sqlite, memory) and no installed plugin registers it in the 'mai.stores' "
+            "entry-point group"
             + (
                 " (for PostgreSQL: pip install 'pymai[postgres]')"
                 if scheme.startswith("postgres")

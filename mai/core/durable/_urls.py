@@ -109,6 +109,6 @@ def redact_text(text: str, url: str) -> str:
     if not secrets or not text:
         return text
     text = text.replace(url, redact_url(url))
-    for secret in secrets:
-        text = text.replace(secret, MASK)
+    for secret in secrets:  # any case: a message may have lower-cased the URL
+        text = re.sub(re.escape(secret), MASK, text, flags=re.IGNORECASE)
     return text
