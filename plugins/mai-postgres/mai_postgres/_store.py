@@ -239,24 +239,29 @@ class PostgresStore:
         while True:
             try:
                 self._conn = self.connect()
-            except psycopg.OperationalError as exc:
-                text = self._clean(str(exc))
-                if any(s in text for s in _FATAL_CONNECT):
-                    raise StoreError(
-                        f"PostgreSQL store {self._shown}: cannot connect: {text.strip()}",
-                        url=self.url,
-                    ) from exc
-                if time.monotonic() >= give_up:
-                    raise StoreUnavailableError(
-                        f"PostgreSQL store {self._shown} is unreachable: still failing after "
-                        f"{self.retry_seconds:g}s (reconnect_timeout): {text.strip()}",
-                        url=self.url,
-                        retryable=False,
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+            except psycopg.Error as exc:
+                text = self._clean(str(exc)).strip()
+                fatal = not isinstance(exc, psycopg.OperationalError) or any(
+                    s in text for s in _FATAL_CONNECT
+                )
             else:
                 return self._conn
+            # raised outside the except block on purpose: the driver's connection error is
+            # neither the cause nor the context of ours, because it holds the connection
+            # object, password included (its message is kept, cleaned)
+            if fatal:
+                raise StoreError(
+                    f"PostgreSQL store {self._shown}: cannot connect: {text}", url=self.url
+                )
+            if time.monotonic() >= give_up:
+                raise StoreUnavailableError(
+                    f"PostgreSQL store {self._shown} is unreachable: still failing after "
+                    f"{self.retry_seconds:g}s (reconnect_timeout): {text}",
+                    url=self.url,
+                    retryable=False,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _discard(self) -> None:
         conn, self._conn = self._conn, None
