@@ -231,6 +231,58 @@ def test_store_errors_on_a_real_server_hide_the_password(
     assert_no_secret(str(info.value))
 
 
+def test_driver_errors_during_queries_hide_the_password(
+    pg_cluster: PostgresCluster, pg_url: str
+) -> None:
+    """A connection killed mid-transaction and a read-only database: clean translated errors."""
+    from mai_postgres import PostgresStore
+
+    from mai.core.durable import RunRecord
+
+    def record(run_id: str) -> RunRecord:
+        return RunRecord(
+            run_id=run_id, workflow="wf", ref=None, plan_hash="h", plan="{}", input="{}"
+        )
+
+    dbname = pg_url.rsplit("/", 1)[1]
+    s = PostgresStore(with_password(pg_url) + "?reconnect_timeout=1")
+    s.open()
+
+    def write_after_the_server_dropped_us() -> None:
+        with s.transaction():
+            with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (dbname,),
+                )
+            s.create_run(record("a"))
+
+    try:
+        with pytest.raises(mai.StoreUnavailableError) as lost:
+            write_after_the_server_dropped_us()
+        _assert_clean(lost.value)
+        assert "connection lost" in str(lost.value)
+    finally:
+        s.close()
+    pg_cluster.sql(f'ALTER DATABASE "{dbname}" SET default_transaction_read_only = on')
+    s = PostgresStore(with_password(pg_url))
+    s.open()
+
+    def write() -> None:
+        with s.transaction():
+            s.create_run(record("b"))
+
+    try:
+        with pytest.raises(mai.StoreReadOnlyError) as refused:
+            write()
+        _assert_clean(refused.value)
+        assert "refuses writes" in str(refused.value)
+    finally:
+        s.close()
+        pg_cluster.sql(f'ALTER DATABASE "{dbname}" RESET default_transaction_read_only')
+
+
 def _assert_clean(exc: BaseException) -> None:
     """The error, its attributes and every chained cause are free of the password."""
     seen: BaseException | None = exc
