@@ -62,8 +62,9 @@ def tighten(path: Path) -> None:
     ]
     for target, mode in targets:
         try:
-            if stat.S_IMODE(target.stat().st_mode) & 0o077:
-                target.chmod(stat.S_IMODE(target.stat().st_mode) & ~0o077 | (mode & 0o700))
+            current = stat.S_IMODE(target.stat().st_mode)
+            if current & 0o077:  # keep the owner's bits, add what pymai needs, drop the rest
+                target.chmod((current & 0o700) | mode)
         except FileNotFoundError:
             continue
         except PermissionError:
@@ -107,7 +108,7 @@ def warn_if_readable(path: Path) -> None:
     warnings.warn(
         f"SQLite store {str(path)!r} can be read by other users ({modes}); it holds every "
         f"run's inputs and outputs: make it private with chmod 600 {' '.join(map(str, files))} "
-        f"(or chmod 700 {str(path.parent or '.')!r})",
+        f"(or chmod 700 {str(path.parent)!r})",
         StorePermissionWarning,
         stacklevel=2,
     )

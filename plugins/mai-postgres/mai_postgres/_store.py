@@ -22,10 +22,11 @@ parameters pass through (``sslmode``, ``connect_timeout``, ...); pymai adds ``sc
 pymai's tables in that schema, created if needed) and ``reconnect_timeout`` (seconds to keep
 reconnecting before raising :class:`mai.StoreUnavailableError`, default 30).
 
-The password never leaves this module: it is taken out of the URL (user information or a
-``password=`` parameter) and handed to libpq as a separate connection parameter, so no libpq or
-psycopg message can quote it; driver messages are still cleaned of it at the one boundary
-(:meth:`PostgresStore._error`), and ``store.url`` is the redacted URL. Without a password in
+The password is never shown: it is taken out of the URL (user information or a ``password=``
+parameter) and handed to libpq as a separate connection parameter, so no URI-parsing message
+can quote it; driver messages are still cleaned of it where driver errors are translated
+(``_connection``, ``_error``), a connection error is not chained (psycopg keeps the connection
+object, password included, on it), and ``store.url`` is the redacted URL. Without a password in
 the URL, libpq reads ``PGPASSWORD`` or the ``~/.pgpass`` file (``PGPASSFILE``) as usual.
 """
 
