@@ -31,6 +31,7 @@ from mai.agents import (
     ModelRequest,
     ModelResponse,
     ModelSettings,
+    OpenAIModel,
     OutputDelta,
     OutputRetriesExceeded,
     TextDelta,
@@ -39,7 +40,6 @@ from mai.agents import (
     ToolReturn,
     UserPrompt,
 )
-from mai.core.agents._openai import OpenAIModel
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

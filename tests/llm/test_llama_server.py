@@ -17,6 +17,7 @@ import mai
 from mai.agents import (
     FinalOutput,
     ModelSettings,
+    OpenAIModel,
     TextDelta,
     ToolCall,
     ToolCallDelta,
@@ -24,7 +25,6 @@ from mai.agents import (
     ToolCallStarted,
     ToolReturn,
 )
-from mai.core.agents._openai import OpenAIModel
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
