@@ -1,7 +1,7 @@
 """A tiny llama-architecture GGUF model whose greedy answers are scripted.
 
 No model can be downloaded in our tests, so they write one. :func:`write_model` produces a
-~0.4 MB GGUF file (``gguf`` package + numpy, in a few milliseconds) that a real llama.cpp
+~0.8 MB GGUF file (``gguf`` package + numpy, in a few milliseconds) that a real llama.cpp
 server loads like any other model. Its weights are set by hand so that greedy decoding
 (``temperature=0``) always says the same thing:
 
