@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AFTER_TOOL",
     "ANSWER",
+    "CHAT_TEMPLATE",
     "JSON_ANSWER",
     "LONG_PREFIX",
     "LONG_TRIGGER",
