@@ -266,3 +266,10 @@ async def test_native_output_sends_the_json_schema(nursery, stub_server):
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["name"] == "Point"
     assert fmt["json_schema"]["schema"]["required"] == ["x", "y"]
+
+
+def test_a_password_in_the_base_url_is_masked():
+    """A base URL with a password shows it masked in repr and base_url."""
+    m = OpenAIModel("m", base_url="https://user:pw-SECRET@llm.example/v1", api_key=KEY)
+    assert "pw-SECRET" not in repr(m)
+    assert m.base_url == "https://user:***@llm.example/v1"
