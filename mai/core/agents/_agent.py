@@ -150,8 +150,8 @@ class _ModelStep(Module[..., ModelResponse]):
         if run is None:  # pragma: no cover - only the agent calls this module
             raise RuntimeError("model_request is called by an agent only")
         span = current_frame.get().span
-        if span is not None:
-            _describe_chat(span, run)
+        if span is not None and genai.capture_content():
+            span.set_attribute(genai.INPUT_MESSAGES, dump_messages(run.history).decode())
         send = run.send
         if send is None:
             response = await run.model.request(run.history, run.settings, run.params)
@@ -204,7 +204,8 @@ async def _closing(events: Any) -> AsyncIterator[None]:
                 await aclose()
 
 
-def _describe_chat(span: Any, run: _Run) -> None:
+def _chat_hint(run: _Run) -> tuple[str, dict[str, Any], str]:
+    """The ``chat {model}`` client span of a model request (OpenTelemetry on only)."""
     model = run.model
     s = run.settings
     attrs: dict[str, Any] = {
@@ -218,10 +219,7 @@ def _describe_chat(span: Any, run: _Run) -> None:
         attrs[genai.REQUEST_MAX_TOKENS] = s.max_tokens
     if s.seed is not None:
         attrs[genai.REQUEST_SEED] = s.seed
-    if genai.capture_content():
-        attrs[genai.INPUT_MESSAGES] = dump_messages(run.history).decode()
-    span.update_name(f"{genai.OP_CHAT} {model.model_name}")
-    span.set_attributes(attrs)
+    return f"{genai.OP_CHAT} {model.model_name}", attrs, "client"
 
 
 class Agent(Composite, Generic[OutputT]):
@@ -460,10 +458,18 @@ class Agent(Composite, Generic[OutputT]):
         step = self._step_module
         limits = run.limits
         name = self.name
+        traced = current_frame.get().span is not None  # OpenTelemetry is on for this run
         while True:
             run.turn += 1
             limits.check_before_request(run.usage, name)
-            response = await step(run.turn, request)
+            if traced:
+                hint = span_hint.set(_chat_hint(run))
+                try:
+                    response = await step(run.turn, request)
+                finally:
+                    span_hint.reset(hint)
+            else:
+                response = await step(run.turn, request)
             run.history.append(response)
             run.usage.add(response.usage)
             limits.check_tokens(run.usage, name)
@@ -622,7 +628,7 @@ class Agent(Composite, Generic[OutputT]):
             }
             if genai.capture_content():
                 attrs[genai.TOOL_ARGUMENTS] = c.args_json()
-            hint = span_hint.set((f"{genai.OP_TOOL} {t.name}", attrs))
+            hint = span_hint.set((f"{genai.OP_TOOL} {t.name}", attrs, "internal"))
         part: ToolReturn | RetryPrompt
         try:
             result = await coro
