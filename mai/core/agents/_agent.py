@@ -38,10 +38,10 @@ from ._messages import (
 from ._model import Model, ModelSettings, ResponseDone, resolve_model
 from ._output import OUTPUT_TOOL, OutputModeName, OutputRejected, OutputSpec
 from ._run import (
+    AgentRun,
     AgentRunResult,
     Invocation,
     ModelStep,
-    AgentRun,
     chat_hint,
     current_run,
     invocation,
