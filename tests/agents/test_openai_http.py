@@ -209,6 +209,7 @@ def test_retry_after_forms():
 
 async def test_api_key_never_reaches_spans_or_logs(nursery, stub_server, monkeypatch):
     """With content capture on and a retry logged, the key is in no span and no log line."""
+    import structlog
     from structlog.testing import capture_logs
 
     from mai.testing import capture_otel_spans
@@ -218,8 +219,13 @@ async def test_api_key_never_reaches_spans_or_logs(nursery, stub_server, monkeyp
         nursery,
         [Reply(503, {"error": {"message": "busy"}}, {"retry-after": "0"}), completion("ok")],
     )
-    with capture_otel_spans() as spans, capture_logs() as logs:
-        assert await mai.Agent(model(stub))("x") == "ok"
+    was_configured = structlog.is_configured()
+    try:
+        with capture_otel_spans() as spans, capture_logs() as logs:
+            assert await mai.Agent(model(stub))("x") == "ok"
+    finally:
+        if not was_configured:  # capture_logs leaves structlog "configured": undo that
+            structlog.reset_defaults()
     assert any(entry["event"] == "mai.model_retry" for entry in logs)
     assert KEY not in repr(logs)
     assert spans
@@ -266,3 +272,22 @@ async def test_native_output_sends_the_json_schema(nursery, stub_server):
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["name"] == "Point"
     assert fmt["json_schema"]["schema"]["required"] == ["x", "y"]
+
+
+def test_a_password_in_the_base_url_is_masked():
+    """A base URL with a password shows it masked in repr and base_url."""
+    m = OpenAIModel("m", base_url="https://user:pw-SECRET@llm.example/v1", api_key=KEY)
+    assert "pw-SECRET" not in repr(m)
+    assert m.base_url == "https://user:***@llm.example/v1"
+
+
+def test_without_the_openai_package_the_error_says_what_to_install(monkeypatch):
+    """No 'openai' installed: MissingDependencyError (an ImportError) names the extra."""
+    import sys
+
+    from mai.agents import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "openai", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'pymai\[agents\]'") as info:
+        OpenAIModel("m", api_key=KEY)
+    assert isinstance(info.value, ImportError)
