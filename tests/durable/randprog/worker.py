@@ -1,0 +1,84 @@
+"""A durable worker process running random programs: recover, start what is missing, wait, report.
+
+Usage::
+
+    python worker.py DB --seeds 1,2,3 [--start N] [--budget 14] [--exclude SHAPE,...]
+                        [--max-attempts N] [--busy-timeout SECONDS]
+
+Regenerates the programs of the seeds (the same trees as the test's), opens
+``sqlite:///DB?synchronous=normal`` with their workflows registered (public API only), prints
+``open <pid>``, calls ``recover()``, starts the run ``rp-<seed>`` of each of the first
+``--start`` programs (default: all) that does not exist yet, waits for every run and prints one JSON line ``{"pid": ..., "results": {run_id: outcome}}``
+where an outcome is ``{"ok": value}`` or ``{"error": type, "message": text}``. Step bodies write
+the side-effect ledger named by ``$LEDGER``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from randprog.builder import build_program
+from randprog.generator import Shapes, generate
+
+import mai
+
+
+async def outcome(handle: mai.RunHandle) -> dict[str, Any]:
+    """Wait for a run; its result or the error that ended it."""
+    try:
+        value = await handle.result()
+    except Exception as exc:
+        return {"error": type(exc).__name__, "message": str(exc)[:2000]}
+    return {"ok": value}
+
+
+async def main(args: argparse.Namespace) -> None:
+    """Run the worker (see the module docstring)."""
+    shapes = Shapes(budget=args.budget, exclude=frozenset(filter(None, args.exclude.split(","))))
+    programs = [generate(int(s), shapes) for s in args.seeds.split(",") if s]
+    modules = {p.run_id: build_program(p) for p in programs}
+    url = f"sqlite:///{args.db}?synchronous=normal"
+    if args.busy_timeout is not None:
+        url += f"&busy_timeout={args.busy_timeout}"
+    start = programs if args.start is None else programs[: args.start]
+    async with mai.Runtime(
+        url, workflows=list(modules.values()), max_attempts=args.max_attempts
+    ) as rt:
+        print("open", os.getpid(), flush=True)
+        handles = {h.run_id: h for h in await rt.recover()}
+        for p in start:
+            try:
+                rt.get(p.run_id)
+            except mai.RunNotFoundError:
+                handles[p.run_id] = await rt.start(modules[p.run_id], p.x0, run_id=p.run_id)
+            else:
+                handles.setdefault(p.run_id, mai.RunHandle(rt, p.run_id))
+        print("started", len(handles), flush=True)
+        results = {run_id: await outcome(h) for run_id, h in sorted(handles.items())}
+    print(json.dumps({"pid": os.getpid(), "results": results}), flush=True)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse the command line."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("db")
+    p.add_argument("--seeds", required=True)
+    p.add_argument("--start", type=int, default=None)
+    p.add_argument("--busy-timeout", type=float, default=None)
+    p.add_argument("--budget", type=int, default=14)
+    p.add_argument("--exclude", default="")
+    p.add_argument("--max-attempts", type=int, default=1000)
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    trio.run(main, parse(sys.argv[1:]))
