@@ -42,8 +42,12 @@ SHAPE_NBD_UNDER_RETRY = "nbd-under-retry"
 SHAPE_MIXED_TYPES = "mixed-types"
 """A Conditional or Race whose routes return different types (issue 11, defect 13)."""
 
-SHAPE_NOW = "now"
+SHAPE_NOW = "now-into-input"
 """A ``mai.now()`` reading whose value flows into a later step's input (issue 11, defect 11)."""
+
+STORE_ERROR_TEARDOWN = "store-error-teardown"
+"""Not a shape: a worker whose Runtime a transient store error tears down (issue 11, defect 10).
+Listed in ``KNOWN_BUGS``, the runner counts such a worker's death as a crash."""
 
 
 # -- the value specification -------------------------------------------------------------------
@@ -154,9 +158,11 @@ class Node:
         }
         text = ", ".join(f"{k}={v}" for k, v in attrs.items() if v is not None)
         lines = [f"{indent}{self.kind} {self.name} {text}".rstrip()]
-        for op in self.ops:
-            if op.kind != "call":
-                lines.append(f"{indent}  . {op.kind} {op.seconds or ''}{op.topic}".rstrip())
+        lines.extend(
+            f"{indent}  . {op.kind} {op.seconds or ''}{op.topic}".rstrip()
+            for op in self.ops
+            if op.kind != "call"
+        )
         lines.extend(c.describe(indent + "  ") for c in self.children)
         return "\n".join(lines)
 
@@ -223,7 +229,9 @@ class _Draw:
     def leaf(self, out: str | None = None, *, flaky: bool = True) -> tuple[Node, str]:
         rng = self.rng
         out = out or rng.choice(LEAF_TYPES)
-        node = Node("leaf", self.name("leaf"), out=out, seconds=rng.choice([0.0, 0.002, 0.01, 0.05]))
+        node = Node(
+            "leaf", self.name("leaf"), out=out, seconds=rng.choice([0.0, 0.002, 0.01, 0.05])
+        )
         if flaky and rng.random() < 0.3:
             node.fail_k = rng.choice([1, 1, 2])
             node.retries = node.fail_k if rng.random() < 0.6 else rng.randrange(node.fail_k)
@@ -344,7 +352,7 @@ class _Draw:
                 node.ops.append(Op("call", child=len(node.children) - 1))
                 if reading and child.kind in {"leaf", "code"}:
                     self.found.add(SHAPE_NOW)
-            elif r < 0.52 and SHAPE_NOW not in self.shapes.exclude:
+            elif r < 0.52:
                 node.ops.append(Op("now"))
                 reading = True
             elif r < 0.64:
@@ -354,6 +362,12 @@ class _Draw:
             elif ctx.waits:
                 timeout = rng.choice([None, 600.0])
                 node.ops.append(Op("wait", timeout=timeout, topic=f"{node.name}.w{len(node.ops)}"))
+        if SHAPE_NOW in self.found and SHAPE_NOW in self.shapes.exclude:
+            # keep the readings but let none reach a later step's input: readings go last
+            node.ops = [o for o in node.ops if o.kind != "now"] + [
+                o for o in node.ops if o.kind == "now"
+            ]
+            self.found.discard(SHAPE_NOW)
         return node, "any"
 
 
@@ -362,7 +376,7 @@ def draw(seed: int, shapes: Shapes) -> tuple[Program, list[Program]]:
 
     Returns the accepted program and the rejected candidates (for statistics).
     """
-    from .interpreter import InvalidProgram, predict  # noqa: PLC0415 - the two modules pair
+    from .interpreter import InvalidProgram, predict
 
     rng = random.Random(seed)  # noqa: S311 - test data, not cryptography
     rejected = []

@@ -209,7 +209,11 @@ def mismatch(predicted: Any, actual: Any, where: str = "result") -> str | None:
 
     A placeholder reading matches ``{"now": <epoch seconds>}`` or ``{"rand": <int>}``.
     """
-    if isinstance(predicted, dict) and len(predicted) == 1 and next(iter(predicted.values())) is ANY:
+    if (
+        isinstance(predicted, dict)
+        and len(predicted) == 1
+        and next(iter(predicted.values())) is ANY
+    ):
         kind = next(iter(predicted))
         ok = isinstance(actual, dict) and set(actual) == {kind}
         value = actual.get(kind) if ok else None

@@ -8,9 +8,10 @@ Usage::
 Regenerates the programs of the seeds (the same trees as the test's), opens
 ``sqlite:///DB?synchronous=normal`` with their workflows registered (public API only), prints
 ``open <pid>``, calls ``recover()``, starts the run ``rp-<seed>`` of each of the first
-``--start`` programs (default: all) that does not exist yet, waits for every run and prints one JSON line ``{"pid": ..., "results": {run_id: outcome}}``
-where an outcome is ``{"ok": value}`` or ``{"error": type, "message": text}``. Step bodies write
-the side-effect ledger named by ``$LEDGER``.
+``--start`` programs (default: all) that does not exist yet, waits for every run and prints
+one JSON line ``{"pid": ..., "results": {run_id: outcome}}`` where an outcome is
+``{"ok": value}`` or ``{"error": type, "message": text}``. Step bodies write the side-effect
+ledger named by ``$LEDGER``.
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import mai
 from randprog.builder import build_program
 from randprog.generator import Shapes, generate
-
-import mai
 
 
 async def outcome(handle: mai.RunHandle) -> dict[str, Any]:
@@ -39,6 +39,21 @@ async def outcome(handle: mai.RunHandle) -> dict[str, Any]:
     except Exception as exc:
         return {"error": type(exc).__name__, "message": str(exc)[:2000]}
     return {"ok": value}
+
+
+async def patiently(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` again while it raises a StoreError (the test's faults are brief), up to 10 s.
+
+    ``recover()`` and ``start()`` report a store that stayed locked past ``busy_timeout`` or
+    an I/O error to their caller, as documented; a worker waits such a fault out.
+    """
+    for _ in range(100):
+        try:
+            return await fn(*args, **kwargs)
+        except mai.StoreError as exc:
+            print("store error, trying again:", exc, file=sys.stderr, flush=True)
+            await trio.sleep(0.1)
+    return await fn(*args, **kwargs)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -54,12 +69,13 @@ async def main(args: argparse.Namespace) -> None:
         url, workflows=list(modules.values()), max_attempts=args.max_attempts
     ) as rt:
         print("open", os.getpid(), flush=True)
-        handles = {h.run_id: h for h in await rt.recover()}
+        handles = {h.run_id: h for h in await patiently(rt.recover)}
         for p in start:
             try:
                 rt.get(p.run_id)
             except mai.RunNotFoundError:
-                handles[p.run_id] = await rt.start(modules[p.run_id], p.x0, run_id=p.run_id)
+                module = modules[p.run_id]
+                handles[p.run_id] = await patiently(rt.start, module, p.x0, run_id=p.run_id)
             else:
                 handles.setdefault(p.run_id, mai.RunHandle(rt, p.run_id))
         print("started", len(handles), flush=True)
