@@ -36,6 +36,9 @@ COMPOSITES = (
     *("code", "code", "code", "seq"),  # weights: plain-code modules carry the primitives
 )
 
+ROOTS = ("seq", "seq", "code", "code", "par", "map", "loop", "cond")
+"""What a program's top-level workflow is."""
+
 SHAPE_NBD_UNDER_RETRY = "nbd-under-retry"
 """A NonBlockingDelay inside a composite that may retry (issue 11, defect 9)."""
 
@@ -194,11 +197,13 @@ class Shapes:
     Attributes:
         budget: Roughly how many nodes a program has at most.
         max_depth: Nesting depth of composites.
+        width: Most children of a Sequential (a plain-code module gets one operation more).
         exclude: Known-bug shapes (``SHAPE_*``) never to draw.
     """
 
     budget: int = 14
     max_depth: int = 4
+    width: int = 4
     exclude: frozenset[str] = frozenset()
 
 
@@ -209,6 +214,13 @@ class _Ctx:
     depth: int
     under_code: bool  # NonBlockingDelay needs a composite path up to the top
     waits: bool  # mai.wait_for allowed (not inside a Race loser)
+    may_fail: bool = (
+        False  # a failure here reaches an ancestor with retries, no concurrency between
+    )
+
+    def concurrent(self) -> _Ctx:
+        """The context of a concurrent branch: a failure must not leave it."""
+        return _Ctx(self.depth, self.under_code, self.waits, may_fail=False)
 
 
 class _Draw:
@@ -226,7 +238,9 @@ class _Draw:
         self.ids += 1
         return f"rp{self.seed}_{kind}{self.ids}"
 
-    def leaf(self, out: str | None = None, *, flaky: bool = True) -> tuple[Node, str]:
+    def leaf(
+        self, out: str | None = None, *, flaky: bool = True, may_fail: bool = False
+    ) -> tuple[Node, str]:
         rng = self.rng
         out = out or rng.choice(LEAF_TYPES)
         node = Node(
@@ -234,21 +248,24 @@ class _Draw:
         )
         if flaky and rng.random() < 0.3:
             node.fail_k = rng.choice([1, 1, 2])
-            node.retries = node.fail_k if rng.random() < 0.6 else rng.randrange(node.fail_k)
+            propagate = may_fail and rng.random() < 0.5  # a retrying ancestor catches it
+            node.retries = rng.randrange(node.fail_k) if propagate else node.fail_k
         return node, out
 
-    def node(self, ctx: _Ctx, in_type: str) -> tuple[Node, str]:
+    def node(self, ctx: _Ctx, in_type: str, *, root: bool = False) -> tuple[Node, str]:
         """Draw a node taking ``in_type``; return it and its output type."""
         rng = self.rng
         self.budget -= 1
-        if self.budget <= 0 or ctx.depth >= self.shapes.max_depth or rng.random() < 0.3:
-            return self.leaf()
+        leafy = 0.1 if ctx.depth < 2 else 0.35  # composites near the root, leaves below
+        too_deep = self.budget <= 0 or ctx.depth >= self.shapes.max_depth
+        if not root and (too_deep or rng.random() < leafy):
+            return self.leaf(may_fail=ctx.may_fail)
         kinds = [k for k in COMPOSITES if not (k == "nbd" and ctx.under_code)]
-        kind = rng.choice(kinds)
-        inner = _Ctx(ctx.depth + 1, ctx.under_code, ctx.waits)
+        kind = rng.choice(ROOTS if root else kinds)
+        retries = rng.choice([1, 2]) if rng.random() < 0.25 else 0
+        inner = _Ctx(ctx.depth + 1, ctx.under_code, ctx.waits, ctx.may_fail or retries > 0)
         node, out = getattr(self, f"draw_{kind}")(inner, in_type)
-        if kind != "code" and rng.random() < 0.25:
-            node.retries = rng.choice([1, 2])
+        node.retries = retries
         if node.retries and self.has_nbd(node):
             if SHAPE_NBD_UNDER_RETRY in self.shapes.exclude:
                 node.retries = 0
@@ -263,7 +280,7 @@ class _Draw:
     def draw_seq(self, ctx: _Ctx, in_type: str) -> tuple[Node, str]:
         node = Node("seq", self.name("seq"))
         t = in_type
-        for _ in range(self.rng.randint(2, 4)):
+        for _ in range(self.rng.randint(2, self.shapes.width)):
             child, t = self.node(ctx, t)
             node.children.append(child)
         return node, t
@@ -272,7 +289,7 @@ class _Draw:
         node = Node("par", self.name("par"), named=self.rng.random() < 0.5)
         types = []
         for _ in range(self.rng.randint(2, 3)):
-            child, t = self.node(ctx, in_type)
+            child, t = self.node(ctx.concurrent(), in_type)
             node.children.append(child)
             types.append(t)
         return node, "dict" if node.named else f"tuple[{','.join(types)}]"
@@ -281,7 +298,7 @@ class _Draw:
         rng = self.rng
         n = rng.randint(1, 4)
         node = Node("map", self.name("map"), n=n, mc=rng.choice([None, 1, 2]))
-        child, t = self.node(ctx, "int")
+        child, t = self.node(ctx.concurrent(), "int")
         node.children.append(child)
         return node, f"list[{t}]"
 
@@ -292,7 +309,7 @@ class _Draw:
         types = []
         for i in range(n):
             if i == node.winner:
-                child, t = self.node(_Ctx(ctx.depth, ctx.under_code, ctx.waits), in_type)
+                child, t = self.node(ctx.concurrent(), in_type)
             elif rng.random() < 0.5:
                 child, t = Node("doom", self.name("doom"), seconds=rng.choice([0.0, 0.01])), "any"
             else:  # a stall: a long durable delay, then a leaf; the winner cancels it
@@ -322,9 +339,9 @@ class _Draw:
 
     def draw_loop(self, ctx: _Ctx, in_type: str) -> tuple[Node, str]:
         rng = self.rng
-        node = Node("loop", self.name("loop"), n=rng.randint(1, 4), pred_module=rng.random() < 0.5)
-        if rng.random() < 0.6:
-            node.modulus = rng.choice([2, 3])
+        node = Node("loop", self.name("loop"), n=rng.randint(1, 3), pred_module=rng.random() < 0.5)
+        if rng.random() < 0.6:  # an until that holds within max_iterations most of the time
+            node.n, node.modulus = rng.randint(3, 5), 2
         body, t = self.node(ctx, "any")
         node.children.append(body)
         return node, t
@@ -342,9 +359,9 @@ class _Draw:
     def draw_code(self, ctx: _Ctx, in_type: str) -> tuple[Node, str]:
         rng = self.rng
         node = Node("code", self.name("code"))
-        inner = _Ctx(ctx.depth, under_code=True, waits=ctx.waits)
+        inner = _Ctx(ctx.depth, under_code=True, waits=ctx.waits, may_fail=ctx.may_fail)
         reading = False
-        for _ in range(rng.randint(1, 4)):
+        for _ in range(rng.randint(2, self.shapes.width + 1)):
             r = rng.random()
             if r < 0.4:
                 child, _ = self.node(inner, "any")
@@ -382,9 +399,7 @@ def draw(seed: int, shapes: Shapes) -> tuple[Program, list[Program]]:
     rejected = []
     for _ in range(200):
         d = _Draw(rng, seed, shapes)
-        root, _ = d.node(_Ctx(0, under_code=False, waits=True), "int")
-        if root.kind in {"leaf", "delay", "nbd"}:  # a workflow worth running: wrap it
-            root = Node("seq", d.name("seq"), children=[root, d.leaf("any", flaky=False)[0]])
+        root, _ = d.node(_Ctx(0, under_code=False, waits=True), "int", root=True)
         program = Program(seed, root, rng.randrange(1000), frozenset(d.found))
         if d.found & shapes.exclude:
             rejected.append(program)

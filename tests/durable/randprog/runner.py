@@ -221,6 +221,10 @@ def drive(tmp: Path, seed: int, plan: Plan) -> Report:
         ",".join(map(str, seeds)),
         "--budget",
         str(plan.shapes.budget),
+        "--depth",
+        str(plan.shapes.max_depth),
+        "--width",
+        str(plan.shapes.width),
         "--exclude",
         ",".join(sorted(plan.shapes.exclude)),
     ]
@@ -560,6 +564,23 @@ def _check_timers(all_steps: dict[str, Any], ledger: list[Line]) -> list[str]:
         if line.t < wake_at - 0.005:
             problems.append(f"{line.key}: timer {sid} fired {wake_at - line.t:.3f}s early")
     return problems
+
+
+def figures(report: Report) -> str:
+    """What the ledger and the store hold: executions, duplicates, steps by kind."""
+    ledger = read_ledger(report.cluster.ledger)
+    killed = crashed_pids(report.cluster) | report.teardowns
+    bodies = [ln for ln in ledger if ln.kind != "woke"]
+    ok: Counter[str] = Counter(ln.key for ln in bodies if ln.outcome == "ok")
+    again = sum(n - 1 for n in ok.values() if n > 1)
+    in_killed = sum(1 for ln in bodies if ln.outcome == "ok" and ln.pid in killed)
+    kinds = Counter(row.kind for rows in steps(report.cluster.db).values() for row in rows.values())
+    return (
+        f"body executions={len(bodies)} (failed on purpose "
+        f"{sum(ln.outcome == 'fail' for ln in bodies)}, completed in killed workers {in_killed}, "
+        f"re-executions of a completed body {again}) timers woken={len(ledger) - len(bodies)} "
+        f"committed steps={dict(kinds)}"
+    )
 
 
 def replay_hint(seed: int, test: str) -> str:

@@ -53,6 +53,7 @@ from .runner import (
     Plan,
     check,
     drive,
+    figures,
     read_ledger,
     replay_hint,
     run_in_process,
@@ -83,7 +84,7 @@ KNOWN_BUGS = {
 }
 """Known bugs the runs below avoid or tolerate, one entry per bug (remove once fixed)."""
 
-CI_SHAPES = Shapes(budget=14, exclude=frozenset(KNOWN_BUGS) - {STORE_ERROR_TEARDOWN})
+CI_SHAPES = Shapes(budget=20, width=5, exclude=frozenset(KNOWN_BUGS) - {STORE_ERROR_TEARDOWN})
 TOLERATE_TEARDOWN = STORE_ERROR_TEARDOWN in KNOWN_BUGS
 
 
@@ -169,6 +170,7 @@ def test_mismatch_names_the_place_and_matches_readings() -> None:
 def report_or_fail(report: Any, test: str) -> None:
     """Print the figures; fail with every violation and the seed to replay."""
     print(report.summary())  # shown on failure (and with -s): the seed replays the run
+    print(figures(report))
     problems = check(report)
     if problems:
         outlines = {p.run_id: p.root.describe() for p in report.programs}
@@ -187,6 +189,7 @@ def report_or_fail(report: Any, test: str) -> None:
 def test_in_process_durable_runs_match_the_interpreter(tmp_path: Path) -> None:
     """40 random programs run durably in one process match the interpreter and the ledger."""
     seed = master_seed()
+    print(f"random programs seed={seed}")
     report = run_in_process(tmp_path, seed, 40, CI_SHAPES)
     report_or_fail(
         report,
@@ -226,7 +229,7 @@ def test_random_programs_long_chaos(tmp_path: Path) -> None:
     plan = Plan(
         programs=120,
         kills=120,
-        shapes=Shapes(budget=22, max_depth=5, exclude=CI_SHAPES.exclude),
+        shapes=Shapes(budget=28, max_depth=5, width=6, exclude=CI_SHAPES.exclude),
         faults=("lock", "", "readonly", "lock", "readonly"),
         busy_timeout=0.5,
         tolerate_teardown=TOLERATE_TEARDOWN,

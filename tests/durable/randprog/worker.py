@@ -2,8 +2,8 @@
 
 Usage::
 
-    python worker.py DB --seeds 1,2,3 [--start N] [--budget 14] [--exclude SHAPE,...]
-                        [--max-attempts N] [--busy-timeout SECONDS]
+    python worker.py DB --seeds 1,2,3 [--start N] [--budget B] [--depth D] [--width W]
+                        [--exclude SHAPE,...] [--max-attempts N] [--busy-timeout SECONDS]
 
 Regenerates the programs of the seeds (the same trees as the test's), opens
 ``sqlite:///DB?synchronous=normal`` with their workflows registered (public API only), prints
@@ -58,7 +58,12 @@ async def patiently(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 async def main(args: argparse.Namespace) -> None:
     """Run the worker (see the module docstring)."""
-    shapes = Shapes(budget=args.budget, exclude=frozenset(filter(None, args.exclude.split(","))))
+    shapes = Shapes(
+        budget=args.budget,
+        max_depth=args.depth,
+        width=args.width,
+        exclude=frozenset(filter(None, args.exclude.split(","))),
+    )
     programs = [generate(int(s), shapes) for s in args.seeds.split(",") if s]
     modules = {p.run_id: build_program(p) for p in programs}
     url = f"sqlite:///{args.db}?synchronous=normal"
@@ -90,7 +95,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seeds", required=True)
     p.add_argument("--start", type=int, default=None)
     p.add_argument("--busy-timeout", type=float, default=None)
-    p.add_argument("--budget", type=int, default=14)
+    p.add_argument("--budget", type=int, default=Shapes.budget)
+    p.add_argument("--depth", type=int, default=Shapes.max_depth)
+    p.add_argument("--width", type=int, default=Shapes.width)
     p.add_argument("--exclude", default="")
     p.add_argument("--max-attempts", type=int, default=1000)
     return p.parse_args(argv)
