@@ -4,9 +4,9 @@ The ledger (``$LEDGER``) is a file outside the mai store: one JSON line per body
 appended with one ``write`` on an ``O_APPEND`` descriptor and ``fsync``-ed before the body
 returns or raises, so it survives SIGKILL and shows which process executed what:
 
-``{"kind": "leaf"|"code"|"woke", "key": idempotency key, "sid": step id, "pid": ...,
-"name": module name, "outcome": "ok"|"fail", "out": digest of the result, "reads": readings,
-"t": wall clock}``
+``{"kind": "leaf"|"code"|"woke", "run": run id, "key": idempotency key, "attempt": retry count
+in this process, "sid": step id, "pid": ..., "name": module name, "outcome": "ok"|"fail",
+"out": digest of the result, "reads": readings, "t": wall clock}``
 
 ``woke`` lines are written by plain-code bodies right after each ``mai.sleep`` returns (with
 the index of the sleep's operation in ``op``), to check that no timer fired early.
@@ -51,7 +51,9 @@ def ledger_write(kind: str, outcome: str = "ok", **fields: Any) -> None:
     ctx = mai.Context.get()
     line = {
         "kind": kind,
+        "run": ctx.run_id,
         "key": _key(),
+        "attempt": ctx.retry_count,
         "sid": ctx.step_id,
         "pid": os.getpid(),
         "name": ctx.module_name,

@@ -69,6 +69,8 @@ class Report:
     faults: Counter[str] = field(default_factory=Counter)
     sent: Counter[tuple[str, str]] = field(default_factory=Counter)
     final: dict[str, Any] = field(default_factory=dict)  # the last worker's results
+    outcomes: dict[str, list[Any]] = field(default_factory=dict)  # every worker's, per run
+    lives: list[float] = field(default_factory=list)  # seconds each worker life lasted
     failed_lives: list[str] = field(default_factory=list)  # non-zero exits not by SIGKILL
     store_errors: int = 0  # lives that logged a store error (the faults did bite)
     teardowns: set[int] = field(default_factory=set)  # pids a store error killed (tolerated)
@@ -81,6 +83,7 @@ class Report:
             f"kills={self.kills} (mid-run {self.kills_mid_run}) faults={dict(self.faults)} "
             f"messages={sum(self.sent.values())} failed_lives={len(self.failed_lives)} "
             f"lives_with_store_errors={self.store_errors} teardowns={len(self.teardowns)} "
+            f"last_life={self.lives[-1] if self.lives else 0:.1f}s "
             f"seconds={self.seconds:.1f}"
         )
 
@@ -234,7 +237,10 @@ def drive(tmp: Path, seed: int, plan: Plan) -> Report:
         for _ in range(plan.kills * 3 + 30):
             released = min(plan.programs, released + per_life)
             worker = cluster.spawn(*base, "--start", str(released), *_busy(plan))
-            if _life(report, plan, rng, worker, released, messages):
+            began = time.monotonic()
+            finished = _life(report, plan, rng, worker, released, messages)
+            report.lives.append(time.monotonic() - began)
+            if finished:
                 break
         else:
             msg = f"runs still unfinished after {len(cluster.workers)} worker lives"
@@ -317,6 +323,8 @@ def _life(
         return False
     results = worker.summary()["results"]
     report.final.update(results)
+    for run_id, result in results.items():
+        report.outcomes.setdefault(run_id, []).append(result)
     return released == len(report.programs) and set(results) >= {p.run_id for p in report.programs}
 
 
@@ -413,8 +421,11 @@ def _check_results(report: Report, all_runs: dict[str, Any]) -> list[str]:
         if run.status != "SUCCEEDED":
             problems.append(f"{p.run_id}: {run.status} {run.error}")
             continue
-        if run.lease_until is not None or (run.owner is not None and run.status != "SUCCEEDED"):
+        if run.lease_until is not None:
             problems.append(f"{p.run_id}: a lease is left behind ({run.owner})")
+        reported = {json.dumps(o, sort_keys=True) for o in report.outcomes.get(p.run_id, [])}
+        if len(reported) > 1:
+            problems.append(f"{p.run_id}: workers reported different outcomes {reported}")
         bad = mismatch(expected, json.loads(run.output or "null"), f"{p.run_id} stored result")
         if bad:
             problems.append(bad)
