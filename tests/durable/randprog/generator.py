@@ -48,6 +48,11 @@ SHAPE_MIXED_TYPES = "mixed-types"
 SHAPE_NOW = "now-into-input"
 """A ``mai.now()`` reading whose value flows into a later step's input (issue 11, defect 11)."""
 
+SHAPE_FAIL_CANCELS = "failure-cancels-siblings"
+"""A Parallel branch failing (caught by a retrying ancestor) while its siblings run: they are
+cancelled wherever they are, and the retry must not run a completed sibling again (issue 11,
+defect 12)."""
+
 STORE_ERROR_TEARDOWN = "store-error-teardown"
 """Not a shape: a worker whose Runtime a transient store error tears down (issue 11, defect 10).
 Listed in ``KNOWN_BUGS``, the runner counts such a worker's death as a crash."""
@@ -106,6 +111,11 @@ def digest(value: Any) -> str:
 
 
 # -- the tree ----------------------------------------------------------------------------------
+
+
+def can_fail(node: Node) -> bool:
+    """Whether a failure may leave ``node`` (it holds a leaf failing more often than it retries)."""
+    return any(n.kind == "leaf" and n.fail_k > n.retries for n in node.walk())
 
 
 @dataclass
@@ -286,12 +296,19 @@ class _Draw:
         return node, t
 
     def draw_par(self, ctx: _Ctx, in_type: str) -> tuple[Node, str]:
-        node = Node("par", self.name("par"), named=self.rng.random() < 0.5)
+        rng = self.rng
+        node = Node("par", self.name("par"), named=rng.random() < 0.5)
+        n = rng.randint(2, 3)
+        failing = rng.randrange(n) if ctx.may_fail and rng.random() < 0.5 else None
+        if SHAPE_FAIL_CANCELS in self.shapes.exclude:
+            failing = None
         types = []
-        for _ in range(self.rng.randint(2, 3)):
-            child, t = self.node(ctx.concurrent(), in_type)
+        for i in range(n):  # at most one branch may fail: the others cannot, wherever cancelled
+            child, t = self.node(ctx if i == failing else ctx.concurrent(), in_type)
             node.children.append(child)
             types.append(t)
+            if i == failing and can_fail(child):
+                self.found.add(SHAPE_FAIL_CANCELS)
         return node, "dict" if node.named else f"tuple[{','.join(types)}]"
 
     def draw_map(self, ctx: _Ctx, in_type: str) -> tuple[Node, str]:

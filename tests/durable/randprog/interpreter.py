@@ -3,9 +3,10 @@
 It walks the tree description with the semantics the documentation promises: a composite
 runs its children (a retry runs them again); a step (a leaf, a plain-code module, a module
 predicate, a Map's splitter) whose result was committed is replayed, never executed again; a
-flaky leaf fails its first ``fail_k`` executions; a NonBlockingDelay's background call runs once
-per position; each ``mai.wait_for`` consumes one message. Step positions are the interpreter's
-own paths (unique per invocation, the same for a retry), not mai's step ids.
+flaky leaf fails its first ``fail_k`` executions (a Parallel branch may fail only when its
+siblings cannot, since they are cancelled wherever they are); a NonBlockingDelay's background
+call runs once per position; each ``mai.wait_for`` consumes one message. Step positions are
+the interpreter's own paths (unique per invocation, the same for a retry), not mai's step ids.
 
 The prediction holds the run's result (readings as :data:`ANY` placeholders), how many ``call``
 rows each module name commits, and how many messages each topic receives. A program whose
@@ -20,7 +21,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .generator import leaf_value, payload_value, pred_value, split_value, until_value
+from .generator import (
+    can_fail,
+    leaf_value,
+    payload_value,
+    pred_value,
+    split_value,
+    until_value,
+)
 
 if TYPE_CHECKING:
     from .generator import Node, Program
@@ -130,6 +138,9 @@ class _Interp:
         try:
             return self.run(child, x, path)
         except _Fail as exc:
+            others = [c for c in node.children if c is not child]
+            if node.kind == "par" and not any(can_fail(c) for c in others):
+                raise  # the siblings are cancelled wherever they are; none of them can fail
             msg = f"a failure crosses {node.kind} {node.name} (siblings would be cancelled)"
             raise InvalidProgram(msg) from exc
 

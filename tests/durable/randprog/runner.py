@@ -306,8 +306,9 @@ def _life(
             if worker.proc.poll() is not None:
                 break
             if now - t0 > LIFE_LIMIT:
+                stuck = _stuck(report, wanted, messages)
                 cluster.kill(worker)
-                msg = f"a worker life lasted over {LIFE_LIMIT}s: {worker.describe()}"
+                msg = f"a worker life lasted over {LIFE_LIMIT}s; {stuck}\n{_tail(worker)}"
                 raise AssertionError(msg)
             time.sleep(0.01)  # the driver's polling period, not a wait for the system to settle
     finally:
@@ -319,13 +320,41 @@ def _life(
         if plan.tolerate_teardown and worker.returncode > 0 and _store_teardown(worker):
             report.teardowns.add(worker.pid)
         else:
-            report.failed_lives.append(worker.describe())
+            report.failed_lives.append(_tail(worker))
         return False
     results = worker.summary()["results"]
     report.final.update(results)
     for run_id, result in results.items():
         report.outcomes.setdefault(run_id, []).append(result)
     return released == len(report.programs) and set(results) >= {p.run_id for p in report.programs}
+
+
+def _stuck(report: Report, wanted: set[str], messages: list[tuple[str, str]]) -> str:
+    """The unfinished runs: status, owner, attempts, last steps and messages not yet sent."""
+    all_runs, all_steps = runs(report.cluster.db), steps(report.cluster.db)
+    lines = []
+    for run_id in sorted(wanted):
+        run = all_runs.get(run_id)
+        if run is not None and run.status in {"SUCCEEDED", "FAILED", "DEAD", "CANCELLED"}:
+            continue
+        last = sorted(all_steps.get(run_id, {}).values(), key=lambda r: r.finished_at)[-3:]
+        pending = [t for r, t in messages if r == run_id]
+        lines.append(
+            f"{run_id}: {run and (run.status, run.owner, run.attempts)} last steps "
+            f"{[(r.step_id, r.name, r.kind) for r in last]} unsent messages {pending}\n"
+            + next(p.root.describe() for p in report.programs if p.run_id == run_id)
+        )
+    return "unfinished runs:\n" + "\n".join(lines)
+
+
+def _tail(worker: Worker) -> str:
+    """The worker's output without the retry chatter, cut to its end."""
+    keep = [
+        ln
+        for ln in (worker.stdout + "\n" + worker.stderr).splitlines()
+        if "mai.retry" not in ln and "retries_exhausted" not in ln
+    ]
+    return f"pid {worker.pid} rc={worker.returncode}\n" + "\n".join(keep)[-4000:]
 
 
 def _store_teardown(worker: Worker) -> bool:

@@ -39,6 +39,7 @@ import mai
 from . import now_reading
 from .generator import (
     COMPOSITES,
+    SHAPE_FAIL_CANCELS,
     SHAPE_MIXED_TYPES,
     SHAPE_NBD_UNDER_RETRY,
     SHAPE_NOW,
@@ -74,6 +75,11 @@ KNOWN_BUGS = {
         "issue 11 defect 11: a mai.now() reading whose write meets a transient store error is "
         "dropped; after a crash the replay takes a new reading and a later step's input differs "
         "(NonDeterminismError) (test_bug_now_reading_survives_a_locked_store)"
+    ),
+    SHAPE_FAIL_CANCELS: (
+        "issue 11 defect 12: a step whose commit meets a transient store error is abandoned "
+        "when a sibling's failure cancels its branch, and the retry runs the completed body "
+        "again in the same healthy process (test_bug_abandoned_commit_does_not_rerun_the_body)"
     ),
     STORE_ERROR_TEARDOWN: (
         "issue 11 defect 10: a transient store error in the task recover() starts for suspect "
@@ -136,7 +142,7 @@ def test_generator_draws_every_composite_primitive_and_known_bug_shape() -> None
     wanted |= {"positional", "max_concurrency", "module-pred", "plain-pred", "module-until"}
     wanted |= {"no-otherwise", "wait-timeout"}
     assert wanted <= set(kinds), f"never drawn: {wanted - set(kinds)}"
-    bug_shapes = {SHAPE_NBD_UNDER_RETRY, SHAPE_MIXED_TYPES, SHAPE_NOW}
+    bug_shapes = {SHAPE_NBD_UNDER_RETRY, SHAPE_MIXED_TYPES, SHAPE_NOW, SHAPE_FAIL_CANCELS}
     assert bug_shapes <= set(shapes), f"known-bug shapes never drawn: {shapes}"
     excluded = [generate(seed, CI_SHAPES).shapes for seed in range(300)]
     assert not any(s & CI_SHAPES.exclude for s in excluded)
@@ -332,3 +338,36 @@ async def test_bug_store_error_in_recovery_does_not_tear_down_the_runtime(tmp_pa
         finally:
             lock.release()
         assert [await h.result() for h in handles] == [5]
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[SHAPE_FAIL_CANCELS])
+async def test_bug_abandoned_commit_does_not_rerun_the_body(tmp_path: Path) -> None:
+    """A completed body whose commit waits out a locked store is not run again on a retry."""
+    db = tmp_path / "mai.db"
+    calls: list[str | None] = []
+    locks: list[HeldLock] = []
+    failures: list[int] = []
+
+    @mai.module
+    async def done_first(x: int) -> int:
+        calls.append(mai.Context.get().idempotency_key)
+        if not locks:  # the store locks up as this body returns: its commit waits
+            locks.append(HeldLock(db))
+            locks[0].acquire()
+        return x + 1
+
+    @mai.module
+    async def fails_once(x: int) -> int:
+        await trio.sleep(0.5)  # the fault's timing: fail while the sibling's commit waits
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("the first attempt fails")
+        return x
+
+    flow = mai.Parallel(done_first, fails_once, name="abandoned", retries=1, backoff=0.0)
+    async with mai.Runtime(f"sqlite:///{db}?busy_timeout=0.2", workflows=[flow]) as rt:
+        handle = await rt.start(flow, 1, run_id="r")
+        await trio.sleep(1.0)  # the lock's duration
+        locks[0].release()
+        assert await handle.result() == (2, 1)
+    assert calls == ["r/1.1"], f"the completed body ran {len(calls)} times: {calls}"
