@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -307,6 +308,9 @@ def _life(
                 break
             if now - t0 > LIFE_LIMIT:
                 stuck = _stuck(report, wanted, messages)
+                worker.proc.send_signal(signal.SIGUSR1)  # its threads' stacks, on stderr
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.proc.wait(timeout=2)
                 cluster.kill(worker)
                 msg = f"a worker life lasted over {LIFE_LIMIT}s; {stuck}\n{_tail(worker)}"
                 raise AssertionError(msg)
@@ -354,7 +358,7 @@ def _tail(worker: Worker) -> str:
         for ln in (worker.stdout + "\n" + worker.stderr).splitlines()
         if "mai.retry" not in ln and "retries_exhausted" not in ln
     ]
-    return f"pid {worker.pid} rc={worker.returncode}\n" + "\n".join(keep)[-4000:]
+    return f"pid {worker.pid} rc={worker.returncode}\n" + "\n".join(keep)[-12000:]
 
 
 def _store_teardown(worker: Worker) -> bool:

@@ -17,8 +17,10 @@ ledger named by ``$LEDGER``.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -104,4 +106,5 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the runner asks a stuck worker
     trio.run(main, parse(sys.argv[1:]))
