@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import structlog
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -107,4 +108,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 if __name__ == "__main__":
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the runner asks a stuck worker
+    if os.environ.get("WORKER_LOG"):  # logs to a file: a full stdout pipe would block the worker
+        log = Path(os.environ["WORKER_LOG"]).open("a", encoding="utf-8")  # noqa: SIM115
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(log))
     trio.run(main, parse(sys.argv[1:]))
