@@ -1,0 +1,78 @@
+"""A third-party MCP server for the client tests, built on the SDK's own MCPServer.
+
+Run as ``python calc_server.py`` (stdio). Tools: ``add``, ``fail`` (a tool error), ``block``
+(reports its pid through a FIFO, then waits until cancelled), ``die`` (the process exits in the
+middle of the call), ``env`` (reads an environment variable).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel
+
+server = MCPServer("calc")
+
+
+class Sum(BaseModel):
+    """The result of an addition."""
+
+    total: int
+
+
+@server.tool()
+def add(a: int, b: int) -> Sum:
+    """Add two integers.
+
+    Args:
+        a: The first number.
+        b: The second number.
+    """
+    return Sum(total=a + b)
+
+
+@server.tool()
+def shout(text: str) -> str:
+    """Upper-case a text."""
+    return text.upper()
+
+
+@server.tool()
+def fail(reason: str) -> str:
+    """Always fail with the given reason."""
+    raise ToolError(f"cannot do that: {reason}")
+
+
+@server.tool()
+async def block(fifo: str) -> str:
+    """Write this process's pid to ``fifo``, then wait until cancelled."""
+    await anyio.to_thread.run_sync(_write_pid, fifo)
+    await anyio.Event().wait()
+    return "unreachable"
+
+
+@server.tool()
+async def die(fifo: str) -> str:
+    """Write this process's pid to ``fifo``, then exit in the middle of the call."""
+    await anyio.to_thread.run_sync(_write_pid, fifo)
+    os._exit(3)
+
+
+@server.tool()
+def env(name: str) -> str:
+    """Return an environment variable of the server process ('' when unset)."""
+    return os.environ.get(name, "")
+
+
+def _write_pid(fifo: str) -> None:
+    with open(fifo, "w") as f:  # noqa: PTH123 - a FIFO, opened the plain way
+        f.write(f"{os.getpid()}\n")
+
+
+if __name__ == "__main__":
+    backend = sys.argv[1] if len(sys.argv) > 1 else "trio"
+    anyio.run(server.run_stdio_async, backend=backend)
