@@ -66,6 +66,13 @@ from .core.graph import Ref as Ref
 from .core.graph import WorkflowPlan as WorkflowPlan
 from .core.graph import plan as plan
 from .core.logging import log_context as log_context
+from .core.mcp import MCPConnectionError as MCPConnectionError
+from .core.mcp import MCPServerError as MCPServerError
+from .core.mcp import MCPSession as MCPSession
+from .core.mcp import MCPTool as MCPTool
+from .core.mcp import MCPToolChangedError as MCPToolChangedError
+from .core.mcp import MCPToolError as MCPToolError
+from .core.mcp import MCPToolset as MCPToolset
 from .core.plugins import PluginInfo as PluginInfo
 from .core.plugins import PluginWarning as PluginWarning
 from .core.plugins import plugins as plugins
@@ -105,6 +112,13 @@ __all__ = [
     "LeaseLostError",
     "Loop",
     "LoopLimitExceeded",
+    "MCPConnectionError",
+    "MCPServerError",
+    "MCPSession",
+    "MCPTool",
+    "MCPToolChangedError",
+    "MCPToolError",
+    "MCPToolset",
     "MaiError",
     "Map",
     "Module",

@@ -2,20 +2,40 @@
 
 Run as ``python calc_server.py`` (stdio). Tools: ``add``, ``fail`` (a tool error), ``block``
 (reports its pid through a FIFO, then waits until cancelled), ``die`` (the process exits in the
-middle of the call), ``env`` (reads an environment variable).
+middle of the call), ``env`` (reads an environment variable), ``count`` (appends to a ledger).
+When ``$CALC_LOG`` names a file, every listing appends ``list`` and every ``count`` call appends
+``call N`` to it, so a test can tell what reached the server.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
-server = MCPServer("calc")
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class _LoggingServer(MCPServer):
+    async def list_tools(self) -> list[Any]:
+        _log("list")
+        return await super().list_tools()
+
+
+server = _LoggingServer("calc")
+
+
+def _log(line: str) -> None:
+    path = os.environ.get("CALC_LOG")
+    if path:
+        with open(path, "a") as f:  # noqa: PTH123 - a plain append
+            f.write(line + "\n")
 
 
 class Sum(BaseModel):
@@ -66,6 +86,26 @@ async def die(fifo: str) -> str:
 def env(name: str) -> str:
     """Return an environment variable of the server process ('' when unset)."""
     return os.environ.get(name, "")
+
+
+@server.tool()
+async def hang() -> str:
+    """Wait until cancelled."""
+    await anyio.Event().wait()
+    return "unreachable"
+
+
+@server.tool()
+def pid() -> int:
+    """Return the server's process id."""
+    return os.getpid()
+
+
+@server.tool()
+def count(n: int) -> int:
+    """Record call number ``n`` in the ledger and return it."""
+    _log(f"call {n}")
+    return n
 
 
 def _write_pid(fifo: str) -> None:

@@ -229,9 +229,7 @@ class MCPToolset:
             from mcp.client.streamable_http import streamable_http_client  # noqa: PLC0415
 
             headers = {**self._headers, **self._secrets()}
-            http = httpx2.AsyncClient(
-                headers=headers, timeout=httpx2.Timeout(30.0, read=300.0)
-            )
+            http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0))
             async with (
                 http,
                 mcp.Client(streamable_http_client(self._url, http_client=http)) as client,
@@ -400,7 +398,6 @@ class MCPSession:
     async def _list_live(self) -> list[dict[str, Any]]:
         """Fetch the complete listing from the server (all pages)."""
         client = await self._connected(None)
-        name = self.toolset.name
         out: list[dict[str, Any]] = []
         cursor: str | None = None
         mcp = _sdk()

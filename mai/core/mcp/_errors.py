@@ -3,11 +3,11 @@
 ::
 
     MaiError
-    ├── MCPToolError(MaiError, RuntimeError)            the server ran the tool and reported an error
-    ├── MCPServerError(MaiError, RuntimeError)          the server failed us (protocol error, refusal)
+    ├── MCPToolError(MaiError, RuntimeError)        the server ran the tool and reported an error
+    ├── MCPServerError(MaiError, RuntimeError)      the server failed a request (protocol error)
     │   └── MCPConnectionError(MCPServerError, ConnectionError)
-    │                                                   cannot connect, or the server died mid-call
-    └── MCPToolChangedError(MaiError, LookupError)      a recorded tool vanished or changed its schema
+    │                                               cannot connect, or the server died mid-call
+    └── MCPToolChangedError(MaiError, LookupError)  a recorded tool vanished or changed its schema
 
 Messages name the server (the toolset's ``name``, never a URL with credentials, a header or a
 token) and the tool.
@@ -63,7 +63,7 @@ class MCPServerError(MaiError, RuntimeError):
 
 
 class MCPConnectionError(MCPServerError, ConnectionError):
-    """An MCP server cannot be reached, could not be started, or went away in the middle of a call."""
+    """An MCP server cannot be reached or started, or went away in the middle of a call."""
 
 
 class MCPToolChangedError(MaiError, LookupError):
