@@ -103,6 +103,8 @@ if TYPE_CHECKING:
     from .core.mcp import MCPToolChangedError as MCPToolChangedError
     from .core.mcp import MCPToolError as MCPToolError
     from .core.mcp import MCPToolset as MCPToolset
+    from .core.mcp import mcp_http_app as mcp_http_app
+    from .core.mcp import serve_mcp as serve_mcp
     from .core.plugins import PluginInfo as PluginInfo
     from .core.plugins import PluginWarning as PluginWarning
     from .core.plugins import plugins as plugins
@@ -174,6 +176,7 @@ _LAZY: dict[str, str] = {
     "extract_trace_context": "mai.core.tracing",
     "inject_trace_context": "mai.core.tracing",
     "log_context": "mai.core.logging",
+    "mcp_http_app": "mai.core.mcp",
     "now": "mai.core.durable",
     "plan": "mai.core.graph",
     "plugins": "mai.core.plugins",
@@ -181,6 +184,7 @@ _LAZY: dict[str, str] = {
     "register_caster": "mai.core.plugins",
     "register_store": "mai.core.plugins",
     "register_tracer": "mai.core.plugins",
+    "serve_mcp": "mai.core.mcp",
     "sleep": "mai.core.durable",
     "store_factory": "mai.core.plugins",
     "tool": "mai.agents",
@@ -269,6 +273,7 @@ __all__ = [
     "inject_trace_context",
     "is_cancelled",
     "log_context",
+    "mcp_http_app",
     "module",
     "now",
     "plan",
@@ -278,6 +283,7 @@ __all__ = [
     "register_store",
     "register_tracer",
     "run",
+    "serve_mcp",
     "sleep",
     "store_factory",
     "tool",

@@ -11,6 +11,9 @@ from ._errors import MCPConnectionError as MCPConnectionError
 from ._errors import MCPServerError as MCPServerError
 from ._errors import MCPToolChangedError as MCPToolChangedError
 from ._errors import MCPToolError as MCPToolError
+from ._server import mcp_http_app as mcp_http_app
+from ._server import mcp_server as mcp_server
+from ._server import serve_mcp as serve_mcp
 
 __all__ = [
     "MCPConnectionError",
@@ -20,4 +23,7 @@ __all__ = [
     "MCPToolChangedError",
     "MCPToolError",
     "MCPToolset",
+    "mcp_http_app",
+    "mcp_server",
+    "serve_mcp",
 ]

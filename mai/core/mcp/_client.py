@@ -542,6 +542,8 @@ class _SchemaPayload(Payload):
 
     __slots__ = ("_input", "_output")
 
+    declared_schema = True
+
     def __init__(self, name: str, definition: Mapping[str, Any]) -> None:
         schema = definition.get("input_schema") or {"type": "object"}
         required = set(schema.get("required", ()))

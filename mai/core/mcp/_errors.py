@@ -3,7 +3,7 @@
 ::
 
     MaiError
-    ├── MCPToolError(MaiError, RuntimeError)        the server ran the tool and reported an error
+    ├── MCPToolError(ModelRetry, RuntimeError)      the server ran the tool and reported an error
     ├── MCPServerError(MaiError, RuntimeError)      the server failed a request (protocol error)
     │   └── MCPConnectionError(MCPServerError, ConnectionError)
     │                                               cannot connect, or the server died mid-call
@@ -15,14 +15,14 @@ token) and the tool.
 
 from __future__ import annotations
 
-from mai._errors import MaiError
+from mai._errors import MaiError, ModelRetry
 
 
-class MCPToolError(MaiError, RuntimeError):
+class MCPToolError(ModelRetry, RuntimeError):
     """An MCP server ran a tool and reported an error (a ``CallToolResult`` with ``isError``).
 
-    This is the tool's answer, not a broken connection: an agent hands the text back to the model
-    as a tool error so it can correct its call.
+    This is the tool's answer, not a broken connection. It is a :class:`mai.ModelRetry`: inside
+    an agent the text goes back to the model as the call's error, so it can correct its call.
 
     Attributes:
         server: The toolset's name.
@@ -34,7 +34,8 @@ class MCPToolError(MaiError, RuntimeError):
         self, message: str, *, server: str, tool: str, text: str, module_name: str | None = None
     ) -> None:
         """Create the error naming the server and the tool."""
-        super().__init__(message, module_name=module_name)
+        super().__init__(message)
+        self.module_name = module_name
         self.server = server
         self.tool = tool
         self.text = text
