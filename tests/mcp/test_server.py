@@ -92,6 +92,10 @@ async def test_stdio_cli_serves_modules_to_the_sdk_client():
             assert refused.is_error
             assert text_of(refused) == "try again: no"
 
+            # A module that logs its retries does not corrupt the stdio wire.
+            flaky = await client.call_tool("flaky", {"key": "stdio"})
+            assert flaky.structured_content == {"result": "stdio after 3 attempts"}
+
             # Still serving after the errors.
             assert (await client.call_tool("add", {"a": 1, "b": 1})).structured_content == {
                 "result": 2
