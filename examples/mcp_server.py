@@ -58,9 +58,8 @@ async def demo() -> None:
         print(f"serving {len(TOOLS)} modules as MCP tools on {url}")
         async with Client(url) as client:
             for tool in (await client.list_tools()).tools:
-                print(
-                    f"  {tool.name}: {tool.description}  input={sorted(tool.input_schema['properties'])}"
-                )
+                params = sorted(tool.input_schema["properties"])
+                print(f"  {tool.name}: {tool.description}  input={params}")
             result = await client.call_tool("to_fahrenheit", {"celsius": 100})
             print("to_fahrenheit(100) ->", result.structured_content)
             result = await client.call_tool(
