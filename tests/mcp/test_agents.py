@@ -130,3 +130,24 @@ async def test_resume_refuses_a_tool_whose_schema_changed(tmp_path: Path):
         vanished = MCPTool(add.toolset, {**add.definition, "name": "gone"}, verify=True)
         with pytest.raises(mai.MCPToolChangedError, match="no longer has the tool 'gone'"):
             await vanished()
+
+
+async def test_around_gives_each_agent_run_one_session():
+    """toolset.around(agent): one MCP session (one server process) per agent run, for all calls."""
+    toolset = calc()
+    tools = await toolset.list_tools()
+
+    def script(messages: Any, params: Any) -> Any:
+        returns = [
+            p for m in messages for p in getattr(m, "parts", ()) if isinstance(p, ToolReturn)
+        ]
+        if len(returns) < 2:
+            return tool_call("calc_pid", {})
+        return f"{returns[0].content['result']} {returns[1].content['result']}"
+
+    agent = toolset.around(mai.Agent(ScriptedModel(script), tools=tools, name="pids"))
+    first = (await agent("pids?")).split()
+    second = (await agent("pids?")).split()
+    assert first[0] == first[1]  # both calls of a run share its session
+    assert second[0] == second[1]
+    assert first[0] != second[0]  # each run has its own

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 import anyio
 
 from mai._casting import Payload
+from mai._composites import Composite
+from mai._context import current_frame
 from mai._errors import ArgumentError, ConfigError
 from mai._module import Module
 
@@ -185,6 +187,15 @@ class MCPToolset:
             if toolset is self:
                 return session
         return None
+
+    def around(self, module: Module[..., Any]) -> Module[..., Any]:
+        """A module that runs ``module`` inside one session of this toolset per call.
+
+        Every MCP tool of this toolset that ``module`` calls (a composite, an agent given these
+        tools) shares that session; it closes when the call ends, however it ends. The wrapper
+        is a composite: in a durable run it is not a step itself, ``module``'s calls are.
+        """
+        return _SessionScope(self, module)
 
     async def list_tools(self) -> list[MCPTool]:
         """List the server's tools as modules (in the open session, or a session of its own)."""
@@ -626,3 +637,31 @@ class MCPTool(Module[..., Any]):
             async with self.toolset.connect() as own:
                 return await own._call(self, args)
         return await session._call(self, args)
+
+
+class _SessionScope(Composite):
+    """Runs a module inside one session of a toolset per call (:meth:`MCPToolset.around`)."""
+
+    def __init__(self, toolset: MCPToolset, inner: Module[..., Any]) -> None:
+        if not isinstance(inner, Module):
+            raise ConfigError(f"MCPToolset.around() expects a module, received {inner!r}")
+        self.toolset = toolset
+        self.inner = inner
+        super().__init__(inner.name)
+        self._input_from(inner)
+
+    def children(self) -> tuple[Module[..., Any], ...]:
+        """The wrapped module."""
+        return (self.inner,)
+
+    @property
+    def output_type(self) -> Any:
+        """The wrapped module's output type."""
+        return self.inner.output_type
+
+    async def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Open the session, run the wrapped module in it, close the session."""
+        frame = current_frame.get()
+        index = frame.reserve(1) + 1
+        async with self.toolset.connect():
+            return await self.inner._step(frame, index, args, kwargs)
