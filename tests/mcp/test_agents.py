@@ -151,3 +151,35 @@ async def test_around_gives_each_agent_run_one_session():
     assert first[0] == first[1]  # both calls of a run share its session
     assert second[0] == second[1]
     assert first[0] != second[0]  # each run has its own
+
+
+async def test_durable_agent_killed_with_sigkill_repeats_no_list_and_no_call(
+    tmp_path: Path, fifo: Path
+):
+    """A real process killed with SIGKILL mid-run, then resumed: no recorded list or call again."""
+    import signal
+    import sys
+
+    from mcp_helpers import HERE, read_pid
+
+    script = str(HERE / "durable_agent_script.py")
+    db, log = str(tmp_path / "mai.db"), tmp_path / "calc.log"
+    first = await trio.lowlevel.open_process([sys.executable, script, db, str(log), str(fifo)])
+    try:
+        with trio.fail_after(60):
+            pid = await read_pid(fifo)
+        assert pid == first.pid
+        first.send_signal(signal.SIGKILL)
+    finally:
+        with trio.move_on_after(30):
+            await first.wait()
+    assert first.returncode == -signal.SIGKILL
+    assert log.read_text().split("\n")[:-1] == ["list", "call 1"]
+    second = await trio.run_process(
+        [sys.executable, script, db, str(log)], capture_stdout=True, check=False
+    )
+    out = second.stdout.decode().splitlines()
+    assert second.returncode == 0
+    assert out[0] == "done"
+    assert log.read_text().split("\n")[:-1] == ["list", "call 1", "list", "call 2"]
+    assert "1.1=calc:tools/list" in out[1].split()
