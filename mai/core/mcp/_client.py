@@ -470,7 +470,7 @@ class MCPSession:
 
     def _failure(
         self, exc: BaseException, tool: str | None, module_name: str | None = None
-    ) -> MCPServerError:
+    ) -> MCPServerError | MCPConnectionError:
         name = self.toolset.name
         what = f"a call of tool {tool!r}" if tool else "listing its tools"
         mcp = _sdk()

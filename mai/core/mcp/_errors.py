@@ -5,8 +5,7 @@
     MaiError
     ├── MCPToolError(ModelRetry, RuntimeError)      the server ran the tool and reported an error
     ├── MCPServerError(MaiError, RuntimeError)      the server failed a request (protocol error)
-    │   └── MCPConnectionError(MCPServerError, ConnectionError)
-    │                                               cannot connect, or the server died mid-call
+    ├── MCPConnectionError(MaiError, ConnectionError) cannot connect, or the server died mid-call
     └── MCPToolChangedError(MaiError, LookupError)  a recorded tool vanished or changed its schema
 
 Messages name the server (the toolset's ``name``, never a URL with credentials, a header or a
@@ -31,7 +30,13 @@ class MCPToolError(ModelRetry, RuntimeError):
     """
 
     def __init__(
-        self, message: str, *, server: str, tool: str, text: str, module_name: str | None = None
+        self,
+        message: str,
+        *,
+        server: str = "",
+        tool: str = "",
+        text: str = "",
+        module_name: str | None = None,
     ) -> None:
         """Create the error naming the server and the tool."""
         super().__init__(message)
@@ -53,7 +58,7 @@ class MCPServerError(MaiError, RuntimeError):
         self,
         message: str,
         *,
-        server: str,
+        server: str = "",
         tool: str | None = None,
         module_name: str | None = None,
     ) -> None:
@@ -63,8 +68,26 @@ class MCPServerError(MaiError, RuntimeError):
         self.tool = tool
 
 
-class MCPConnectionError(MCPServerError, ConnectionError):
-    """An MCP server cannot be reached or started, or went away in the middle of a call."""
+class MCPConnectionError(MaiError, ConnectionError):
+    """An MCP server cannot be reached or started, or went away in the middle of a call.
+
+    Attributes:
+        server: The toolset's name.
+        tool: The tool being called (``None`` while listing or connecting).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        server: str = "",
+        tool: str | None = None,
+        module_name: str | None = None,
+    ) -> None:
+        """Create the error naming the server and the tool."""
+        super().__init__(message, module_name=module_name)
+        self.server = server
+        self.tool = tool
 
 
 class MCPToolChangedError(MaiError, LookupError):
@@ -79,7 +102,7 @@ class MCPToolChangedError(MaiError, LookupError):
     """
 
     def __init__(
-        self, message: str, *, server: str, tool: str, module_name: str | None = None
+        self, message: str, *, server: str = "", tool: str = "", module_name: str | None = None
     ) -> None:
         """Create the error naming the server and the tool."""
         super().__init__(message, module_name=module_name)
