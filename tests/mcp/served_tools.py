@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import trio
 from pydantic import BaseModel
 
@@ -71,6 +73,10 @@ CANCELLED = trio.Event()
 async def wait_forever() -> str:
     """Wait until cancelled (records start and cancellation for the tests)."""
     STARTED.set()
+    fifo = os.environ.get("SERVED_FIFO")
+    if fifo:  # a test in another process waits for this line
+        async with await trio.open_file(fifo, "w") as f:
+            await f.write(f"{os.getpid()}\n")
     try:
         await trio.sleep_forever()
     except trio.Cancelled:

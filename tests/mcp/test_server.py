@@ -272,3 +272,39 @@ async def test_cli_http_serves_until_stopped():
     finally:
         proc.kill()
         await proc.wait()
+
+
+async def test_http_server_dying_mid_call_is_a_connection_error(fifo: Any):
+    """An HTTP server killed during a call: MCPConnectionError naming server and tool, no hang."""
+    from mcp_helpers import read_pid
+
+    proc = await trio.lowlevel.open_process(
+        [*MAI_MCP_SERVE, "--http", "--port", "0"],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "SERVED_FIFO": str(fifo)},
+    )
+    try:
+        assert proc.stdout is not None
+        line = b""
+        with trio.fail_after(60):
+            while not line.endswith(b"\n"):
+                chunk = await proc.stdout.receive_some(1)
+                assert chunk, "the server exited before printing its URL"
+                line += chunk
+        url = line.decode().strip().removeprefix("serving MCP on ")
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+
+                async def kill_when_started() -> None:
+                    await read_pid(fifo)
+                    proc.kill()
+
+                nursery.start_soon(kill_when_started)
+                async with mai.MCPToolset(url, name="doomed").connect() as session:
+                    with pytest.raises(mai.MCPConnectionError) as info:
+                        await session.call("wait_forever")
+        assert info.value.server == "doomed"
+        assert info.value.tool == "wait_forever"
+    finally:
+        proc.kill()
+        await proc.wait()
