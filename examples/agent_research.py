@@ -20,7 +20,7 @@ import pydantic
 import trio
 
 import mai
-from mai.agents import ModelRequest, TextDelta, ToolCallFinished, ToolCallStarted, ToolReturn
+from mai.agents import ModelRequest, RetryPrompt, ToolCall, ToolReturn
 from mai.testing import ScriptedModel, tool_call
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,23 +110,26 @@ def make_agent() -> tuple[mai.Agent[Report], str]:
     return agent, how
 
 
+def show(messages: list) -> None:
+    """Print the tool calls and results of a run, from its messages."""
+    for message in messages:
+        for part in message.parts:
+            if isinstance(part, ToolCall) and part.tool_name != "final_result":
+                print(f"  -> {part.tool_name}({part.args_json()})")
+            elif isinstance(part, ToolReturn):
+                shown = str(part.content)
+                print(f"  <- {part.tool_name}: {shown[:70]}{'...' if len(shown) > 70 else ''}")
+            elif isinstance(part, RetryPrompt):
+                print(f"  <- retry: {part.content}")
+
+
 async def main() -> None:
     agent, how = make_agent()
     question = "How does pymai bound a run with a deadline?"
     print(f"agent 'researcher' on {how}")
     print(f"question: {question}")
-    async with agent.stream(question) as events:
-        async for event in events:
-            if isinstance(event, ToolCallStarted):
-                print(f"  -> {event.tool_name}({event.args})")
-            elif isinstance(event, ToolCallFinished):
-                shown = str(event.result.content)
-                print(f"  <- {event.tool_name}: {shown[:70]}{'...' if len(shown) > 70 else ''}")
-            elif isinstance(event, TextDelta):
-                print(event.content, end="")
-    result = events.result
-    if result is None:
-        raise SystemExit("the agent ended without a result")
+    result, trace = await mai.trace(agent.run, question)
+    show(result.new_messages)
     report = result.output
     print(f"answer: {report.answer}")
     print(f"sources: {', '.join(report.sources)}")
@@ -135,8 +138,6 @@ async def main() -> None:
         f"usage: {u.requests} model requests, {u.tool_calls} tool calls, "
         f"{u.input_tokens} input + {u.output_tokens} output tokens"
     )
-    agent2, _ = make_agent()
-    _, trace = await mai.trace(agent2, question)
     print("trace (each model request is a step, with its tokens):")
     trace.show()
 

@@ -26,3 +26,12 @@ async def stub_server(nursery):
     for stub in stubs:
         for m in stub.models:
             await m.aclose()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_real_model_requests():
+    """No agent test can reach a model outside this machine (local test servers are fine)."""
+    from mai.testing import block_model_requests
+
+    with block_model_requests():
+        yield

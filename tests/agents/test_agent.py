@@ -387,6 +387,20 @@ async def test_an_agent_as_a_tool_rolls_its_usage_up():
     assert result.usage.requests == 3
 
 
+async def test_a_sub_agent_shares_its_callers_dependencies():
+    """A sub-agent called as a tool gets the caller's deps for its own tools."""
+
+    @mai.module
+    async def whoami(user: mai.agents.Dep[str]) -> str:
+        return user
+
+    inner = mai.Agent(ScriptedModel([tool_call("whoami"), "done"]), tools=[whoami], name="inner")
+    inner_model = inner.model
+    outer = mai.Agent(ScriptedModel([tool_call("inner", {"prompt": "who?"}), "ok"]), tools=[inner])
+    await outer.run("go", deps={"user": "grace"})
+    assert inner_model.requests[1].last.parts[0].content == "grace"  # type: ignore[attr-defined]
+
+
 async def test_agents_compose_with_map_and_sequential():
     """An agent is a module: Map runs it per item, >> feeds its output on."""
     agent = mai.Agent(ScriptedModel(lambda messages, params: messages[-1].parts[-1].content * 2))

@@ -266,3 +266,22 @@ async def test_native_output_sends_the_json_schema(nursery, stub_server):
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["name"] == "Point"
     assert fmt["json_schema"]["schema"]["required"] == ["x", "y"]
+
+
+def test_a_password_in_the_base_url_is_masked():
+    """A base URL with a password shows it masked in repr and base_url."""
+    m = OpenAIModel("m", base_url="https://user:pw-SECRET@llm.example/v1", api_key=KEY)
+    assert "pw-SECRET" not in repr(m)
+    assert m.base_url == "https://user:***@llm.example/v1"
+
+
+def test_without_the_openai_package_the_error_says_what_to_install(monkeypatch):
+    """No 'openai' installed: MissingDependencyError (an ImportError) names the extra."""
+    import sys
+
+    from mai.agents import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "openai", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'pymai\[agents\]'") as info:
+        OpenAIModel("m", api_key=KEY)
+    assert isinstance(info.value, ImportError)

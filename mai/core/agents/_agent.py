@@ -414,6 +414,9 @@ class Agent(Composite, Generic[OutputT]):
                 )
             request = construct(ModelRequest, parts=tuple(parts))
             history.append(request)
+        parent = _current.get()
+        if deps is None and parent is not None:
+            deps = parent.deps  # a sub-agent called as a tool shares its caller's dependencies
         run = _Run(
             self,
             model,
@@ -424,7 +427,6 @@ class Agent(Composite, Generic[OutputT]):
             deps,
             inv.send if inv is not None else None,
         )
-        parent = _current.get()
         span = current_frame.get().span
         if span is not None:
             span.update_name(f"{genai.OP_AGENT} {self.name}")

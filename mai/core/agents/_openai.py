@@ -130,9 +130,12 @@ class OpenAIModel:
         """Configure the model; nothing is contacted until the first request."""
         _openai()
         self._model_name = model_name
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
-            "/"
-        )
+        url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.__url = url
+        from mai.core.durable import redact_url  # noqa: PLC0415 - one redaction, shared
+
+        #: The endpoint, as shown in errors, logs and ``repr`` (a password in it is masked).
+        self.base_url = redact_url(url)
         self.__key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.max_retries = max_retries
         self.backoff = backoff or Backoff(initial=0.5, factor=2.0, max=20.0, jitter=0.1)
@@ -176,7 +179,7 @@ class OpenAIModel:
             openai = _openai()
             client = self._client = openai.AsyncOpenAI(
                 api_key=self.__key or "no-key",
-                base_url=self.base_url,
+                base_url=self.__url,
                 max_retries=0,
                 timeout=self.timeout,
             )
@@ -252,7 +255,7 @@ class OpenAIModel:
                 await manager.__aexit__(None, None, None)
 
     async def _attempts(self, body: dict[str, Any], *, streaming: bool = False) -> Any:
-        check_request_allowed(self._model_name, self.base_url)
+        check_request_allowed(self._model_name, self.__url)
         openai = _openai()
         client = self._client_for()
         attempt = 0
