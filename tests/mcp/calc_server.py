@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
-
-if TYPE_CHECKING:
-    from typing import Any
 
 
 class _LoggingServer(MCPServer):
@@ -67,11 +64,20 @@ def fail(reason: str) -> str:
     raise ToolError(f"cannot do that: {reason}")
 
 
+#: Called when a ``block`` call is cancelled (tests serving this module in-process hook in here).
+ON_CANCEL: list[Any] = []
+
+
 @server.tool()
 async def block(fifo: str) -> str:
     """Write this process's pid to ``fifo``, then wait until cancelled."""
     await anyio.to_thread.run_sync(_write_pid, fifo)
-    await anyio.Event().wait()
+    try:
+        await anyio.Event().wait()
+    except anyio.get_cancelled_exc_class():
+        for hook in ON_CANCEL:
+            hook()
+        raise
     return "unreachable"
 
 

@@ -39,9 +39,9 @@ def fifo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def calc_http(nursery: trio.Nursery) -> tuple[str, Any]:
-    """The test server's SDK app on 127.0.0.1 over streamable HTTP: (URL, its MCPServer)."""
+    """The test server on 127.0.0.1 over streamable HTTP: (URL, its module, in this process)."""
     from mcp_helpers import calc_module, serve_asgi
 
     calc = calc_module()
     url = await serve_asgi(calc.server.streamable_http_app(), nursery)
-    return f"{url}/mcp", calc.server
+    return f"{url}/mcp", calc
