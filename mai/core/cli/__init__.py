@@ -144,12 +144,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_mcp(ns: argparse.Namespace) -> int:
-    from ._mcp import cmd_mcp  # noqa: PLC0415 - `mai mcp serve` lives in its own module
-
-    return cmd_mcp(ns)
-
-
 def main_exit() -> None:
     """Console-script entry point: run :func:`main` and exit with its code."""
     sys.exit(main())
@@ -520,3 +514,9 @@ def _cmd_worker(ns: argparse.Namespace) -> int:
 
     queues = ns.queues or ["default"]
     return run_worker(ns.store or default_url(), ns.app, queues, ns.concurrency, ns.name)
+
+
+def _cmd_mcp(ns: argparse.Namespace) -> int:
+    from ._mcp import cmd_mcp  # noqa: PLC0415 - `mai mcp serve` lives in its own module
+
+    return cmd_mcp(ns)
