@@ -480,6 +480,12 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mcp(ns: argparse.Namespace) -> int:
+    from ._mcp import cmd_mcp  # noqa: PLC0415 - `mai mcp serve` lives in its own module
+
+    return cmd_mcp(ns)
+
+
 def _cmd_plugins(ns: argparse.Namespace) -> int:
     import dataclasses  # noqa: PLC0415
 
@@ -514,9 +520,3 @@ def _cmd_worker(ns: argparse.Namespace) -> int:
 
     queues = ns.queues or ["default"]
     return run_worker(ns.store or default_url(), ns.app, queues, ns.concurrency, ns.name)
-
-
-def _cmd_mcp(ns: argparse.Namespace) -> int:
-    from ._mcp import cmd_mcp  # noqa: PLC0415 - `mai mcp serve` lives in its own module
-
-    return cmd_mcp(ns)
