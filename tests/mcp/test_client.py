@@ -259,3 +259,20 @@ async def test_http_unreachable_server_is_a_connection_error_without_the_url():
         await toolset.list_tools()
     assert "SECRETQUERY" not in str(info.value)
     assert "'down'" in str(info.value)
+
+
+async def test_an_error_in_the_block_propagates_as_itself_and_reaps():
+    """An exception raised inside connect() comes out unwrapped; the server process is reaped."""
+    pid = 0
+
+    async def fail_inside() -> None:
+        nonlocal pid
+        async with calc().connect() as session:
+            pid = (await session.call("pid"))["result"]
+            await session.call("fail", reason="inside the block")
+
+    with trio.fail_after(60), pytest.raises(mai.MCPToolError) as info:
+        await fail_inside()
+    assert "inside the block" in info.value.text
+    assert pid
+    assert not alive(pid)
