@@ -7,7 +7,6 @@ Everything agent-related is public here; the most used names (:class:`mai.Agent`
 
 from mai._errors import ModelRetry as ModelRetry
 from mai.core.agents._agent import Agent as Agent
-from mai.core.agents._agent import AgentRunResult as AgentRunResult
 from mai.core.agents._errors import AgentError as AgentError
 from mai.core.agents._errors import HistoryError as HistoryError
 from mai.core.agents._errors import ModelAPIError as ModelAPIError
@@ -43,6 +42,7 @@ from mai.core.agents._model import ToolCallDelta as ToolCallDelta
 from mai.core.agents._model import resolve_model as resolve_model
 from mai.core.agents._openai import MissingDependencyError as MissingDependencyError
 from mai.core.agents._openai import OpenAIModel as OpenAIModel
+from mai.core.agents._run import AgentRunResult as AgentRunResult
 from mai.core.agents._stream import AgentEvent as AgentEvent
 from mai.core.agents._stream import AgentStream as AgentStream
 from mai.core.agents._stream import FinalOutput as FinalOutput

@@ -35,6 +35,8 @@ async def test_genai_span_names_and_attributes(monkeypatch):
     assert len(chats) == 2
     first = chats[0] if chats[0].attributes["mai.step_id"] == "1.1" else chats[1]
     assert first.attributes[genai.OPERATION] == "chat"
+    assert first.kind.name == "CLIENT"
+    assert by_name["execute_tool add"][0].kind.name == "INTERNAL"
     assert first.attributes[genai.REQUEST_MODEL] == "tiny"
     assert first.attributes[genai.INPUT_TOKENS] == 3
     assert first.attributes[genai.OUTPUT_TOKENS] == 4

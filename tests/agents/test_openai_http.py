@@ -209,6 +209,7 @@ def test_retry_after_forms():
 
 async def test_api_key_never_reaches_spans_or_logs(nursery, stub_server, monkeypatch):
     """With content capture on and a retry logged, the key is in no span and no log line."""
+    import structlog
     from structlog.testing import capture_logs
 
     from mai.testing import capture_otel_spans
@@ -218,8 +219,13 @@ async def test_api_key_never_reaches_spans_or_logs(nursery, stub_server, monkeyp
         nursery,
         [Reply(503, {"error": {"message": "busy"}}, {"retry-after": "0"}), completion("ok")],
     )
-    with capture_otel_spans() as spans, capture_logs() as logs:
-        assert await mai.Agent(model(stub))("x") == "ok"
+    was_configured = structlog.is_configured()
+    try:
+        with capture_otel_spans() as spans, capture_logs() as logs:
+            assert await mai.Agent(model(stub))("x") == "ok"
+    finally:
+        if not was_configured:  # capture_logs leaves structlog "configured": undo that
+            structlog.reset_defaults()
     assert any(entry["event"] == "mai.model_retry" for entry in logs)
     assert KEY not in repr(logs)
     assert spans

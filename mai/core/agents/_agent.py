@@ -10,8 +10,6 @@ durable run records per turn does not grow with the conversation.
 from __future__ import annotations
 
 import contextlib
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -20,7 +18,6 @@ from pydantic_core import to_jsonable_python
 from mai._composites import Composite
 from mai._context import current_frame
 from mai._errors import ConfigError, ModelRetry
-from mai._module import Module
 from mai.core.tracing._otel import span_hint
 
 from . import _genai as genai
@@ -34,15 +31,22 @@ from ._messages import (
     SystemPrompt,
     ToolCall,
     ToolReturn,
-    Usage,
     UserPrompt,
     construct,
-    dump_messages,
     validate_history,
 )
-from ._model import Model, ModelSettings, RequestParameters, ResponseDone, resolve_model
+from ._model import Model, ModelSettings, ResponseDone, resolve_model
 from ._output import OUTPUT_TOOL, OutputModeName, OutputRejected, OutputSpec
-from ._stream import AgentEvent, AgentStream, FinalOutput, OutputDelta, ToolCallFinished
+from ._run import (
+    AgentRun,
+    AgentRunResult,
+    Invocation,
+    ModelStep,
+    chat_hint,
+    current_run,
+    invocation,
+)
+from ._stream import AgentEvent, AgentStream, FinalOutput, ToolCallFinished
 from ._stream import ToolCallStarted as _Started
 from ._tools import Tool, as_tool
 
@@ -51,177 +55,12 @@ if TYPE_CHECKING:
 
     from anyio.streams.memory import MemoryObjectSendStream
 
+    from mai._module import Module
+
 OutputT = TypeVar("OutputT")
 
 _EMPTY_SETTINGS = ModelSettings()
 _DEFAULT_LIMITS = UsageLimits()
-
-
-@dataclass(frozen=True, slots=True)
-class AgentRunResult(Generic[OutputT]):
-    """What :meth:`Agent.run` returns.
-
-    Attributes:
-        output: The validated output.
-        new_messages: The messages this run added (its request(s) and the model's responses).
-        all_messages: The whole history, the one passed in included.
-        usage: What the run spent (sub-agents called as tools included).
-    """
-
-    output: OutputT
-    new_messages: list[ModelMessage]
-    all_messages: list[ModelMessage]
-    usage: Usage
-
-    def new_messages_json(self) -> bytes:
-        """The new messages as JSON (load them with :func:`mai.agents.load_messages`)."""
-        return dump_messages(self.new_messages)
-
-    def all_messages_json(self) -> bytes:
-        """The whole history as JSON."""
-        return dump_messages(self.all_messages)
-
-
-class _Invocation:
-    """How :meth:`Agent.run` and :meth:`Agent.stream` receive more than the output."""
-
-    __slots__ = ("result", "send")
-
-    def __init__(self, send: MemoryObjectSendStream[AgentEvent] | None = None) -> None:
-        self.result: AgentRunResult[Any] | None = None
-        self.send = send
-
-
-_invocation: ContextVar[_Invocation | None] = ContextVar("mai.agent.invocation", default=None)
-
-
-class _Run:
-    """The state of one agent run (the history lives here, not in any step's input)."""
-
-    __slots__ = (
-        "agent",
-        "deps",
-        "failures",
-        "history",
-        "limits",
-        "model",
-        "output_failures",
-        "params",
-        "send",
-        "settings",
-        "turn",
-        "usage",
-    )
-
-    def __init__(
-        self,
-        agent: Agent[Any],
-        model: Model,
-        history: list[ModelMessage],
-        settings: ModelSettings,
-        params: RequestParameters,
-        limits: UsageLimits,
-        deps: Mapping[str, Any] | None,
-        send: MemoryObjectSendStream[AgentEvent] | None,
-    ) -> None:
-        self.agent = agent
-        self.model = model
-        self.history = history
-        self.settings = settings
-        self.params = params
-        self.limits = limits
-        self.deps = deps
-        self.send = send
-        self.usage = construct(Usage)
-        self.turn = 0
-        self.failures: dict[str, int] = {}
-        self.output_failures = 0
-
-
-_current: ContextVar[_Run | None] = ContextVar("mai.agent.run", default=None)
-
-
-class _ModelStep(Module[..., ModelResponse]):
-    """One model request of an agent run (a child step of the agent's call)."""
-
-    async def forward(self, turn: Any, request: Any) -> ModelResponse:  # noqa: ARG002 - recorded
-        """Send the run's history (which ends with ``request``) to the model."""
-        run = _current.get()
-        if run is None:  # pragma: no cover - only the agent calls this module
-            raise RuntimeError("model_request is called by an agent only")
-        span = current_frame.get().span
-        if span is not None:
-            _describe_chat(span, run)
-        send = run.send
-        if send is None:
-            response = await run.model.request(run.history, run.settings, run.params)
-        else:
-            response = await _streamed(run, send)
-        if span is not None and genai.capture_content():
-            span.set_attribute(genai.OUTPUT_MESSAGES, dump_messages([response]).decode())
-        return response
-
-
-async def _streamed(run: _Run, send: MemoryObjectSendStream[AgentEvent]) -> ModelResponse:
-    spec = run.agent._output
-    output_args: dict[int, str] = {}
-    output_index: int | None = None
-    response: ModelResponse | None = None
-    async with (
-        run.model.stream(run.history, run.settings, run.params) as events,
-        _closing(events),
-    ):
-        async for event in events:
-            if isinstance(event, ResponseDone):
-                response = event.response
-                continue
-            await send.send(event)
-            if spec.mode == "tool" and event.kind == "tool-call-delta":
-                if event.tool_name == OUTPUT_TOOL:
-                    output_index = event.index
-                if event.index == output_index:
-                    text = output_args.get(event.index, "") + event.args_delta
-                    output_args[event.index] = text
-                    partial = spec.partial(text)
-                    if partial is not None:
-                        await send.send(OutputDelta(partial))
-    if response is None:
-        raise RuntimeError(
-            f"model {run.model.model_name!r}: the stream ended without its final response"
-        )
-    return response
-
-
-@contextlib.asynccontextmanager
-async def _closing(events: Any) -> AsyncIterator[None]:
-    """Close a model's event generator when the stream ends early (cancel, error)."""
-    try:
-        yield
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            with anyio.CancelScope(shield=True):
-                await aclose()
-
-
-def _describe_chat(span: Any, run: _Run) -> None:
-    model = run.model
-    s = run.settings
-    attrs: dict[str, Any] = {
-        genai.OPERATION: genai.OP_CHAT,
-        genai.PROVIDER: model.provider,
-        genai.REQUEST_MODEL: model.model_name,
-    }
-    if s.temperature is not None:
-        attrs[genai.REQUEST_TEMPERATURE] = s.temperature
-    if s.max_tokens is not None:
-        attrs[genai.REQUEST_MAX_TOKENS] = s.max_tokens
-    if s.seed is not None:
-        attrs[genai.REQUEST_SEED] = s.seed
-    if genai.capture_content():
-        attrs[genai.INPUT_MESSAGES] = dump_messages(run.history).decode()
-    span.update_name(f"{genai.OP_CHAT} {model.model_name}")
-    span.set_attributes(attrs)
 
 
 class Agent(Composite, Generic[OutputT]):
@@ -297,7 +136,7 @@ class Agent(Composite, Generic[OutputT]):
             self._tools[tl.name] = tl
         self._definitions = tuple(t.definition for t in self._tools.values())
         self._params = self._output.parameters(self._definitions)
-        self._step_module = _ModelStep(name="model_request")
+        self._step_module = ModelStep(name="model_request")
 
     # -- module surface ------------------------------------------------------------------------
 
@@ -365,19 +204,19 @@ class Agent(Composite, Generic[OutputT]):
         usage_limits: UsageLimits | None = None,
     ) -> Any:
         """Run the agent on a prompt (and/or a history); return the validated output."""
-        inv = _invocation.get()
-        inv_token = _invocation.set(None) if inv is not None else None
+        inv = invocation.get()
+        inv_token = invocation.set(None) if inv is not None else None
         try:
             return await self._forward(
                 inv, prompt, message_history, deps, model, model_settings, usage_limits
             )
         finally:
             if inv_token is not None:
-                _invocation.reset(inv_token)
+                invocation.reset(inv_token)
 
     async def _forward(
         self,
-        inv: _Invocation | None,
+        inv: Invocation | None,
         prompt: str | Sequence[Any] | None,
         message_history: Sequence[Any] | None,
         deps: Mapping[str, Any] | None,
@@ -414,10 +253,10 @@ class Agent(Composite, Generic[OutputT]):
                 )
             request = construct(ModelRequest, parts=tuple(parts))
             history.append(request)
-        parent = _current.get()
+        parent = current_run.get()
         if deps is None and parent is not None:
             deps = parent.deps  # a sub-agent called as a tool shares its caller's dependencies
-        run = _Run(
+        run = AgentRun(
             self,
             model,
             history,
@@ -438,11 +277,11 @@ class Agent(Composite, Generic[OutputT]):
                     genai.REQUEST_MODEL: model.model_name,
                 }
             )
-        token = _current.set(run)
+        token = current_run.set(run)
         try:
             output = await self._loop(run, request)
         finally:
-            _current.reset(token)
+            current_run.reset(token)
             if parent is not None:
                 parent.usage.add(run.usage)
         if span is not None:
@@ -456,14 +295,22 @@ class Agent(Composite, Generic[OutputT]):
             inv.result = AgentRunResult(output, history[start:], history, run.usage)
         return output
 
-    async def _loop(self, run: _Run, request: ModelRequest) -> Any:
+    async def _loop(self, run: AgentRun, request: ModelRequest) -> Any:
         step = self._step_module
         limits = run.limits
         name = self.name
+        traced = current_frame.get().span is not None  # OpenTelemetry is on for this run
         while True:
             run.turn += 1
             limits.check_before_request(run.usage, name)
-            response = await step(run.turn, request)
+            if traced:
+                hint = span_hint.set(chat_hint(run))
+                try:
+                    response = await step(run.turn, request)
+                finally:
+                    span_hint.reset(hint)
+            else:
+                response = await step(run.turn, request)
             run.history.append(response)
             run.usage.add(response.usage)
             limits.check_tokens(run.usage, name)
@@ -478,7 +325,7 @@ class Agent(Composite, Generic[OutputT]):
             request = construct(ModelRequest, parts=tuple(value))
             run.history.append(request)
 
-    async def _handle(self, run: _Run, response: ModelResponse) -> tuple[bool, Any]:
+    async def _handle(self, run: AgentRun, response: ModelResponse) -> tuple[bool, Any]:
         """Return ``(True, output)`` or ``(False, parts of the next request)``."""
         spec = self._output
         calls = response.tool_calls
@@ -533,7 +380,7 @@ class Agent(Composite, Generic[OutputT]):
             )
         return False, parts
 
-    def _output_failed(self, run: _Run, why: str) -> None:
+    def _output_failed(self, run: AgentRun, why: str) -> None:
         run.output_failures += 1
         if run.output_failures > self.output_retries:
             raise OutputRetriesExceeded(
@@ -547,7 +394,7 @@ class Agent(Composite, Generic[OutputT]):
 
     # -- tools ---------------------------------------------------------------------------------
 
-    async def _run_tools(self, run: _Run, calls: list[ToolCall]) -> list[Any]:
+    async def _run_tools(self, run: AgentRun, calls: list[ToolCall]) -> list[Any]:
         n = len(calls)
         slots: list[Any] = [None] * n
         ready: list[tuple[int, Tool, dict[str, Any]]] = []
@@ -603,7 +450,7 @@ class Agent(Composite, Generic[OutputT]):
 
     async def _one(
         self,
-        run: _Run,
+        run: AgentRun,
         c: ToolCall,
         t: Tool,
         coro: Coroutine[Any, Any, Any],
@@ -622,7 +469,7 @@ class Agent(Composite, Generic[OutputT]):
             }
             if genai.capture_content():
                 attrs[genai.TOOL_ARGUMENTS] = c.args_json()
-            hint = span_hint.set((f"{genai.OP_TOOL} {t.name}", attrs))
+            hint = span_hint.set((f"{genai.OP_TOOL} {t.name}", attrs, "internal"))
         part: ToolReturn | RetryPrompt
         try:
             result = await coro
@@ -655,7 +502,7 @@ class Agent(Composite, Generic[OutputT]):
         if send is not None:
             await send.send(ToolCallFinished(t.name, c.tool_call_id, part))
 
-    def _count_failures(self, run: _Run, calls: list[ToolCall], slots: list[Any]) -> None:
+    def _count_failures(self, run: AgentRun, calls: list[ToolCall], slots: list[Any]) -> None:
         failures = run.failures
         for c, part in zip(calls, slots, strict=True):
             name = c.tool_name
@@ -707,8 +554,8 @@ class Agent(Composite, Generic[OutputT]):
             ToolRetriesExceeded: When a tool's retry prompts ran out.
             OutputRetriesExceeded: When the output never validated.
         """
-        inv = _Invocation()
-        token = _invocation.set(inv)
+        inv = Invocation()
+        token = invocation.set(inv)
         try:
             await self(
                 prompt,
@@ -719,7 +566,7 @@ class Agent(Composite, Generic[OutputT]):
                 usage_limits=usage_limits,
             )
         finally:
-            _invocation.reset(token)
+            invocation.reset(token)
         assert inv.result is not None  # noqa: S101 - forward always fills it
         return inv.result
 
@@ -786,12 +633,12 @@ class Agent(Composite, Generic[OutputT]):
         kwargs: dict[str, Any],
     ) -> None:
         async with send:
-            inv = _Invocation(send)
-            token = _invocation.set(inv)
+            inv = Invocation(send)
+            token = invocation.set(inv)
             try:
                 await self(prompt, **kwargs)
             finally:
-                _invocation.reset(token)
+                invocation.reset(token)
             stream.result = inv.result
 
     def __repr__(self) -> str:

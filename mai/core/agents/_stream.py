@@ -12,8 +12,8 @@ from ._model import ResponseDone, TextDelta, ToolCallDelta
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream
 
-    from ._agent import AgentRunResult
     from ._messages import RetryPrompt, ToolReturn
+    from ._run import AgentRunResult
 
 OutputT = TypeVar("OutputT")
 

@@ -33,10 +33,11 @@ _SCOPE = "mai"
 
 _provider: ContextVar[TracerProvider | None] = ContextVar("mai.otel.provider", default=None)
 
-#: A name and attributes for the span of the next module call in this task (set by a caller
-#: that knows more about the call than the module does, e.g. an agent naming a tool call
-#: ``execute_tool {name}``). The interceptor consumes it: nested calls never see it.
-span_hint: ContextVar[tuple[str, Mapping[str, Any]] | None] = ContextVar(
+#: A name, attributes and kind (``"internal"`` or ``"client"``) for the span of the next module
+#: call in this task, set by a caller that knows more about the call than the module does (an
+#: agent names a tool call ``execute_tool {name}`` and a model request ``chat {model}``, a
+#: client span). The interceptor consumes it: nested calls never see it.
+span_hint: ContextVar[tuple[str, Mapping[str, Any], str] | None] = ContextVar(
     "mai.otel.span_hint", default=None
 )
 _cache: tuple[Any, OtelInterceptor] | None = None
@@ -93,15 +94,19 @@ class OtelInterceptor:
         in_bytes, exact = arguments_size(call.args, call.kwargs)
         attributes["mai.payload.input_bytes"] = in_bytes
         span_name = call.name
+        kind = trace.SpanKind.INTERNAL
         hint = span_hint.get()
         hint_token = None
         if hint is not None:
             span_name = hint[0]
             attributes.update(hint[1])
+            if hint[2] == "client":
+                kind = trace.SpanKind.CLIENT
             hint_token = span_hint.set(None)
         span = self._tracer.start_span(
             span_name,
             context=parent,
+            kind=kind,
             attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
