@@ -12,6 +12,7 @@ from ._options import parse_options as parse_options
 from ._runtime import TemporalRunHandle as TemporalRunHandle
 from ._runtime import TemporalRuntime as TemporalRuntime
 from ._runtime import connect as connect
+from ._runtime import make_replayer as make_replayer
 from ._runtime import make_worker as make_worker
 from ._runtime import open_runtime as open_runtime
 from ._workflow import ACTIVITY as ACTIVITY
@@ -30,6 +31,7 @@ __all__ = [
     "TemporalRuntime",
     "connect",
     "mai_step",
+    "make_replayer",
     "make_worker",
     "open_runtime",
     "parse_options",

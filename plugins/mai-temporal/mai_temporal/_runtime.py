@@ -109,6 +109,28 @@ async def connect(options: TemporalOptions) -> Any:
     )
 
 
+def _restrictions(modules: Iterable[str]) -> Any:
+    from temporalio.worker.workflow_sandbox import SandboxRestrictions  # noqa: PLC0415
+
+    roots = {m.partition(".")[0] for m in modules}
+    return SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH, *roots)
+
+
+def make_replayer(modules: Iterable[str] = ()) -> Any:
+    """A ``temporalio`` Replayer for pymai runs (the worker's sandbox; ``modules`` passed through).
+
+    ``await make_replayer(["pkg.mod"]).replay_workflow(history)`` raises when the current code
+    no longer produces the recorded history (a non-determinism error).
+    """
+    from temporalio.worker import Replayer  # noqa: PLC0415
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner  # noqa: PLC0415
+
+    return Replayer(
+        workflows=[MaiRun],
+        workflow_runner=SandboxedWorkflowRunner(restrictions=_restrictions(modules)),
+    )
+
+
 def make_worker(
     client: Any,
     options: TemporalOptions,
@@ -123,16 +145,12 @@ def make_worker(
     shares them, with pymai, anyio, pydantic and structlog, instead of importing them again.
     """
     from temporalio.worker import Worker  # noqa: PLC0415
-    from temporalio.worker.workflow_sandbox import (  # noqa: PLC0415
-        SandboxedWorkflowRunner,
-        SandboxRestrictions,
-    )
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner  # noqa: PLC0415
 
     import mai  # noqa: PLC0415
 
     mai.plugins("mai.tracers")  # discovered now: the sandbox cannot read package metadata
-    roots = {m.partition(".")[0] for m in modules}
-    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH, *roots)
+    restrictions = _restrictions(modules)
     return Worker(
         client,
         task_queue=task_queue or options.task_queue,
@@ -498,6 +516,19 @@ class TemporalRuntime:
                     )
                 )
         return sorted(out, key=lambda s: tuple(int(p) for p in s.step_id.split(".")))
+
+    async def history(self, run_id: str) -> Any:
+        """The run's Temporal event history (a ``temporalio.client.WorkflowHistory``)."""
+        return await self._call(self.client.get_workflow_handle(run_id).fetch_history())
+
+    async def replay(self, history: Any, modules: Iterable[str] = ()) -> None:
+        """Replay a recorded history with the current code; raise when it diverges.
+
+        Raises:
+            Exception: Temporal's non-determinism error when the code no longer produces the
+                recorded commands.
+        """
+        await self._call(make_replayer(modules).replay_workflow(history))
 
     # -- control ---------------------------------------------------------------------------------
 
