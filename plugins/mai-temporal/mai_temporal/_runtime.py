@@ -163,6 +163,51 @@ def make_worker(
     )
 
 
+def run_request(
+    module: Module[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    options: TemporalOptions,
+    deadline: float | dt.datetime | None = None,
+    ref: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], timedelta | None]:
+    """The ``mai.run`` workflow argument, memo and execution timeout for a run of ``module``.
+
+    Raises:
+        CastError: When the input does not fit the module's types.
+        ConfigError: When the module has no importable reference (workers must import it).
+    """
+    ref = ref or module_ref(module)
+    if ref is None:
+        raise ConfigError(
+            f"module {module.name!r} has no importable reference: Temporal workers import "
+            "the workflow by name, so define it at module level (not in __main__ or inside "
+            "a function), or pass ref='pkg.mod:attr'",
+            module_name=module.name,
+        )
+    text = encode_input(module, args, kwargs)
+    deadline_at: float | None = None
+    if isinstance(deadline, dt.datetime):
+        deadline_at = deadline.timestamp()
+    elif deadline is not None:
+        deadline_at = time.time() + float(deadline)
+    request = {
+        "ref": ref,
+        "input": text,
+        "deadline": deadline_at,
+        "settings": {
+            "heartbeat": options.heartbeat,
+            "attempt_timeout": options.attempt_timeout,
+            "max_pending": options.max_pending,
+        },
+    }
+    memo = {"workflow": module.name, "ref": ref, "input": text, "deadline": deadline_at}
+    timeout = None
+    if deadline_at is not None:  # a backstop: the run's own deadline fires first, in mai
+        timeout = timedelta(seconds=max(deadline_at - time.time(), 0.0) + 30.0)
+    return request, memo, timeout
+
+
 class TemporalRunHandle:
     """A handle on one run on Temporal (what :meth:`TemporalRuntime.start` returns)."""
 
@@ -322,36 +367,9 @@ class TemporalRuntime:
             ConfigError: When the module has no importable reference (workers must import it).
         """
         self.client  # noqa: B018 - raises when not open
-        ref = ref or module_ref(module)
-        if ref is None:
-            raise ConfigError(
-                f"module {module.name!r} has no importable reference: Temporal workers import "
-                "the workflow by name, so define it at module level (not in __main__ or inside "
-                "a function), or pass ref='pkg.mod:attr'",
-                module_name=module.name,
-            )
-        text = encode_input(module, args, kwargs)
         run_id = run_id or uuid.uuid4().hex
-        deadline_at: float | None = None
-        if isinstance(deadline, dt.datetime):
-            deadline_at = deadline.timestamp()
-        elif deadline is not None:
-            deadline_at = time.time() + float(deadline)
+        request, memo, timeout = run_request(module, args, kwargs, self.options, deadline, ref)
         o = self.options
-        request = {
-            "ref": ref,
-            "input": text,
-            "deadline": deadline_at,
-            "settings": {
-                "heartbeat": o.heartbeat,
-                "attempt_timeout": o.attempt_timeout,
-                "max_pending": o.max_pending,
-            },
-        }
-        memo = {"workflow": module.name, "ref": ref, "input": text, "deadline": deadline_at}
-        timeout = None
-        if deadline_at is not None:  # a backstop: the run's own deadline fires first, in mai
-            timeout = timedelta(seconds=max(deadline_at - time.time(), 0.0) + 30.0)
         await self._call(
             self._start(request, run_id, queue or o.task_queue, memo, timeout),
         )

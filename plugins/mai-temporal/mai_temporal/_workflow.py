@@ -287,6 +287,6 @@ async def mai_step(request: dict[str, Any]) -> str:
 
 
 async def _heartbeat(every: float) -> None:
-    while True:
-        activity.heartbeat()
+    while True:  # the first beat after a third of the timeout: short steps never send one
         await asyncio.sleep(every)
+        activity.heartbeat()

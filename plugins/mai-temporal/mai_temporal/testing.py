@@ -100,13 +100,27 @@ class DevServer:
                 raise RuntimeError(f"the Temporal dev server exited at start: {text}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
+                    pass
             except OSError:
                 time.sleep(0.05)
+                continue
+            if self._healthy():
+                return self
+            time.sleep(0.05)
         self.stop()
         raise TimeoutError(
             f"the Temporal dev server did not listen on {self.address} in {timeout}s"
         )
+
+    def _healthy(self) -> bool:
+        """Whether the frontend reports itself serving (it listens a little before)."""
+        done = subprocess.run(  # noqa: S603 - our own argument list
+            [self.cli, "operator", "cluster", "health", "--address", self.address],
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+        return done.returncode == 0 and b"SERVING" in done.stdout.upper()
 
     def stop(self) -> None:
         """Stop the server by its process id (SIGTERM, then SIGKILL) and remove its files."""
