@@ -53,7 +53,7 @@ bench: venv
 # The long PostgreSQL fault-injection runs (SIGKILL chaos for 60 s, ...); needs the server
 # binaries (apt-get install postgresql).
 chaos: venv
-	$(BIN)/python -m pytest tests/postgres -m chaos -v $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/postgres tests/temporal -m chaos -v $(PYTEST_ARGS)
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html

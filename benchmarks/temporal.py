@@ -70,9 +70,7 @@ class RawSequential:
         """Chain the steps."""
         x = 0
         for i in range(n):
-            x = await workflow.execute_activity(
-                "raw.step", x, activity_id=f"1.{i + 1}", **_OPTS
-            )
+            x = await workflow.execute_activity("raw.step", x, activity_id=f"1.{i + 1}", **_OPTS)
         return x
 
 

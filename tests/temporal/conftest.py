@@ -95,8 +95,9 @@ def url(dev_server: Any, task_queue: str) -> str:
 @pytest.fixture
 async def rt(url: str) -> AsyncIterator[Any]:
     """An open Temporal runtime with a worker in this process serving the test's queue."""
-    import mai
     import temporal_flows
+
+    import mai
 
     async with mai.Runtime(url, workflows=[temporal_flows.double], worker=True) as runtime:
         yield runtime

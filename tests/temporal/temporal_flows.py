@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mai
 
+
 def _note(line: str) -> None:
     """Append a line to the side-effect ledger ($MAI_TEST_LEDGER), kept outside Temporal."""
     ledger = os.environ.get("MAI_TEST_LEDGER")
@@ -142,7 +143,9 @@ conditional_fn = mai.Conditional(lambda x: x > 10, double)
 loop = mai.Loop(inc, until=lambda x: x >= 5, max_iterations=10)
 delays = mai.Sequential(mai.BlockingDelay(2), double)
 background = mai.Sequential(double, mai.NonBlockingDelay(1, inc), inc)
-nested = mai.Sequential(mai.Parallel(mai.Map(double), mai.Map(inc)), lambda t: sum(t[0]) + sum(t[1]))
+nested = mai.Sequential(
+    mai.Parallel(mai.Map(double), mai.Map(inc)), lambda t: sum(t[0]) + sum(t[1])
+)
 failing_parallel = mai.Parallel(slow, boom)
 timeout_seq = mai.Sequential(double, slow).with_(timeout=2)
 slow_leaf = slow.with_(timeout=1.5)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import temporal_flows as f
 
 import mai
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.fixture
@@ -19,6 +21,11 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path.touch()
     monkeypatch.setenv("MAI_TEST_LEDGER", str(path))
     return path
+
+
+def read_lines(path: Path) -> list[str]:
+    """The ledger's lines."""
+    return path.read_text().splitlines()
 
 
 def wait_for_line(path: Path, line: str, bound: float = 15.0) -> list[str]:
@@ -69,7 +76,7 @@ async def test_run_deadline(rt: Any) -> None:
 async def test_retries_keep_the_step_id_and_count_attempts(rt: Any, ledger: Path) -> None:
     """Retries run as new attempts of the same step: same id and key, retry_count 0, 1, 2."""
     assert await (await rt.start(f.retrying, 3, run_id="retry-run")).result() == 31
-    flaky = [line for line in ledger.read_text().splitlines() if line.startswith("flaky")]
+    flaky = [line for line in read_lines(ledger) if line.startswith("flaky")]
     assert flaky == [f"flaky 1.1 {n} retry-run/1.1" for n in range(3)]
 
 
@@ -77,7 +84,7 @@ async def test_retry_on_decides_what_is_retried(rt: Any, ledger: Path) -> None:
     """An error retry_on does not cover is not retried, and keeps its type."""
     with pytest.raises(KeyError):
         await (await rt.start(f.wrong_kind, 1)).result()
-    assert ledger.read_text().splitlines() == ["wrong_kind 0"]
+    assert read_lines(ledger) == ["wrong_kind 0"]
 
 
 async def test_error_type_and_message_travel_back(rt: Any) -> None:

@@ -51,7 +51,11 @@ class DevServer:
             )
         self.cli = found
         self._own_dir = directory is None
-        self.directory = Path(directory or tempfile.mkdtemp(prefix="mai-temporal-"))
+        # A throwaway server's database on tmpfs when there is one: the server pays fewer fsyncs.
+        shm: str | None = "/dev/shm"  # noqa: S108 - a private mkdtemp directory inside it
+        if not (Path(shm).is_dir() and os.access(shm, os.W_OK)):
+            shm = None
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="mai-temporal-", dir=shm))
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
