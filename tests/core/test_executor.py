@@ -22,7 +22,7 @@ from mai.core.executor import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-import executor_flows as flows  # noqa: E402
+import executor_flows as flows
 
 
 def test_module_ref_round_trips_with_bindings_and_configuration() -> None:
@@ -45,7 +45,7 @@ def test_module_ref_is_none_when_it_cannot_be_imported() -> None:
         return x
 
     assert module_ref(local) is None
-    with pytest.raises(mai.ConfigError, match="nowhere.at.all"):
+    with pytest.raises(mai.ConfigError, match=r"nowhere\.at\.all"):
         resolve_module_ref("nowhere.at.all:thing")
 
 

@@ -52,9 +52,8 @@ class DevServer:
         self.cli = found
         self._own_dir = directory is None
         # A throwaway server's database on tmpfs when there is one: the server pays fewer fsyncs.
-        shm: str | None = "/dev/shm"  # noqa: S108 - a private mkdtemp directory inside it
-        if not (Path(shm).is_dir() and os.access(shm, os.W_OK)):
-            shm = None
+        tmpfs = "/dev/shm"  # noqa: S108 - a private mkdtemp directory inside it
+        shm = tmpfs if Path(tmpfs).is_dir() and os.access(tmpfs, os.W_OK) else None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="mai-temporal-", dir=shm))
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
