@@ -20,7 +20,7 @@ TLS server name             ``tls_server_name``          ``TEMPORAL_TLS_SERVER_N
 API key                     ``api_key`` option           ``TEMPORAL_API_KEY``
 activity heartbeat timeout  ``heartbeat`` (seconds, 10)
 activity start-to-close     ``attempt_timeout`` (600)
-pending activities per run  ``max_pending`` (1000)
+pending activities per run  ``max_pending`` (200)
 worker sticky timeout       ``sticky_timeout`` (1)
 ==========================  ===========================  =========================================
 """
@@ -67,7 +67,8 @@ class TemporalOptions:
         heartbeat: Seconds an activity may go without a heartbeat before Temporal deems its
             worker lost and runs it again elsewhere.
         attempt_timeout: Seconds one activity attempt may run at most (start-to-close).
-        max_pending: Activities one run keeps scheduled at once (Temporal allows 2,000).
+        max_pending: Activities one run keeps scheduled at once (Temporal allows 2,000). It also
+            bounds the work of one workflow activation, which Temporal fails after 2 s.
         sticky_timeout: Seconds a workflow task waits for the worker that holds the run in its
             cache before any worker may take it (how fast a run moves on after a worker died).
     """
@@ -83,7 +84,7 @@ class TemporalOptions:
     api_key: str | None = field(default=None, repr=False)
     heartbeat: float = 10.0
     attempt_timeout: float = 600.0
-    max_pending: int = 1000
+    max_pending: int = 200
     sticky_timeout: float = 1.0
 
     def __repr__(self) -> str:

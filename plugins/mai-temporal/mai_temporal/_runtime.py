@@ -64,6 +64,9 @@ PASSTHROUGH = (
 )
 
 
+_MEMO_INPUT = 1500
+
+
 class _Loop:
     """An asyncio event loop in a thread of its own, for the Temporal client and workers."""
 
@@ -201,7 +204,9 @@ def run_request(
             "max_pending": options.max_pending,
         },
     }
-    memo = {"workflow": module.name, "ref": ref, "input": text, "deadline": deadline_at}
+    # Temporal warns past 2 KB of memo: a large input is left out of it (`mai runs show`).
+    shown = text if len(text) <= _MEMO_INPUT else None
+    memo = {"workflow": module.name, "ref": ref, "input": shown, "deadline": deadline_at}
     timeout = None
     if deadline_at is not None:  # a backstop: the run's own deadline fires first, in mai
         timeout = timedelta(seconds=max(deadline_at - time.time(), 0.0) + 30.0)
@@ -278,6 +283,8 @@ class TemporalRuntime:
         self._client: Any = None
         self._worker_task: Any = None
         self._workflows: dict[str, Module[..., Any]] = {}
+        #: Runs executing in this process: none (workers execute them); ``mai run`` looks here.
+        self._active: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         """Where it connects (no secrets)."""
@@ -621,7 +628,7 @@ def _record(
         ref=memo.get("ref"),
         plan_hash="",
         plan="",
-        input=str(memo.get("input", "null")),
+        input=str(memo.get("input") or "null"),
         status=status,
         output=output,
         error=error,

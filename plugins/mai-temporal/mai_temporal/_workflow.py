@@ -18,6 +18,10 @@ Three traps, handled here:
 * **Workflow task failures retried forever.** An exception that is not a Temporal failure fails
   the workflow *task*, which Temporal retries without end. Every error of the run leaves the
   workflow as a non-retryable ``ApplicationError`` carrying the original type and message.
+* **Width.** Temporal refuses more than 2,000 pending activities per workflow and fails a
+  workflow activation that runs longer than 2 s. Leaf calls wait for one of ``max_pending``
+  slots before they do anything, and a ``Map`` wider than that runs ``max_pending`` items at a
+  time (same step ids), so neither limit depends on the width of the fan-out.
 * **Crashes are not retries.** A lost worker consumes a Temporal activity attempt; pymai's own
   retries are separate activities scheduled by the kernel, and each activity fails with a
   non-retryable error. Temporal's activity retry policy therefore only re-runs attempts whose
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import math
 from datetime import timedelta
 from typing import Any
@@ -38,7 +43,7 @@ from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from mai import Context, WaitTimeoutError
+from mai import Context, Map, WaitTimeoutError
 from mai._seam import Call, intercept, run_binding
 from mai.core.executor import (
     decode_error,
@@ -94,16 +99,31 @@ class _Steps:
             initial_interval=timedelta(seconds=0.2),
             non_retryable_error_types=[FAILURE],
         )
-        self.pending = anyio.Semaphore(int(settings.get("max_pending", 1000)))
+        self.width = int(settings.get("max_pending", 200))
+        self.pending = anyio.Semaphore(self.width)
 
     async def __call__(self, call: Call, proceed: Any) -> Any:
         if not call.leaf:
+            module = call.module
+            if isinstance(module, Map) and (module.max_items or math.inf) > self.width:
+                # A wide Map runs `width` items at a time: the same step ids (item i is always
+                # child i), and no workflow activation has to start thousands of tasks at once.
+                narrowed = copy.copy(module)
+                narrowed.max_items = self.width
+
+                async def items(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+                    return await narrowed.forward(*args, **kwargs)
+
+                return await call.execute(items)
             return await proceed()
 
         async def body(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             return await self._activity(call, args, kwargs)
 
-        return await call.execute(body)
+        # Wait for a slot before anything else: a wide Map's waiting branches then cost next to
+        # nothing, so one workflow activation stays well under Temporal's 2 s deadlock limit.
+        async with self.pending:
+            return await call.execute(body)
 
     async def _activity(self, call: Call, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         ctx = Context.get()
@@ -135,25 +155,24 @@ class _Steps:
             request["timeout"] = max(remaining, 0.001)
             schedule_to_close = timedelta(seconds=max(remaining, 0.001) + _SLACK)
         aid = sid if ctx.retry_count == 0 else f"{sid}@{ctx.retry_count}"
-        async with self.pending:
-            handle = workflow.start_activity(
-                ACTIVITY,
-                request,
-                activity_id=aid,
-                schedule_to_close_timeout=schedule_to_close,
-                start_to_close_timeout=timedelta(seconds=self.attempt_timeout),
-                heartbeat_timeout=self.heartbeat,
-                retry_policy=self.retry,
-                cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
-                summary=call.name,
-            )
-            try:
-                text = await asyncio.shield(handle)
-            except asyncio.CancelledError:
-                handle.cancel()
-                raise
-            except ActivityError as err:
-                raise error_of(err) from None
+        handle = workflow.start_activity(
+            ACTIVITY,
+            request,
+            activity_id=aid,
+            schedule_to_close_timeout=schedule_to_close,
+            start_to_close_timeout=timedelta(seconds=self.attempt_timeout),
+            heartbeat_timeout=self.heartbeat,
+            retry_policy=self.retry,
+            cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
+            summary=call.name,
+        )
+        try:
+            text = await asyncio.shield(handle)
+        except asyncio.CancelledError:
+            handle.cancel()
+            raise
+        except ActivityError as err:
+            raise error_of(err) from None
         return loads(text)
 
 
