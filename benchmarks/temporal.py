@@ -91,7 +91,7 @@ class RawFanout:
         )
 
 
-async def main(quick: bool) -> None:
+async def main(quick: bool, max_pending: int) -> None:
     """Measure both sides on one dev server."""
     import temporal as bench  # this file as an importable module: workers import workflows
     from mai_temporal import WORKFLOW, connect, make_worker, parse_options
@@ -105,7 +105,7 @@ async def main(quick: bool) -> None:
     bench.seq_chain = bench.chain(n_seq)  # type: ignore[attr-defined]
     bench.warm_chain = bench.chain(3)  # type: ignore[attr-defined]
     with DevServer() as server:
-        options = parse_options(server.url("bench"))
+        options = parse_options(server.url("bench", max_pending=max_pending))
         client = await connect(options)
         raw = Worker(
             client,
@@ -144,7 +144,10 @@ async def main(quick: bool) -> None:
                 results["raw fan"].append(await raw_run("raw.fanout", items) / n_fan)
                 results["mai fan"].append(await mai_run(bench.fanout, items) / n_fan)
     med = {k: statistics.median(v) * 1e3 for k, v in results.items()}
-    print(f"python {platform.python_version()}, temporal dev server, {rounds} round(s)")
+    print(
+        f"python {platform.python_version()}, temporal dev server, {rounds} round(s), "
+        f"mai max_pending={max_pending}"
+    )
     print(
         f"(a) sequential, {n_seq} steps:  raw SDK {med['raw seq']:.2f} ms/step, "
         f"mai {med['mai seq']:.2f} ms/step, ratio {med['mai seq'] / med['raw seq']:.2f}x"
@@ -158,4 +161,8 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer steps, one round")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument(
+        "--max-pending", type=int, default=200, help="mai's max_pending (default 200)"
+    )
+    ns = parser.parse_args()
+    asyncio.run(main(ns.quick, ns.max_pending))
