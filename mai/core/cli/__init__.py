@@ -8,9 +8,12 @@
     mai plan pkg.module:obj [--mermaid | --json]
     mai plugins
     mai worker --store URL --app pkg.module [--queue Q ...]
+    mai mcp serve pkg.module:obj [--http [--host H --port P --allow-remote]]
 
 Errors are one line on stderr with a non-zero exit code (1: the run or operation failed,
 2: usage); ``MAI_DEBUG=1`` shows the traceback. Imports are lazy so ``--help`` is instant.
+Nothing printed carries the store URL's password (``mai.redact_url``); keep the password out
+of the command line with ``MAI_STORE``, ``PGPASSWORD`` or a ``~/.pgpass`` file.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
         "--store",
         metavar="URL",
         default=None,
-        help="store URL (default: $MAI_STORE or sqlite:///.mai/mai.db)",
+        help="store URL (default: $MAI_STORE or sqlite:///.mai/mai.db); "
+        "prefer MAI_STORE or PGPASSWORD for a password, which ps would show here",
     )
 
 
@@ -138,6 +142,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="run on a remote executor plugin (e.g. temporal; its address from the environment)",
     )
+
+    from ._mcp import add_parser as add_mcp_parser  # noqa: PLC0415 - `mai mcp`, its own module
+
+    add_mcp_parser(sub)
     return parser
 
 
@@ -146,7 +154,11 @@ def main_exit() -> None:
     sys.exit(main())
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> int:
+def _fail(message: str, code: int = EXIT_FAILED, *, store: str = "") -> int:
+    if store:
+        from mai.core.durable._urls import redact_text  # noqa: PLC0415
+
+        message = redact_text(message, store)
     print(f"mai: error: {message}", file=sys.stderr)
     return code
 
@@ -162,11 +174,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plan": _cmd_plan,
         "plugins": _cmd_plugins,
         "worker": _cmd_worker,
+        "mcp": _cmd_mcp,
     }
+    # a third-party store may quote its URL in an error: no message shows the password
+    store = getattr(ns, "store", None) or os.environ.get("MAI_STORE") or ""
     try:
         return handlers[ns.command](ns)
     except UsageError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return _fail(str(exc), EXIT_USAGE, store=store)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as exc:  # one clear line, not a traceback
@@ -175,8 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
             exc = exc.exceptions[0]  # type: ignore[assignment]
         if isinstance(exc, UsageError):
-            return _fail(str(exc), EXIT_USAGE)
-        return _fail(f"{type(exc).__name__}: {exc}")
+            return _fail(str(exc), EXIT_USAGE, store=store)
+        return _fail(f"{type(exc).__name__}: {exc}", store=store)
 
 
 def _json(value: Any) -> str:
@@ -205,6 +220,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     import trio  # noqa: PLC0415
 
     from mai._seam import intercept  # noqa: PLC0415
+    from mai.core.durable import redact_url  # noqa: PLC0415
 
     from ._args import bind_cli_args, load_target  # noqa: PLC0415
     from ._progress import Progress  # noqa: PLC0415
@@ -224,7 +240,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         with intercept(*([] if ns.quiet else [progress])):
             handle = await rt.start(module, *args, run_id=run_id, deadline=ns.deadline, **kwargs)
         if not ns.quiet:
-            print(f"run {run_id}: {module.name} on {rt.url}", file=out)
+            print(f"run {run_id}: {module.name} on {redact_url(rt.url)}", file=out)
         try:
             async with trio.open_nursery() as nursery:
                 if not ns.quiet:
@@ -467,6 +483,12 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
         print(f"plan {plan.hash[:16]}  ({ns.target})")
         print(plan.to_mermaid())
     return 0
+
+
+def _cmd_mcp(ns: argparse.Namespace) -> int:
+    from ._mcp import cmd_mcp  # noqa: PLC0415 - `mai mcp serve` lives in its own module
+
+    return cmd_mcp(ns)
 
 
 def _cmd_plugins(ns: argparse.Namespace) -> int:

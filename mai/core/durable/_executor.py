@@ -31,6 +31,7 @@ import sniffio
 
 from ._crash import crash_point
 from ._errors import StoreError
+from ._urls import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -97,7 +98,7 @@ class StoreExecutor:
         """Start the store thread."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._loop, name=f"mai-store {self.store.url}", daemon=True
+                target=self._loop, name=f"mai-store {redact_url(self.store.url)}", daemon=True
             )
             self._thread.start()
 
