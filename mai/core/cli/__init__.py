@@ -137,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
         help="runs executed at once by this worker (default 8)",
     )
     p.add_argument("--name", help="worker name (default: host name)")
+    p.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="run on a remote executor plugin (e.g. temporal; its address from the environment)",
+    )
 
     from ._mcp import add_parser as add_mcp_parser  # noqa: PLC0415 - `mai mcp`, its own module
 
@@ -517,6 +522,16 @@ def _cmd_plugins(ns: argparse.Namespace) -> int:
 def _cmd_worker(ns: argparse.Namespace) -> int:
     from mai.core.durable import run_worker  # noqa: PLC0415
     from mai.core.durable._runtime import default_url  # noqa: PLC0415
+    from mai.core.executor import executor_factory  # noqa: PLC0415
 
     queues = ns.queues or ["default"]
-    return run_worker(ns.store or default_url(), ns.app, queues, ns.concurrency, ns.name)
+    url = ns.store or (f"{ns.executor}://" if ns.executor else default_url())
+    factory = executor_factory(url)
+    if factory is not None:
+        return factory(url).serve(ns.app, queues, ns.concurrency, ns.name)  # type: ignore[no-any-return]
+    if ns.executor:
+        raise UsageError(
+            f"--executor {ns.executor!r}: no installed plugin provides it "
+            f"(for Temporal: pip install mai-temporal)"
+        )
+    return run_worker(url, ns.app, queues, ns.concurrency, ns.name)
