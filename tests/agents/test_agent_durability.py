@@ -191,7 +191,8 @@ async def test_sub_agent_usage_rolls_up_billed_and_replayed_apart() -> None:
         turns = _turn_usages(rt)
     assert len(outer_model.requests) == 2  # turn 1 of boss was replayed
     assert len(inner_model.requests) == 2  # helper's turn 1 replayed, turn 2 asked
-    assert ("1.1.2.1", "model_request") in names  # the sub-agent's turns are child steps
+    # boss is 1.1; helper (its tool call) is 1.1.2; an agent is a composite: not recorded
+    assert ("1.1.2.1", "model_request") in names
     # replayed: boss turn 1 + helper turn 1; billed: helper turn 2 + boss turn 2
     assert out["replayed"]["requests"] == 2
     assert out["billed"]["requests"] == 2
@@ -200,6 +201,36 @@ async def test_sub_agent_usage_rolls_up_billed_and_replayed_apart() -> None:
     )
     assert out["billed"]["input_tokens"] == (
         turns["1.1.2.3"]["input_tokens"] + turns["1.1.3"]["input_tokens"]
+    )
+
+
+async def test_a_recorded_sub_agent_call_counts_as_replayed() -> None:
+    """A sub-agent that finished before the crash still counts, as replayed (its turns replay)."""
+    gate, calls, release = _gated()
+    inner_model = ScriptedModel(["inner answer"])
+    inner = mai.Agent(inner_model, name="helper", description="Answers.")
+    outer_model = ScriptedModel(
+        [tool_call("helper", {"prompt": "ask"}), tool_call("gate", {"n": 1}), "all done"]
+    )
+    outer = mai.Agent(outer_model, tools=[inner, gate], name="boss")
+
+    @mai.module
+    async def boss_flow(prompt: str) -> dict[str, Any]:
+        """Run the outer agent; return its usage split."""
+        r = await outer.run(prompt)
+        return {"billed": r.billed.model_dump(), "replayed": r.replayed.model_dump()}
+
+    url = _url()
+    await _crash_in_tool(url, boss_flow, calls, "go")
+    release.set()
+    async with mai.Runtime(url, workflows=[boss_flow]) as rt:
+        out = await (await rt.resume("run-1", boss_flow)).result()
+        turns = _turn_usages(rt)
+    assert len(inner_model.requests) == 1  # never asked again
+    assert out["replayed"]["requests"] == 3  # boss turns 1-2 and the helper's one turn
+    assert out["billed"]["requests"] == 1
+    assert out["replayed"]["input_tokens"] == sum(
+        turns[k]["input_tokens"] for k in ("1.1.1", "1.1.2.1", "1.1.3")
     )
 
 
