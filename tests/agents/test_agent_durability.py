@@ -1,4 +1,4 @@
-"""Durable agents on the scripted model: the plan's contract, billed/replayed usage, replay events."""
+"""Durable agents on the scripted model: the plan contract, billed/replayed usage, replays."""
 
 from __future__ import annotations
 
@@ -22,9 +22,7 @@ class _Stop(Exception):
 
 def _turn_usages(rt: mai.Runtime) -> dict[str, dict[str, int]]:
     """The recorded usage of each model request of run-1, by step id."""
-    return {
-        s.step_id: s.output["usage"] for s in rt.steps("run-1") if s.name == "model_request"
-    }
+    return {s.step_id: s.output["usage"] for s in rt.steps("run-1") if s.name == "model_request"}
 
 
 def _url() -> str:
@@ -168,7 +166,7 @@ async def test_usage_separates_billed_from_replayed_and_stream_says_replayed() -
 
 
 async def test_sub_agent_usage_rolls_up_billed_and_replayed_apart() -> None:
-    """A sub-agent (a tool of a durable agent) adds its billed and replayed usage to its caller's."""
+    """A sub-agent (a tool of a durable agent) adds billed and replayed usage to its caller."""
     gate, calls, release = _gated()
     inner_model = ScriptedModel([tool_call("gate", {"n": 5}), "fifty"])
     inner = mai.Agent(inner_model, tools=[gate], name="helper", description="Asks the gate.")
