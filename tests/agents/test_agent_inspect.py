@@ -60,8 +60,10 @@ async def test_runs_show_steps_and_trace_describe_an_agent_run(tmp_path: Path) -
         async with mai.Runtime(url, workflows=[agent]) as rt:
             await rt.start(agent, "Book Lyon", run_id="trip")
             with trio.fail_after(5):
-                while not any(s.name == "approval_request" for s in rt.steps("trip")):
-                    await trio.sleep(0.001)  # noqa: ASYNC110 - polls the store
+                while not any(  # noqa: ASYNC110 - polls the store
+                    s.name == "approval_request" for s in rt.steps("trip")
+                ):
+                    await trio.sleep(0.001)
             raise _Stop
 
     with pytest.raises(_Stop):
