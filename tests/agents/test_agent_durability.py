@@ -253,3 +253,49 @@ async def test_recorded_bytes_grow_linearly_with_turns() -> None:
     ten, forty = await recorded_bytes(10), await recorded_bytes(40)
     assert forty <= 5 * ten
     assert forty > 3 * ten  # it does grow with the number of turns (the measure is real)
+
+
+async def test_a_crash_mid_stream_re_requests_only_that_generation() -> None:
+    """Killed while turn 2 streams: the resume replays turn 1 and asks for turn 2 again only."""
+
+    @mai.module
+    async def echo(n: int) -> int:
+        """Return n."""
+        return n
+
+    answer = "a long answer in many little words"
+    model = ScriptedModel([tool_call("echo", {"n": 1}), answer, answer], chunk_delay=0.01)
+    agent = mai.Agent(model, tools=[echo], name="streamer")
+    runs: list[list[Any]] = []
+
+    @mai.module
+    async def stream_flow(prompt: str) -> str:
+        """Stream the agent; keep its events."""
+        events_seen: list[Any] = []
+        runs.append(events_seen)
+        async with agent.stream(prompt) as events:
+            async for event in events:
+                events_seen.append(event)  # noqa: PERF401 - seen live, by the test
+        assert events.result is not None
+        return events.result.output
+
+    url = _url()
+
+    async def interrupted() -> None:
+        async with mai.Runtime(url, workflows=[stream_flow]) as rt:
+            await rt.start(stream_flow, "go", run_id="run-1")
+            while not (runs and any(e.kind == "text-delta" for e in runs[-1])):  # noqa: ASYNC110
+                await trio.sleep(0.001)
+            raise _Stop
+
+    with trio.fail_after(5), pytest.raises(_Stop):
+        await interrupted()
+    assert len(model.requests) == 2  # turn 2 was streaming when the process 'died'
+    async with mai.Runtime(url, workflows=[stream_flow]) as rt:
+        out = await (await rt.resume("run-1", stream_flow)).result()
+    assert out == answer
+    assert len(model.requests) == 3  # only the interrupted generation was asked again
+    kinds = [e.kind for e in runs[-1]]
+    assert kinds.count("turn-replayed") == 1
+    assert kinds[0] == "turn-replayed"
+    assert "".join(e.content for e in runs[-1] if e.kind == "text-delta") == out
