@@ -1,4 +1,4 @@
-"""examples/agent_durable_demo.py: SIGKILL mid-run, resume in a new process, replayed turns named."""
+"""examples/agent_durable_demo.py: SIGKILL mid-run, resume in a new process, replays named."""
 
 from __future__ import annotations
 
