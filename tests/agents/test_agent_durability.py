@@ -299,3 +299,27 @@ async def test_a_crash_mid_stream_re_requests_only_that_generation() -> None:
     assert kinds.count("turn-replayed") == 1
     assert kinds[0] == "turn-replayed"
     assert "".join(e.content for e in runs[-1] if e.kind == "text-delta") == out
+
+
+async def test_a_changed_contract_inside_plain_code_stops_at_the_first_turn() -> None:
+    """An agent called from a plain-code workflow (invisible to the plan) is checked per turn."""
+    gate, calls, _ = _gated()
+    first = ScriptedModel([tool_call("gate", {"n": 1}), "done"])
+    holder = {"agent": mai.Agent(first, instructions="Be kind.", tools=[gate], name="inner")}
+
+    @mai.module
+    async def plain_flow(prompt: str) -> str:
+        """Call whichever agent the 'code' has now."""
+        return str(await holder["agent"](prompt))
+
+    url = _url()
+    await _crash_in_tool(url, plain_flow, calls, "go")
+    second = ScriptedModel(["done"])
+    holder["agent"] = mai.Agent(second, instructions="Be rude.", tools=[gate], name="inner")
+    async with mai.Runtime(url, workflows=[plain_flow]) as rt:
+        handle = await rt.resume("run-1", plain_flow)
+        with pytest.raises(mai.MaiError) as info:
+            await handle.result()
+    assert second.requests == []  # stopped before any model request
+    assert "1.1.1" in str(info.value)
+    assert "contract " in str(info.value)

@@ -150,6 +150,7 @@ class Agent(Composite, Generic[OutputT]):
         self._definitions = tuple(t.definition for t in self._tools.values())
         self._params = self._output.parameters(self._definitions)
         self._step_module = ModelStep(name="model_request")
+        self._digest: str | None = None
         self._approval_step: ApprovalStep | None = None
         if any(t.requires_approval is not False for t in self._tools.values()):
             self._approval_step = ApprovalStep(name="approval_request")
@@ -249,6 +250,32 @@ class Agent(Composite, Generic[OutputT]):
             m = self._model = resolve_model(self._model_spec)
         return m
 
+    def _contract_digest(self, settings: ModelSettings) -> str:
+        """A short digest of the contract under ``settings`` (every model request's first input).
+
+        A plan sees the contract of an agent it contains; inside a plain-code workflow the plan
+        does not see the agent, so each recorded model request carries the digest: replayed
+        under another contract, the first turn's input differs and the resume stops there,
+        before any model request.
+        """
+        if settings is self.model_settings and self._digest is not None:
+            return self._digest
+        import dataclasses  # noqa: PLC0415
+        import hashlib  # noqa: PLC0415
+        import json  # noqa: PLC0415
+
+        contract = self.plan_contract()
+        contract["model_settings"] = {
+            k: to_jsonable_python(v)
+            for k, v in dataclasses.asdict(settings).items()
+            if v is not None
+        }
+        text = json.dumps(contract, sort_keys=True, default=str)
+        digest = f"contract {hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        if settings is self.model_settings:
+            self._digest = digest
+        return digest
+
     # -- running -------------------------------------------------------------------------------
 
     async def forward(
@@ -345,6 +372,7 @@ class Agent(Composite, Generic[OutputT]):
                     genai.REQUEST_MODEL: model.model_name,
                 }
             )
+        run.contract = self._contract_digest(run.settings)
         token = current_run.set(run)
         try:
             output = await self._loop(run, request)
@@ -379,11 +407,11 @@ class Agent(Composite, Generic[OutputT]):
             if traced:
                 hint = span_hint.set(chat_hint(run))
                 try:
-                    response = await step(run.turn, request)
+                    response = await step(run.contract, run.turn, request)
                 finally:
                     span_hint.reset(hint)
             else:
-                response = await step(run.turn, request)
+                response = await step(run.contract, run.turn, request)
             run.history.append(response)
             run.usage.add(response.usage)
             (run.billed if run.live else run.replayed).add(response.usage)

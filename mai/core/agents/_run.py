@@ -87,6 +87,7 @@ class AgentRun:
         "agent",
         "approver",
         "billed",
+        "contract",
         "deps",
         "failures",
         "history",
@@ -126,6 +127,7 @@ class AgentRun:
         self.usage = construct(Usage)
         self.billed = construct(Usage)
         self.replayed = construct(Usage)
+        self.contract = ""  # the agent's contract digest (recorded with every model request)
         self.live = False  # set by the model-request body: this turn was asked, not replayed
         self.turn = 0
         self.failures: dict[str, int] = {}
@@ -138,8 +140,11 @@ current_run: ContextVar[AgentRun | None] = ContextVar("mai.agent.run", default=N
 class ModelStep(Module[..., ModelResponse]):
     """One model request of an agent run (a child step of the agent's call)."""
 
-    async def forward(self, turn: Any, request: Any) -> ModelResponse:  # noqa: ARG002 - recorded
-        """Send the run's history (which ends with ``request``) to the model."""
+    async def forward(self, contract: Any, turn: Any, request: Any) -> ModelResponse:  # noqa: ARG002 - recorded
+        """Send the run's history (which ends with ``request``) to the model.
+
+        ``contract`` (the agent's contract digest) and ``turn`` are recorded, not used.
+        """
         run = current_run.get()
         if run is None:  # pragma: no cover - only the agent calls this module
             raise RuntimeError("model_request is called by an agent only")

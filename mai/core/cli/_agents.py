@@ -49,7 +49,8 @@ def agent_summary(steps: list[Any]) -> list[dict[str, Any]]:
                 for p in response.get("parts", ())
                 if isinstance(p, dict) and p.get("kind") == "tool-call"
             ]
-            turn = (s.input or {}).get("args", [None])[0]
+            args_in = (s.input or {}).get("args") or [None, None]
+            turn = args_in[1] if len(args_in) > 1 else None
             out.append(
                 {
                     "event": "turn",
