@@ -176,11 +176,13 @@ def _cli(*args: str) -> str:
     return done.stdout.decode()
 
 
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_an_approval_sent_with_mai_runs_send_resumes_the_waiting_run(
-    proxy: CountingProxy, tmp_path: Path
+    proxy: CountingProxy, tmp_path: Path, kind: str, request: pytest.FixtureRequest
 ) -> None:
     """The run waits on approval:<call id>; `mai runs send` from another process lets it go on."""
-    url = f"sqlite:///{tmp_path}/runs.db"
+    pg = request.getfixturevalue("pg_store") if kind == "postgres" else None
+    url = _stores(tmp_path, kind, pg)[1]
     log = tmp_path / "approval.log"
     process = _worker("run", url, "approve", _env(proxy, MAI_TEST_APPROVAL="1"), log)
     try:
@@ -189,8 +191,14 @@ def test_an_approval_sent_with_mai_runs_send_resumes_the_waiting_run(
         while topic is None:
             assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the run never asked for approval"
-            if Path(f"{tmp_path}/runs.db").exists():
-                steps = json.loads(_cli("runs", "steps", "approve", "--store", url, "--json"))
+            listed = subprocess.run(
+                [*MAI, "runs", "steps", "approve", "--store", url, "--json"],
+                capture_output=True,
+                check=False,
+                timeout=120,
+            )
+            if listed.returncode == 0:  # else the run is not created yet
+                steps = json.loads(listed.stdout)
                 topic = next((s["output"] for s in steps if s["name"] == "approval_request"), None)
             time.sleep(0.05)
         shown = _cli("runs", "show", "approve", "--store", url)
@@ -236,8 +244,9 @@ def test_the_api_key_is_never_recorded(proxy: CountingProxy, tmp_path: Path) -> 
         assert secret not in data, f"the API key was found in {name}"
 
 
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_a_deadline_during_a_tool_call_of_a_durable_agent(
-    proxy: CountingProxy, tmp_path: Path
+    proxy: CountingProxy, tmp_path: Path, kind: str, request: pytest.FixtureRequest
 ) -> None:
     """The run's deadline fires while a tool runs: the run fails with it, turn 1 stays recorded."""
     started = trio.Event()
@@ -249,10 +258,12 @@ async def test_a_deadline_during_a_tool_call_of_a_durable_agent(
         await trio.sleep_forever()
         return "never"
 
+    pg = request.getfixturevalue("pg_store") if kind == "postgres" else None
+    url = _stores(tmp_path, kind, pg)[1]
     settings = ModelSettings(temperature=0, seed=42, max_tokens=64, tool_choice="auto")
     async with OpenAIModel(MODEL_ALIAS, base_url=proxy.base_url, api_key=KEY) as model:
         agent = mai.Agent(model, tools=[get_weather], model_settings=settings, name="slow_agent")
-        async with mai.Runtime(f"sqlite:///{tmp_path}/runs.db", workflows=[agent]) as rt:
+        async with mai.Runtime(url, workflows=[agent]) as rt:
             # 5 s: turn 1 (well under a second here) is recorded, then the tool blocks
             handle = await rt.start(
                 agent, "What is the weather in Paris?", run_id="late", deadline=5
