@@ -346,18 +346,23 @@ def _run_dict(info: Any) -> dict[str, Any]:
 
 
 def _runs_show(ns: argparse.Namespace) -> int:
-    async def go(rt: Runtime) -> Any:
-        return rt.get(ns.run_id), len(rt.steps(ns.run_id))
+    from ._agents import agent_summary, render_agent_summary  # noqa: PLC0415
 
-    info, n_steps = _with_runtime(ns, go)
+    async def go(rt: Runtime) -> Any:
+        return rt.get(ns.run_id), list(rt.steps(ns.run_id))
+
+    info, steps = _with_runtime(ns, go)
     data = _run_dict(info)
-    data["steps"] = n_steps
+    data["steps"] = len(steps)
     if ns.json:
+        data["agent"] = agent_summary(steps)
         print(_json(data))
         return 0
     for key, value in data.items():
         shown = _when(value) if key in {"created_at", "updated_at", "deadline"} and value else value
         print(f"{key:>11}: {json.dumps(shown) if isinstance(shown, (dict, list)) else shown}")
+    if agents := render_agent_summary(ns.run_id, steps):
+        print(agents)
     return 0
 
 
@@ -403,6 +408,10 @@ def _runs_steps(ns: argparse.Namespace) -> int:
         if rows
         else "no recorded steps"
     )
+    from ._agents import render_agent_summary  # noqa: PLC0415
+
+    if agents := render_agent_summary(ns.run_id, list(steps)):
+        print(agents)
     return 0
 
 
@@ -458,14 +467,18 @@ def _runs_send(ns: argparse.Namespace) -> int:
 
 
 def _cmd_trace(ns: argparse.Namespace) -> int:
-    async def go(rt: Runtime) -> Any:
-        return rt.trace(ns.run_id)
+    from ._agents import render_agent_summary  # noqa: PLC0415
 
-    handle = _with_runtime(ns, go)
+    async def go(rt: Runtime) -> Any:
+        return rt.trace(ns.run_id), list(rt.steps(ns.run_id))
+
+    handle, steps = _with_runtime(ns, go)
     if ns.json:
         print(handle.to_json(indent=2))
     else:
         print(handle.render(colour=sys.stdout.isatty()))
+        if agents := render_agent_summary(ns.run_id, steps):
+            print(agents)
     return 0
 
 
