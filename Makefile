@@ -20,7 +20,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml plugins/mai-postgres/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e ".[test,docs]"
+	$(BIN)/python -m pip install -e ".[test,docs,ui-test]"
 	$(BIN)/python -m pip install -e plugins/mai-postgres
 	touch $(STAMP)
 
