@@ -8,6 +8,7 @@
     mai plan pkg.module:obj [--mermaid | --json]
     mai plugins
     mai worker --store URL --app pkg.module [--queue Q ...]
+    mai ui [--store URL] [--port N] [--app pkg.module]
 
 Errors are one line on stderr with a non-zero exit code (1: the run or operation failed,
 2: usage); ``MAI_DEBUG=1`` shows the traceback. Imports are lazy so ``--help`` is instant.
@@ -136,6 +137,10 @@ def _parser() -> argparse.ArgumentParser:
         help="runs executed at once by this worker (default 8)",
     )
     p.add_argument("--name", help="worker name (default: host name)")
+
+    from ._ui import add_parser as add_ui_parser  # noqa: PLC0415 - mai ui lives in its own file
+
+    add_ui_parser(sub, _store_arg)
     return parser
 
 
@@ -164,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plan": _cmd_plan,
         "plugins": _cmd_plugins,
         "worker": _cmd_worker,
+        "ui": _cmd_ui,
     }
     # a third-party store may quote its URL in an error: no message shows the password
     store = getattr(ns, "store", None) or os.environ.get("MAI_STORE") or ""
@@ -500,6 +506,12 @@ def _cmd_plugins(ns: argparse.Namespace) -> int:
         else "no plugins installed"
     )
     return 0
+
+
+def _cmd_ui(ns: argparse.Namespace) -> int:
+    from ._ui import run  # noqa: PLC0415
+
+    return run(ns)
 
 
 def _cmd_worker(ns: argparse.Namespace) -> int:
