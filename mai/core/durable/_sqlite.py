@@ -683,8 +683,8 @@ def _page_runs(
         if after is not None:
             where += " AND run_id > ?"
             params += (decode_cursor(query, after)[1],)
-        if query.status is not None:
-            where += " AND status = ?"
+        if query.status is not None:  # unary + : filter rows, walk the primary key
+            where += " AND +status = ?"
             params += (str(query.status),)
         rows = conn.execute(
             f"SELECT {_SUMMARY} FROM mai_runs WHERE {where}{extra} "  # noqa: S608
