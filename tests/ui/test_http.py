@@ -201,6 +201,6 @@ async def test_another_address_needs_an_explicit_flag():
     """Binding outside the loopback without allow_remote is refused with a clear error."""
     async with mai.Runtime("memory://ui-remote") as rt:
         with pytest.raises(UIConfigError, match="--allow-remote"):
-            await serve_ui(rt, host="0.0.0.0", port=0)
+            await serve_ui(rt, host="0.0.0.0", port=0)  # noqa: S104 - the refusal is the test
         assert isinstance(UIConfigError("x"), ValueError)
         assert isinstance(UIConfigError("x"), mai.MaiError)

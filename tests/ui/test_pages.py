@@ -129,7 +129,7 @@ def test_sqlite_pages_never_sort_the_table(tmp_path):
     s.open()
     fill(s, 30)
     plans: list[str] = []
-    s.conn.set_trace_callback(lambda sql: plans.append(sql))
+    s.conn.set_trace_callback(plans.append)
     for query in QUERIES:
         _, after = s.page_runs(query, None, 5)
         if after is not None:
