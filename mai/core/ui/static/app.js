@@ -200,7 +200,8 @@ async function showRuns(token) {
 // -- one run ---------------------------------------------------------------------------------
 
 function section(title, ...children) {
-  return h("section", { class: "card" }, h("h2", {}, title), ...children);
+  const id = `sec-${title.toLowerCase().replace(/[^a-z]+/g, "-")}`;
+  return h("section", { class: "card", id }, h("h2", {}, title), ...children);
 }
 
 function timeline(run) {
