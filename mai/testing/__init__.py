@@ -10,8 +10,10 @@ Nothing here is imported by ``import mai``; import ``mai.testing`` in tests.
   ``autojump_clock`` fixture, or :func:`run_virtual` outside pytest).
 * :class:`StoreConformance` / :func:`check_store`: the suite every durable store must pass
   (the memory and SQLite stores do; a store plugin runs it against itself).
+* :func:`check_paged_store`: the check for a store that also pages runs (``page_runs``).
 """
 
+from ._pages import check_paged_store as check_paged_store
 from ._stores import StoreConformance as StoreConformance
 from ._stores import check_store as check_store
 from ._tracing import RecordedCall as RecordedCall
@@ -34,6 +36,7 @@ __all__ = [
     "assert_elapsed",
     "capture_otel_spans",
     "capture_spans",
+    "check_paged_store",
     "check_store",
     "expect_deadline",
     "run_virtual",
