@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mai.core.durable import PageCursorError, PagedRunStore, RunQuery, RunRecord, RunStatus
+from mai.core.durable import PageCursorError, RunQuery, RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -77,7 +77,7 @@ def walk_pages(store: Any, query: RunQuery, size: int) -> list[str]:
 
 
 def check_paged_store(make_store: Callable[[], Any]) -> None:
-    """Check a store's ``page_runs`` against its definition; raise ``AssertionError`` if not.
+    """Check a store's ``page_runs`` (:class:`~mai.core.durable.PagedRunStore`) against its definition; raise ``AssertionError`` if not.
 
     Args:
         make_store: Returns a fresh, empty, unopened store (called once).
@@ -88,8 +88,8 @@ def check_paged_store(make_store: Callable[[], Any]) -> None:
     store: Any = make_store()
     store.open()
     try:
-        if not isinstance(store, PagedRunStore):
-            raise AssertionError(f"{type(store).__name__} has no page_runs method")  # noqa: TRY004 - a check fails with AssertionError
+        if not callable(getattr(store, "page_runs", None)):
+            raise AssertionError(f"{type(store).__name__} has no page_runs method")
         records = fill_runs(store)
         for query in QUERIES:
             want = expected_page_order(records, query)
