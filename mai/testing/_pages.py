@@ -77,7 +77,9 @@ def walk_pages(store: Any, query: RunQuery, size: int) -> list[str]:
 
 
 def check_paged_store(make_store: Callable[[], Any]) -> None:
-    """Check a store's ``page_runs`` (:class:`~mai.core.durable.PagedRunStore`) against its definition; raise ``AssertionError`` if not.
+    """Check a store's ``page_runs`` against its definition; raise ``AssertionError`` if not.
+
+    The definition is :class:`~mai.core.durable.PagedRunStore`'s.
 
     Args:
         make_store: Returns a fresh, empty, unopened store (called once).
@@ -89,7 +91,9 @@ def check_paged_store(make_store: Callable[[], Any]) -> None:
     store.open()
     try:
         if not callable(getattr(store, "page_runs", None)):
-            raise AssertionError(f"{type(store).__name__} has no page_runs method")
+            raise AssertionError(  # noqa: TRY004 - a conformance check fails with AssertionError
+                f"{type(store).__name__} has no page_runs method"
+            )
         records = fill_runs(store)
         for query in QUERIES:
             want = expected_page_order(records, query)
