@@ -12,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: venv test demo bench docs lint typecheck clean chaos
+.PHONY: venv test demo bench docs lint typecheck clean chaos ui-screenshots
 
 # Create the virtualenv if missing; reinstall only when pyproject.toml
 # is newer than the stamp, so repeated runs are fast.
@@ -53,6 +53,11 @@ bench: venv
 # binaries (apt-get install postgresql).
 chaos: venv
 	$(BIN)/python -m pytest tests/postgres -m chaos -v $(PYTEST_ARGS)
+
+# Refresh the screenshots of docs/ui.rst: the browser tests of `mai ui` save one per page
+# (needs Debian's chromium: apt-get install chromium).
+ui-screenshots: venv
+	MAI_UI_SCREENSHOTS=docs/_static/ui MAI_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests/ui/test_browser.py -q $(PYTEST_ARGS)
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
