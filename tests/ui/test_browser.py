@@ -133,6 +133,7 @@ def test_approve_sends_the_event_and_the_waiting_run_finishes(browser, live_ui, 
     page = browser.page
     page.goto(f"{live_ui.base}/#/run/approval-5")
     expect()(page.locator("h1 .badge")).to_have_text("RUNNING")
+    expect()(page.locator(".gantt-row.pending")).to_contain_text("in progress")  # the wait
     page.fill("#send-topic", "approve")
     page.fill("#send-payload", "true")
     shoot(page, "run-waiting")

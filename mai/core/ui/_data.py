@@ -112,6 +112,7 @@ class UIData:
             "created_at": info.created_at,
             "updated_at": info.updated_at,
             "duration": max(end - info.created_at, 0.0),
+            "now": rt.clock(),
             "deadline": info.deadline,
             "attempts": info.attempts,
             "owner": info.owner,

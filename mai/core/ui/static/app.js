@@ -208,8 +208,11 @@ function timeline(run) {
   const spans = run.trace;
   if (!spans.length) return h("p", { class: "muted" }, "No recorded steps yet.");
   const kinds = Object.fromEntries(run.steps.map((s) => [s.step_id, s.kind]));
+  const live = !TERMINAL.has(run.status);
   const t0 = Math.min(...spans.map((s) => s.start));
-  const t1 = Math.max(...spans.map((s) => s.end));
+  const last = Math.max(...spans.map((s) => s.end));
+  // a live run is still doing (or waiting for) something not recorded yet: show it until now
+  const t1 = live ? Math.max(last, run.now) : last;
   const total = Math.max(t1 - t0, 1e-6);
   const rows = spans.map((s) => {
     const depth = s.step_id.split(".").length - 1;
@@ -224,6 +227,15 @@ function timeline(run) {
                    "data-left": left.toFixed(3), "data-width": width.toFixed(3) },
           h("span", {}, fmtDur(s.duration)))));
   });
+  if (live && run.now > last) {
+    const left = ((last - t0) / total) * 100;
+    rows.push(h("div", { class: "gantt-row pending" },
+      h("div", { class: "gantt-label" }, h("span", { class: "indent d1" }), "in progress…"),
+      h("div", { class: "gantt-track" },
+        h("div", { class: "gantt-bar k-live", title: "running or waiting; not recorded yet",
+                   "data-left": left.toFixed(3), "data-width": Math.max(100 - left, 0.4).toFixed(3) },
+          h("span", {}, fmtDur(run.now - last))))));
+  }
   const box = h("div", { class: "gantt" },
     h("div", { class: "gantt-row axis" }, h("div", { class: "gantt-label" }, ""),
       h("div", { class: "gantt-track" }, h("span", { class: "t0" }, "0"),
