@@ -8,6 +8,7 @@ Everything returned is plain JSON data for the routes.
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +101,8 @@ class UIData:
         info = await rt.get(run_id)
         steps = await rt.steps(run_id)
         trace = rt.trace(run_id)
+        if inspect.isawaitable(trace):  # the runtime's reads may be coroutines
+            trace = await trace
         record = info.record
         end = info.updated_at if info.status.terminal else rt.clock()
         data: dict[str, Any] = {
