@@ -164,6 +164,50 @@ def pages(quick: bool) -> None:
         finally:
             stop(proc)
             store.close()
+        trio.run(in_process, f"sqlite:///{path}", cases, reps)
+
+
+async def in_process(url: str, cases, reps: int) -> None:
+    """The page's own cost without sockets: the ASGI app called in this process, interleaved
+    with the query it runs (on the same store thread), so both see the same machine load."""
+    import mai
+    from mai.core.ui._data import UIData
+    from mai.core.ui._routes import build_app
+    from mai.core.ui._security import Guard
+
+    async with mai.Runtime(url) as rt:
+        app = Guard(build_app(UIData(rt), "x"), "token", {"ui.test"}, "c")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://ui.test",
+            headers={"authorization": "Bearer token"},
+        ) as client:
+            print("    in process (ASGI app, no socket), query on the store thread, interleaved:")
+            print(
+                "    page                  query ms   page ms   page/query"
+                "   (best of each: query, page, ratio)"
+            )
+            for name, query, after, params in cases:
+                q_times, p_times = [], []
+                for i in range(3 * reps + 1):
+                    t = time.perf_counter()
+                    await rt.executor.read(rt.store.page_runs, query, after, 50)
+                    q = time.perf_counter() - t
+                    t = time.perf_counter()
+                    r = await client.get("/api/runs", params={**params, "limit": "50"})
+                    p = time.perf_counter() - t
+                    r.raise_for_status()
+                    if i:  # the first of each is a warm-up
+                        q_times.append(q)
+                        p_times.append(p)
+                q_ms = statistics.median(q_times) * 1e3
+                p_ms = statistics.median(p_times) * 1e3
+                q_min, p_min = min(q_times) * 1e3, min(p_times) * 1e3
+                print(
+                    f"    {name:<20} {q_ms:9.3f} {p_ms:9.3f} {p_ms / q_ms:9.1f}x"
+                    f"   ({q_min:.3f}, {p_min:.3f}, {p_min / q_min:.1f}x)"
+                )
 
 
 POLLER = """
