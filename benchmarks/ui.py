@@ -9,7 +9,7 @@ Run: ``.venv/bin/python benchmarks/ui.py [--quick]`` (needs the ``ui`` extra and
     server: routing, security checks, the query on the store thread, JSON). Reported as the
     ratio page / query; the fallback (``list_runs`` + filtering, for a store without pages) is
     shown for comparison.
-(b) The durable benchmark's sequential run (1,000 steps, ``synchronous=FULL`` and ``normal``)
+(b) The durable benchmark's sequential run (``synchronous=normal``: 5,000 steps, ``FULL``: 1,000)
     with and without a poller reading the UI's list and the running run's page, every 1.5 s (what
     an open browser tab asks) and every 100 ms (a stress), in pairs of rounds (order alternated)
     in the same run; the median of the pairs' throughput ratios is reported.
@@ -214,19 +214,24 @@ POLLER = """
 import sys, time, httpx
 base, token = sys.argv[1].split("/?token=")
 with httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"}) as c:
+    first = True
     while True:
         runs = c.get("/api/runs", params={"limit": "50"}).json()["runs"]
         if runs:
             c.get(f"/api/runs/{runs[0]['run_id']}")
+        if first:
+            print("polling", flush=True)
+            first = False
         time.sleep(float(sys.argv[2]))
 """
 
 
 def writers(quick: bool) -> None:
-    pairs = 2 if quick else 6
-    steps = 300 if quick else 1000
+    pairs = 2 if quick else 10
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
         for sync in ("NORMAL", "FULL"):
+            # runs long enough (about a second) for the slow poller to poll during them
+            steps = 300 if quick else (5000 if sync == "NORMAL" else 1000)
             url = f"sqlite:///{tmp}/bench-{sync}.db?synchronous={sync.lower()}"
             trio.run(timed_run, url, chain, 10, "warm")
             proc, printed = serve(url)
@@ -240,15 +245,18 @@ def writers(quick: bool) -> None:
                             if polling:
                                 poller = subprocess.Popen(  # noqa: S603 - our own script
                                     [sys.executable, "-c", POLLER, printed, str(every)],
-                                    stdout=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL,
                                 )
-                                time.sleep(1.0)  # the poller imports httpx, then polls
+                                assert poller.stdout is not None  # noqa: S101
+                                poller.stdout.readline()  # it has imported httpx and polled
                             run_id = f"{every}-{r}-{polling}"
                             rate[polling] = steps / trio.run(timed_run, url, chain, steps, run_id)
                             if poller is not None:
                                 poller.kill()
                                 poller.wait()
+                                assert poller.stdout is not None  # noqa: S101
+                                poller.stdout.close()
                         alone.append(rate[False])
                         polled.append(rate[True])
                         ratios.append(rate[True] / rate[False])
