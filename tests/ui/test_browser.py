@@ -134,6 +134,7 @@ def test_approve_sends_the_event_and_the_waiting_run_finishes(browser, live_ui, 
     page.goto(f"{live_ui.base}/#/run/approval-5")
     expect()(page.locator("h1 .badge")).to_have_text("RUNNING")
     expect()(page.locator(".gantt-row.pending")).to_contain_text("in progress")  # the wait
+    expect()(page.locator("#outcome")).to_be_empty()  # no outcome of another run's action
     page.fill("#send-topic", "approve")
     page.fill("#send-payload", "true")
     shoot(page, "run-waiting")

@@ -385,9 +385,10 @@ async function showRun(token, runId) {
     if (token !== view) return;
     const text = JSON.stringify(run);
     if (text === last) return;
-    last = text;
-    const prev = document.getElementById("outcome");
+    // keep this page's reported outcome across re-renders (never another page's)
+    const prev = last ? document.getElementById("outcome") : null;
     if (prev && prev.textContent) outcome = [prev.textContent, prev.className];
+    last = text;
     const err = run.error ? section("Error", pretty(run.error)) : null;
     const output = run.status === "SUCCEEDED" ? section("Output", pretty(run.output)) : null;
     fill(main,
@@ -470,6 +471,7 @@ async function showPlan(token, runId) {
 
 async function route() {
   stopPolling();
+  document.getElementById("toast").className = ""; // an outcome belongs to the page it was on
   const token = (view = {});
   const hash = location.hash || "#/runs";
   const [path] = hash.slice(1).split("?");
