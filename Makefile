@@ -20,7 +20,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml plugins/mai-postgres/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e ".[test,docs,ui-test]"
+	$(BIN)/python -m pip install -e ".[test,docs,mcp,ui-test]"
 	$(BIN)/python -m pip install -e plugins/mai-postgres
 	touch $(STAMP)
 
@@ -49,10 +49,10 @@ bench: venv
 		$(BIN)/python "$$script"; \
 	done
 
-# The long PostgreSQL fault-injection runs (SIGKILL chaos for 60 s, ...); needs the server
-# binaries (apt-get install postgresql).
+# The long fault-injection runs: PostgreSQL SIGKILL chaos for 60 s, ... (needs the server
+# binaries: apt-get install postgresql) and the long random-program run on SQLite.
 chaos: venv
-	$(BIN)/python -m pytest tests/postgres -m chaos -v $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/postgres tests/durable/randprog -m chaos -v $(PYTEST_ARGS)
 
 # Refresh the screenshots of docs/ui.rst: the browser tests of `mai ui` save one per page
 # (needs Debian's chromium: apt-get install chromium).

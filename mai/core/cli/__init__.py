@@ -9,6 +9,7 @@
     mai plugins
     mai worker --store URL --app pkg.module [--queue Q ...]
     mai ui [--store URL] [--port N] [--app pkg.module]
+    mai mcp serve pkg.module:obj [--http [--host H --port P --allow-remote]]
 
 Errors are one line on stderr with a non-zero exit code (1: the run or operation failed,
 2: usage); ``MAI_DEBUG=1`` shows the traceback. Imports are lazy so ``--help`` is instant.
@@ -141,6 +142,10 @@ def _parser() -> argparse.ArgumentParser:
     from ._ui import add_parser as add_ui_parser  # noqa: PLC0415 - mai ui lives in its own file
 
     add_ui_parser(sub, _store_arg)
+
+    from ._mcp import add_parser as add_mcp_parser  # noqa: PLC0415 - `mai mcp`, its own module
+
+    add_mcp_parser(sub)
     return parser
 
 
@@ -170,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins": _cmd_plugins,
         "worker": _cmd_worker,
         "ui": _cmd_ui,
+        "mcp": _cmd_mcp,
     }
     # a third-party store may quote its URL in an error: no message shows the password
     store = getattr(ns, "store", None) or os.environ.get("MAI_STORE") or ""
@@ -478,6 +484,12 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
         print(f"plan {plan.hash[:16]}  ({ns.target})")
         print(plan.to_mermaid())
     return 0
+
+
+def _cmd_mcp(ns: argparse.Namespace) -> int:
+    from ._mcp import cmd_mcp  # noqa: PLC0415 - `mai mcp serve` lives in its own module
+
+    return cmd_mcp(ns)
 
 
 def _cmd_plugins(ns: argparse.Namespace) -> int:
