@@ -96,17 +96,48 @@ def test_the_plan_is_drawn_as_a_graph(browser, live_ui, shoot):
     shoot(page, "plan")
 
 
-def test_the_conversation_of_agent_steps_reads_as_a_chat(browser, live_ui, shoot):
-    """Model steps recorded in the agent message shapes render as messages, tool calls, tokens."""
+def recorded_tokens(db, run_id: str) -> tuple[int, int]:
+    """Input and output tokens of the run's recorded model steps, read from the store."""
+    with sqlite3.connect(db) as conn:
+        outputs = conn.execute(
+            "SELECT output FROM mai_steps WHERE run_id = ? AND name = 'model_request'", (run_id,)
+        ).fetchall()
+    usages = [json.loads(o)["usage"] for (o,) in outputs]
+    return sum(u["input_tokens"] for u in usages), sum(u["output_tokens"] for u in usages)
+
+
+def test_an_agent_run_reads_as_a_chat(browser, live_ui, shoot):
+    """A durable agent run (scripted model): messages, the tool call and result, its tokens."""
     page = browser.page
     page.goto(f"{live_ui.base}/#/run/support-9")
     chat = page.locator(".chat")
+    expect()(chat.locator(".msg.system")).to_contain_text("You answer questions about orders.")
     expect()(chat.locator(".msg.user")).to_have_text("userWhere is order 9?")
     expect()(chat.locator(".msg.tool-call")).to_contain_text('"order": 9')
     expect()(chat.locator(".msg.tool")).to_contain_text('"eta": "tomorrow"')
     expect()(chat.locator(".msg.assistant")).to_contain_text("Order 9 ships tomorrow.")
-    expect()(chat.locator(".usage")).to_contain_text("89 input + 19 output tokens billed")
+    tokens_in, tokens_out = recorded_tokens(live_ui.db, "support-9")
+    billed = f"{tokens_in} input + {tokens_out} output tokens billed"
+    expect()(chat.locator(".usage")).to_contain_text(billed)
     shoot(page, "conversation")
+
+
+def test_approving_an_agent_tool_finishes_the_agent_run(browser, live_ui, shoot):
+    """An agent's tool waits for approval; approving it from the page lets the agent finish."""
+    page = browser.page
+    page.goto(f"{live_ui.base}/#/run/ship-9")
+    expect()(page.locator("h1 .badge")).to_have_text("RUNNING")
+    expect()(page.locator(".chat .msg.tool-call")).to_contain_text('"order": 9')
+    page.fill("#send-topic", "approve")
+    page.fill("#send-payload", "true")
+    page.click("#act-send")
+    page.click("#confirm-yes")
+    expect()(page.locator("h1 .badge")).to_have_text("SUCCEEDED", timeout=WAIT_MS)
+    expect()(page.locator(".chat .msg.tool")).to_contain_text("order 9 shipped")
+    expect()(page.locator(".chat .msg.wait")).to_contain_text("true")
+    expect()(page.locator(".chat .msg.assistant")).to_contain_text("Order 9 is on its way.")
+    assert store_status(live_ui.db, "ship-9") == "SUCCEEDED"
+    shoot(page, "agent-approved")
 
 
 def test_cancel_asks_first_then_cancels_the_run_in_the_store(browser, live_ui, shoot):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from typing import Any
 
 import trio
 
 import mai
+from mai.testing import ScriptedModel, tool_call
 
 
 @mai.module
@@ -71,68 +71,55 @@ async def populate(url: str, n_extra: int = 0) -> None:
         await rt.submit(approval, 5, run_id="approval-5")
         await rt.submit(stuck, 6, run_id="stuck-6")
         await (await rt.start(support, "Where is order 9?", run_id="support-9")).result()
+        await rt.submit(shipper, "Ship order 9, please.", run_id="ship-9")
         for i in range(n_extra):
             await (await rt.start(checkout, i, run_id=f"bulk-{i:03d}")).result()
 
 
 @mai.module
-async def model_request(turn: int, request: dict[str, Any]) -> dict[str, Any]:
-    """A scripted model turn recorded in the agent layer's message shapes (ModelResponse)."""
-    if turn == 1:
-        parts = [
-            {
-                "kind": "tool-call",
-                "tool_name": "lookup",
-                "args": '{"order": 9}',
-                "tool_call_id": "call-1",
-            }
-        ]
-        usage = {"requests": 1, "input_tokens": 31, "output_tokens": 12}
-    else:
-        parts = [{"kind": "text", "content": "Order 9 ships tomorrow."}]
-        usage = {"requests": 1, "input_tokens": 58, "output_tokens": 7}
-    return {
-        "kind": "response",
-        "parts": parts,
-        "usage": usage,
-        "model_name": "scripted-1",
-        "provider": "scripted",
-        "finish_reason": "stop" if turn > 1 else "tool_calls",
-    }
-
-
-@mai.module
 async def lookup(order: int) -> dict[str, Any]:
-    """The tool the scripted model calls."""
+    """Look an order's delivery up.
+
+    Args:
+        order: The order number.
+    """
     return {"order": order, "eta": "tomorrow"}
 
 
 @mai.module
-async def support(question: str) -> str:
-    """A two-turn conversation with a tool call, recorded step by step like an agent's."""
-    first = {
-        "kind": "request",
-        "parts": [
-            {"kind": "system", "content": "You answer questions about orders."},
-            {"kind": "user", "content": question},
-        ],
-    }
-    answer = await model_request(1, first)
-    call = answer["parts"][0]
-    result = await lookup(**json.loads(call["args"]))
-    second = {
-        "kind": "request",
-        "parts": [
-            {
-                "kind": "tool-return",
-                "tool_name": "lookup",
-                "tool_call_id": call["tool_call_id"],
-                "content": result,
-            }
-        ],
-    }
-    final = await model_request(2, second)
-    return str(final["parts"][0]["content"])
+async def ship(order: int) -> str:
+    """Ship an order once a person approves it (a durable wait inside the tool).
+
+    Args:
+        order: The order number.
+    """
+    approved = await mai.wait_for("approve")
+    return f"order {order} shipped" if approved else f"order {order} held"
+
+
+def answer(tool: str, done: str) -> Any:
+    """A scripted model: call ``tool`` for order 9, then answer ``done`` (replay-safe)."""
+
+    def reply(messages: list[Any], _params: Any) -> Any:
+        if any(p.kind == "tool-return" for p in messages[-1].parts):
+            return done
+        return tool_call(tool, {"order": 9})
+
+    return ScriptedModel(reply, model_name="scripted-1")
+
+
+support = mai.Agent(
+    answer("lookup", "Order 9 ships tomorrow."),
+    instructions="You answer questions about orders.",
+    tools=[lookup],
+    name="support",
+)
+shipper = mai.Agent(
+    answer("ship", "Order 9 is on its way."),
+    instructions="You ship orders; shipping needs a person's approval.",
+    tools=[ship],
+    name="shipper",
+)
 
 
 async def late(url: str, run_id: str) -> None:
