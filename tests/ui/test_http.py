@@ -204,3 +204,22 @@ async def test_another_address_needs_an_explicit_flag():
             await serve_ui(rt, host="0.0.0.0", port=0)  # noqa: S104 - the refusal is the test
         assert isinstance(UIConfigError("x"), ValueError)
         assert isinstance(UIConfigError("x"), mai.MaiError)
+
+
+def test_the_command_refuses_another_address_before_opening_the_store(tmp_path):
+    """`mai ui --host 0.0.0.0` without --allow-remote exits 2 and creates no store."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "mai.core.cli", "ui", "--host", "0.0.0.0", "--port", "0"],  # noqa: S104
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2
+    assert "--allow-remote" in done.stderr
+    assert not (tmp_path / ".mai").exists()

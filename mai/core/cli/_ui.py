@@ -56,8 +56,14 @@ def run(ns: argparse.Namespace) -> int:
 
     try:
         from mai.core.ui import UIConfigError, serve_ui  # noqa: PLC0415
+        from mai.core.ui._server import is_loopback  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - the extra is missing
         raise UsageError(str(exc)) from None
+    if not is_loopback(ns.host) and not ns.allow_remote:  # refused before the store is opened
+        raise UsageError(
+            f"mai ui binds to {ns.host!r} only with --allow-remote: anyone who can reach that "
+            "address and has the token could read every run's data and act on runs"
+        )
     workflows: list[Any] = []
     if ns.app:
         try:
