@@ -6,7 +6,7 @@ import json
 import sqlite3
 import subprocess
 
-from conftest import HERE, _env, store_status, wait_until
+from uihelpers import HERE, _env, store_status, wait_until
 
 WAIT_MS = 20_000
 
