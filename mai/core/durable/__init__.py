@@ -22,6 +22,12 @@ from ._info import RunHandle as RunHandle
 from ._info import RunInfo as RunInfo
 from ._info import StepInfo as StepInfo
 from ._memory import MemoryStore as MemoryStore
+from ._pages import PageCursorError as PageCursorError
+from ._pages import PagedRunStore as PagedRunStore
+from ._pages import RunQuery as RunQuery
+from ._pages import RunSummary as RunSummary
+from ._pages import decode_cursor as decode_cursor
+from ._pages import merge_pages as merge_pages
 from ._primitives import now as now
 from ._primitives import random as random
 from ._primitives import sleep as sleep

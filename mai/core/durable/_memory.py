@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._errors import LeaseLostError
+from ._pages import MAX_PAGE, RunQuery, RunSummary, page_from_list
 from ._store import EventRecord, RunRecord, RunStatus, StepRecord
 
 if TYPE_CHECKING:
@@ -329,3 +330,13 @@ class MemoryStore:
                     self._data.set(self._data.events, e.event_id, taken)
                     return taken
             return None
+
+    # -- pages of runs (the optional PagedRunStore capability, for `mai ui`) -------------------
+
+    def page_runs(
+        self, query: RunQuery, after: str | None, limit: int
+    ) -> tuple[list[RunSummary], str | None]:
+        """One page of runs, in the order and with the cursors of the SQL stores."""
+        with self._data.lock:
+            runs = list(self._data.runs.values())
+        return page_from_list(runs, query, after, max(1, min(limit, MAX_PAGE)))

@@ -38,6 +38,7 @@ from ._errors import (
     StoreReadOnlyError,
     StoreSchemaError,
 )
+from ._pages import MAX_PAGE, RunQuery, RunSummary, decode_cursor, merge_pages
 from ._store import (
     RUN_COLUMNS,
     STEP_COLUMNS,
@@ -623,3 +624,91 @@ class SQLiteStore:
         self._x("UPDATE mai_events SET consumed_by = ? WHERE event_id = ?", (step_id, row[0]))
         event_id, run, top, payload, created = row[:5]
         return EventRecord(event_id, run, top, payload, created, consumed_by=step_id)
+
+    # -- pages of runs (the optional PagedRunStore capability, for `mai ui`) -------------------
+
+    def page_runs(
+        self, query: RunQuery, after: str | None, limit: int
+    ) -> tuple[list[RunSummary], str | None]:
+        """One page of runs by indexed queries (see ``_pages``); newest first.
+
+        The run-id search walks the primary key; otherwise each (status, queue) pair present
+        (found by skip-scans of ``mai_runs_status``) is read in ``created_at`` order from that
+        index, ``limit + 1`` rows each, and the pieces are merged: no query sorts the table.
+        """
+        return self._retry(lambda: _page_runs(self.conn, query, after, limit))  # type: ignore[no-any-return]
+
+
+_SUMMARY = "run_id, workflow, status, created_at, updated_at, attempts, queue"
+
+
+def _summaries(rows: list[tuple[Any, ...]]) -> list[RunSummary]:
+    out = []
+    for r in rows:
+        try:
+            status = RunStatus(r[2])
+        except ValueError:
+            status = RunStatus.PENDING  # as run_from_row: recovery dead-letters such a row
+        out.append(RunSummary(r[0], r[1], status, r[3], r[4], r[5], r[6]))
+    return out
+
+
+def _skip_scan(
+    conn: sqlite3.Connection, column: str, where: str, params: tuple[Any, ...]
+) -> list[Any]:
+    """Distinct values of an indexed column, one index seek each (no scan of the table)."""
+    found: list[Any] = []
+    while True:
+        cond = f"{where} AND {column} > ?" if found else where
+        row = conn.execute(
+            f"SELECT min({column}) FROM mai_runs WHERE {cond}",  # noqa: S608 - fixed column names
+            (*params, found[-1]) if found else params,
+        ).fetchone()
+        if row is None or row[0] is None:
+            return found
+        found.append(row[0])
+
+
+def _page_runs(
+    conn: sqlite3.Connection, query: RunQuery, after: str | None, limit: int
+) -> tuple[list[RunSummary], str | None]:
+    limit = max(1, min(limit, MAX_PAGE))
+    extra = ""
+    extra_params: tuple[Any, ...] = ()
+    if query.workflow is not None:
+        extra, extra_params = " AND workflow = ?", (query.workflow,)
+    if query.run_id_prefix:
+        where = "run_id >= ? AND run_id < ?"
+        params: tuple[Any, ...] = (query.run_id_prefix, query.run_id_prefix + "\U0010ffff")
+        if after is not None:
+            where += " AND run_id > ?"
+            params += (decode_cursor(query, after)[1],)
+        if query.status is not None:  # unary + : filter rows, walk the primary key
+            where += " AND +status = ?"
+            params += (str(query.status),)
+        rows = conn.execute(
+            f"SELECT {_SUMMARY} FROM mai_runs WHERE {where}{extra} "  # noqa: S608
+            "ORDER BY run_id LIMIT ?",
+            (*params, *extra_params, limit + 1),
+        ).fetchall()
+        return merge_pages(query, [_summaries(rows)], limit)
+    keyset: str = ""
+    keyset_params: tuple[Any, ...] = ()
+    if after is not None:
+        when, run_id = decode_cursor(query, after)
+        keyset = " AND created_at <= ? AND (created_at < ? OR run_id < ?)"
+        keyset_params = (when, when, run_id)
+    statuses = (
+        [str(query.status)] if query.status is not None else _skip_scan(conn, "status", "1 = 1", ())
+    )
+    parts = []
+    for status in statuses:
+        for queue in _skip_scan(conn, "queue", "status = ?", (status,)):
+            rows = conn.execute(
+                f"SELECT {_SUMMARY} FROM mai_runs INDEXED BY mai_runs_status "  # noqa: S608
+                f"WHERE status = ? AND queue = ?{keyset}{extra} "
+                "ORDER BY created_at DESC, run_id DESC LIMIT ?",
+                (status, queue, *keyset_params, *extra_params, limit + 1),
+            ).fetchall()
+            parts.append(_summaries(rows))
+    return merge_pages(query, parts, limit)

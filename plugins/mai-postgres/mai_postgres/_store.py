@@ -52,8 +52,12 @@ from mai.core.durable import (
     RUN_COLUMNS,
     STEP_COLUMNS,
     EventRecord,
+    RunQuery,
     RunRecord,
+    RunSummary,
     StepRecord,
+    decode_cursor,
+    merge_pages,
     redact_text,
     redact_url,
     run_from_row,
@@ -731,8 +735,82 @@ class PostgresStore:
         ).fetchone()
         return EventRecord(*row) if row else None
 
+    # -- pages of runs (the optional PagedRunStore capability, for `mai ui`) -------------------
+
+    def page_runs(
+        self, query: RunQuery, after: str | None, limit: int
+    ) -> tuple[list[RunSummary], str | None]:
+        """One page of runs by indexed queries; newest first.
+
+        The run-id search is a range on the primary key; otherwise each status present (a
+        loose index scan of ``mai_runs_status``) is read in ``created_at`` order from that
+        index, ``limit + 1`` rows each, and the pieces are merged: no query sorts the table.
+        """
+        limit = max(1, min(limit, 500))
+        cols = "run_id, workflow, status, created_at, updated_at, attempts, queue"
+        extra = ""
+        extra_params: tuple[Any, ...] = ()
+        if query.workflow is not None:
+            extra, extra_params = " AND workflow = %s", (query.workflow,)
+        if query.run_id_prefix:
+            prefix = query.run_id_prefix
+            where = "run_id >= %s AND run_id < %s AND starts_with(run_id, %s)"
+            params: tuple[Any, ...] = (prefix, prefix + "\U0010ffff", prefix)
+            if after is not None:
+                where += " AND run_id > %s"
+                params += (decode_cursor(query, after)[1],)
+            if query.status is not None:
+                where += " AND status = %s"
+                params += (str(query.status),)
+            rows = self._all(
+                f"SELECT {cols} FROM mai_runs WHERE {where}{extra} "  # noqa: S608
+                "ORDER BY run_id LIMIT %s",
+                (*params, *extra_params, limit + 1),
+            )
+            return merge_pages(query, [_summaries(rows)], limit)
+        keyset = ""
+        keyset_params: tuple[Any, ...] = ()
+        if after is not None:
+            when, run_id = decode_cursor(query, after)
+            keyset, keyset_params = " AND (created_at, run_id) < (%s, %s)", (when, run_id)
+        if query.status is not None:
+            statuses = [str(query.status)]
+        else:
+            statuses = [
+                r[0]
+                for r in self._all(
+                    "WITH RECURSIVE s(status) AS ("
+                    "(SELECT status FROM mai_runs ORDER BY status LIMIT 1) UNION ALL "
+                    "SELECT (SELECT status FROM mai_runs WHERE status > s.status "
+                    "ORDER BY status LIMIT 1) FROM s WHERE s.status IS NOT NULL) "
+                    "SELECT status FROM s WHERE status IS NOT NULL"
+                )
+            ]
+        parts = [
+            _summaries(
+                self._all(
+                    f"SELECT {cols} FROM mai_runs WHERE status = %s{keyset}{extra} "  # noqa: S608
+                    "ORDER BY created_at DESC, run_id DESC LIMIT %s",
+                    (status, *keyset_params, *extra_params, limit + 1),
+                )
+            )
+            for status in statuses
+        ]
+        return merge_pages(query, parts, limit)
+
 
 _KINDS = {RUNS_CHANNEL: "runs", EVENTS_CHANNEL: "events"}
+
+
+def _summaries(rows: list[tuple[Any, ...]]) -> list[RunSummary]:
+    out = []
+    for r in rows:
+        try:
+            status = RunStatus(r[2])
+        except ValueError:
+            status = RunStatus.PENDING  # as run_from_row: recovery dead-letters such a row
+        out.append(RunSummary(r[0], r[1], status, r[3], r[4], r[5], r[6]))
+    return out
 
 
 class PostgresListener:

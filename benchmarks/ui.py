@@ -1,0 +1,285 @@
+"""`mai ui`: page cost against the indexed query behind it, and writers with the UI polling.
+
+Run: ``.venv/bin/python benchmarks/ui.py [--quick]`` (needs the ``ui`` extra and ``httpx``).
+
+(a) A SQLite store with 100,000 runs (statuses, workflows and start times mixed; rows the size
+    of real runs). For each kind of page (newest first, a status, a workflow, a run-id search,
+    page 200 of the list): the median time of the store's ``page_runs`` query in this process,
+    and the median time of the whole page (``GET /api/runs`` over HTTP from another process's
+    server: routing, security checks, the query on the store thread, JSON). Reported as the
+    ratio page / query; the fallback (``list_runs`` + filtering, for a store without pages) is
+    shown for comparison.
+(b) The durable benchmark's sequential run (``synchronous=normal``: 5,000 steps, ``FULL``: 1,000)
+    with and without a poller reading the UI's list and the running run's page, every 1.5 s (what
+    an open browser tab asks) and every 100 ms (a stress), in pairs of rounds (order alternated)
+    in the same run; the median of the pairs' throughput ratios is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import queue
+import random
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import trio
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from durable import chain, timed_run  # noqa: E402 - the durable benchmark's own workload
+
+from mai.core.durable import RunQuery, RunRecord, RunStatus, SQLiteStore  # noqa: E402
+
+STATUS_MIX = [RunStatus.SUCCEEDED] * 90 + [RunStatus.FAILED] * 3 + [RunStatus.RUNNING] * 3
+STATUS_MIX += [RunStatus.PENDING] * 3 + [RunStatus.CANCELLED]
+PLAN = json.dumps({"nodes": [{"id": f"n{i}", "name": "step", "config": {}} for i in range(12)]})
+
+
+def build_store(path: Path, n: int) -> None:
+    """``n`` runs written straight through the store (one transaction per 10,000)."""
+    store = SQLiteStore(f"sqlite:///{path}?synchronous=normal")
+    store.open()
+    t0 = time.time() - n
+    mix = random.Random(42)
+    for start in range(0, n, 10_000):
+        with store.transaction():
+            for i in range(start, min(start + 10_000, n)):
+                store.create_run(
+                    RunRecord(
+                        run_id=f"run-{i:07d}",
+                        workflow=("checkout", "etl", "agent", "report")[i % 4],
+                        ref="app:wf",
+                        plan_hash="0" * 64,
+                        plan=PLAN,
+                        input=json.dumps({"args": [i], "kwargs": {}}),
+                        status=mix.choice(STATUS_MIX),
+                        output=json.dumps({"order": i, "ok": True}),
+                        created_at=t0 + i,
+                        attempts=1,
+                    )
+                )
+    store.close()
+
+
+def serve(url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``mai ui`` on ``url``; return the process and its printed URL."""
+    proc = subprocess.Popen(  # noqa: S603 - our own command
+        [sys.executable, "-m", "mai.core.cli", "ui", "--store", url, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    lines: queue.Queue[bytes] = queue.Queue()
+    assert proc.stdout is not None  # noqa: S101
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    return proc, lines.get(timeout=60).decode().strip()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def median_ms(fn, n: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def pages(quick: bool) -> None:
+    n = 20_000 if quick else 100_000
+    reps = 10 if quick else 40
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+        path = Path(tmp) / "runs.db"
+        t = time.perf_counter()
+        build_store(path, n)
+        print(f"(a) {n:,} runs written in {time.perf_counter() - t:.1f} s")
+        store = SQLiteStore(f"sqlite:///{path}")
+        store.open()
+        deep: str | None = None
+        for _ in range(199):
+            _, deep = store.page_runs(RunQuery(), deep, 50)
+        cases = [
+            ("newest 50", RunQuery(), None, {}),
+            ("status FAILED", RunQuery(status=RunStatus.FAILED), None, {"status": "FAILED"}),
+            ("workflow etl", RunQuery(workflow="etl"), None, {"workflow": "etl"}),
+            ("id search run-00420", RunQuery(run_id_prefix="run-00420"), None, {"q": "run-00420"}),
+            ("page 200", RunQuery(), deep, {"after": deep}),
+        ]
+        proc, printed = serve(f"sqlite:///{path}")
+        base, token = printed.split("/?token=")
+        try:
+            with httpx.Client(
+                base_url=base, headers={"authorization": f"Bearer {token}"}
+            ) as client:
+                floor = median_ms(lambda: client.get("/api/session").raise_for_status(), reps)
+                print(
+                    f"    HTTP floor (GET /api/session: no store access): {floor:.3f} ms; "
+                    "'over floor' = (page - floor) / query"
+                )
+                print("    page                  query ms   page ms   page/query   over floor")
+                for name, query, after, params in cases:
+                    q_ms = median_ms(lambda: store.page_runs(query, after, 50), reps)  # noqa: B023
+
+                    def get(params=params) -> None:
+                        r = client.get("/api/runs", params={**params, "limit": "50"})
+                        r.raise_for_status()
+
+                    p_ms = median_ms(get, reps)
+                    over = max(p_ms - floor, 0.0) / q_ms
+                    print(
+                        f"    {name:<20} {q_ms:9.3f} {p_ms:9.3f} {p_ms / q_ms:9.1f}x {over:11.1f}x"
+                    )
+                fallback = median_ms(lambda: store.list_runs(None, 5000), max(3, reps // 8))
+                print(
+                    f"    fallback list_runs(limit=5000), for a store without pages: "
+                    f"{fallback:.1f} ms"
+                )
+                one = median_ms(
+                    lambda: client.get("/api/runs/run-0000420").raise_for_status(), reps
+                )
+                print(f"    a run's page (GET /api/runs/ID): {one:.2f} ms")
+        finally:
+            stop(proc)
+            store.close()
+        trio.run(in_process, f"sqlite:///{path}", cases, reps)
+
+
+async def in_process(url: str, cases, reps: int) -> None:
+    """The page's own cost without sockets: the ASGI app called in this process, interleaved
+    with the query it runs (on the same store thread), so both see the same machine load."""
+    import mai
+    from mai.core.ui._data import UIData
+    from mai.core.ui._routes import build_app
+    from mai.core.ui._security import Guard
+
+    async with mai.Runtime(url) as rt:
+        app = Guard(build_app(UIData(rt), "x"), "token", {"ui.test"}, "c")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://ui.test",
+            headers={"authorization": "Bearer token"},
+        ) as client:
+            print("    in process (ASGI app, no socket), query on the store thread, interleaved:")
+            print(
+                "    page                  query ms   page ms   page/query"
+                "   (best of each: query, page, ratio)"
+            )
+            for name, query, after, params in cases:
+                q_times, p_times = [], []
+                for i in range(3 * reps + 1):
+                    t = time.perf_counter()
+                    await rt.executor.read(rt.store.page_runs, query, after, 50)
+                    q = time.perf_counter() - t
+                    t = time.perf_counter()
+                    r = await client.get("/api/runs", params={**params, "limit": "50"})
+                    p = time.perf_counter() - t
+                    r.raise_for_status()
+                    if i:  # the first of each is a warm-up
+                        q_times.append(q)
+                        p_times.append(p)
+                q_ms = statistics.median(q_times) * 1e3
+                p_ms = statistics.median(p_times) * 1e3
+                q_min, p_min = min(q_times) * 1e3, min(p_times) * 1e3
+                print(
+                    f"    {name:<20} {q_ms:9.3f} {p_ms:9.3f} {p_ms / q_ms:9.1f}x"
+                    f"   ({q_min:.3f}, {p_min:.3f}, {p_min / q_min:.1f}x)"
+                )
+
+
+POLLER = """
+import sys, time, httpx
+base, token = sys.argv[1].split("/?token=")
+with httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"}) as c:
+    first = True
+    while True:
+        runs = c.get("/api/runs", params={"limit": "50"}).json()["runs"]
+        if runs:
+            c.get(f"/api/runs/{runs[0]['run_id']}")
+        if first:
+            print("polling", flush=True)
+            first = False
+        time.sleep(float(sys.argv[2]))
+"""
+
+
+def writers(quick: bool) -> None:
+    pairs = 2 if quick else 10
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+        for sync in ("NORMAL", "FULL"):
+            # runs long enough (about a second) for the slow poller to poll during them
+            steps = 300 if quick else (5000 if sync == "NORMAL" else 1000)
+            url = f"sqlite:///{tmp}/bench-{sync}.db?synchronous={sync.lower()}"
+            trio.run(timed_run, url, chain, 10, "warm")
+            proc, printed = serve(url)
+            try:
+                for every in (1.5, 0.1):
+                    ratios, alone, polled = [], [], []
+                    for r in range(pairs):
+                        rate: dict[bool, float] = {}
+                        for polling in (False, True) if r % 2 == 0 else (True, False):
+                            poller = None
+                            if polling:
+                                poller = subprocess.Popen(  # noqa: S603 - our own script
+                                    [sys.executable, "-c", POLLER, printed, str(every)],
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL,
+                                )
+                                assert poller.stdout is not None  # noqa: S101
+                                poller.stdout.readline()  # it has imported httpx and polled
+                            run_id = f"{every}-{r}-{polling}"
+                            rate[polling] = steps / trio.run(timed_run, url, chain, steps, run_id)
+                            if poller is not None:
+                                poller.kill()
+                                poller.wait()
+                                assert poller.stdout is not None  # noqa: S101
+                                poller.stdout.close()
+                        alone.append(rate[False])
+                        polled.append(rate[True])
+                        ratios.append(rate[True] / rate[False])
+                    print(
+                        f"(b) synchronous={sync}, UI polled every {every:g} s (list + the running "
+                        f"run's page): {statistics.median(alone):,.0f} steps/s alone, "
+                        f"{statistics.median(polled):,.0f} polled; median of paired ratios "
+                        f"{statistics.median(ratios):.2f}x (target >= 0.90x; pairs "
+                        f"{', '.join(f'{x:.2f}' for x in ratios)})"
+                    )
+            finally:
+                stop(proc)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller, fewer rounds")
+    ns = ap.parse_args()
+    py = f"{platform.python_implementation()} {platform.python_version()}"
+    print(f"# mai ui benchmark - {py}, {os.cpu_count()} cores, sqlite {sqlite3.sqlite_version}")
+    pages(ns.quick)
+    writers(ns.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Everything ``mai ui`` reads or changes, through the public :class:`~mai.Runtime` API.
+
+This is the one place that knows how the runtime is asked: pages of runs (the store's optional
+:class:`~mai.core.durable.PagedRunStore` capability, else ``list_runs``), a run with its steps
+and trace, its plan, and the actions (cancel, send, and requeue when the runtime offers it).
+Everything returned is plain JSON data for the routes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import TYPE_CHECKING, Any
+
+from mai.core.durable import (
+    PagedRunStore,
+    RunQuery,
+    RunStatus,
+    RunSummary,
+    redact_url,
+)
+from mai.core.durable._pages import page_from_list
+
+from ._conversation import conversation
+from ._plansvg import plan_svg
+
+if TYPE_CHECKING:
+    from mai import Module, Runtime
+
+#: Runs read by the fallback (a store without pages): at most this many, newest first.
+FALLBACK_LIMIT = 5000
+
+
+def summary_json(s: RunSummary, now: float) -> dict[str, Any]:
+    """A run of the list as JSON (duration: until its last update, or until now if live)."""
+    end = s.updated_at if s.status.terminal else now
+    return {
+        "run_id": s.run_id,
+        "workflow": s.workflow,
+        "status": s.status.value,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+        "duration": max(end - s.created_at, 0.0),
+        "attempts": s.attempts,
+        "queue": s.queue,
+    }
+
+
+class UIData:
+    """The runtime as the web view sees it.
+
+    Args:
+        runtime: An open :class:`~mai.Runtime`.
+        workflows: Modules of the application given with ``--app`` (plans to compare with).
+    """
+
+    def __init__(self, runtime: Runtime, workflows: list[Module[..., Any]] | None = None) -> None:
+        """Wrap an open runtime."""
+        self.rt = runtime
+        self.workflows = {m.name: m for m in workflows or []}
+
+    # -- capabilities --------------------------------------------------------------------------
+
+    @property
+    def can_requeue(self) -> bool:
+        """Whether the runtime can requeue a DEAD or FAILED run (``Runtime.retry``)."""
+        return callable(getattr(self.rt, "retry", None))
+
+    @property
+    def paged(self) -> bool:
+        """Whether the store answers pages of runs with indexed queries."""
+        return isinstance(self.rt.store, PagedRunStore)
+
+    def session(self) -> dict[str, Any]:
+        """What the page needs to know about this server."""
+        return {
+            "store": redact_url(self.rt.url),
+            "paged": self.paged,
+            "actions": {"cancel": True, "send": True, "requeue": self.can_requeue},
+            "app": sorted(self.workflows),
+            "statuses": [s.value for s in RunStatus],
+        }
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def page(self, query: RunQuery, after: str | None, limit: int) -> dict[str, Any]:
+        """One page of runs (raises ``PageCursorError`` for a cursor not of this query)."""
+        rt = self.rt
+        store = rt.store
+        if isinstance(store, PagedRunStore):
+            rows, cursor = await rt.executor.read(store.page_runs, query, after, limit)
+        else:
+            runs = await rt.list_runs(query.status, limit=FALLBACK_LIMIT)
+            rows, cursor = page_from_list([r.record for r in runs], query, after, limit)
+        now = rt.clock()
+        return {"runs": [summary_json(r, now) for r in rows], "next": cursor, "now": now}
+
+    async def run(self, run_id: str) -> dict[str, Any]:
+        """A run with its steps, trace, conversation and history (``RunNotFoundError``)."""
+        rt = self.rt
+        info = await rt.get(run_id)
+        steps = await rt.steps(run_id)
+        trace = rt.trace(run_id)
+        if inspect.isawaitable(trace):  # the runtime's reads may be coroutines
+            trace = await trace
+        record = info.record
+        end = info.updated_at if info.status.terminal else rt.clock()
+        data: dict[str, Any] = {
+            "run_id": info.run_id,
+            "workflow": info.workflow,
+            "status": info.status.value,
+            "input": info.input,
+            "output": info.output,
+            "error": info.error,
+            "created_at": info.created_at,
+            "updated_at": info.updated_at,
+            "duration": max(end - info.created_at, 0.0),
+            "now": rt.clock(),
+            "deadline": info.deadline,
+            "attempts": info.attempts,
+            "owner": info.owner,
+            "queue": record.queue,
+            "plan_hash": info.plan_hash,
+            "cancel_requested": record.cancel_requested,
+            "steps": [
+                {
+                    "step_id": s.step_id,
+                    "name": s.name,
+                    "kind": s.kind,
+                    "input": s.input,
+                    "output": s.output,
+                    "started_at": s.started_at,
+                    "finished_at": s.finished_at,
+                    "duration": s.duration,
+                    "attempts": s.attempts,
+                    "worker": s.worker,
+                    "input_bytes": len(s.record.input.encode()) if s.record.input else 0,
+                    "output_bytes": len(s.record.output.encode()),
+                }
+                for s in steps
+            ],
+            "trace": trace.to_dict()["spans"],
+            "conversation": conversation(steps, info.owner),
+        }
+        history = getattr(rt, "history", None)
+        data["history"] = await history(run_id) if callable(history) else []
+        return data
+
+    async def plan(self, run_id: str) -> dict[str, Any]:
+        """The run's recorded plan, and its differences from ``--app``'s code when given."""
+        info = await self.rt.get(run_id)
+        try:
+            recorded = json.loads(info.record.plan) if info.record.plan else None
+        except ValueError:
+            recorded = None
+        data: dict[str, Any] = {
+            "run_id": run_id,
+            "workflow": info.workflow,
+            "plan_hash": info.plan_hash,
+            "plan": recorded,
+            "svg": plan_svg(recorded) if isinstance(recorded, dict) else None,
+            "current": None,
+        }
+        module = self.workflows.get(info.workflow)
+        if module is not None and recorded is not None:
+            from mai.core.graph import WorkflowPlan, plan  # noqa: PLC0415
+
+            now = plan(module)
+            changes = WorkflowPlan.from_dict(recorded).diff(now)
+            data["current"] = {
+                "plan_hash": now.hash,
+                "same": now.hash == info.plan_hash,
+                "changes": [
+                    {"step": c.step, "description": c.description, "compatible": c.compatible}
+                    for c in changes
+                ],
+            }
+        return data
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        """Cancel the run; report its status afterwards."""
+        await self.rt.cancel(run_id)
+        info = await self.rt.get(run_id)
+        return {"ok": True, "status": info.status.value, "message": _cancel_text(info.status)}
+
+    async def send(self, run_id: str, topic: str, payload: Any) -> dict[str, Any]:
+        """Send ``payload`` on ``topic`` to the run."""
+        await self.rt.send(run_id, topic, payload)
+        info = await self.rt.get(run_id)
+        return {
+            "ok": True,
+            "status": info.status.value,
+            "message": f"sent {topic!r} to run {run_id}",
+        }
+
+    async def requeue(self, run_id: str) -> dict[str, Any]:
+        """Requeue a DEAD or FAILED run (only when the runtime offers ``retry``)."""
+        retry = getattr(self.rt, "retry", None)
+        if not callable(retry):
+            raise NotImplementedError("this pymai's runtime cannot requeue runs")
+        await retry(run_id)
+        info = await self.rt.get(run_id)
+        return {
+            "ok": True,
+            "status": info.status.value,
+            "message": f"run {run_id} requeued; a worker (or `mai runs resume`) picks it up",
+        }
+
+
+def _cancel_text(status: RunStatus) -> str:
+    if status == RunStatus.CANCELLED:
+        return "the run is cancelled"
+    if status.terminal:
+        return f"the run had already finished ({status.value})"
+    return "cancellation requested; the process running it stops it at its next heartbeat"
