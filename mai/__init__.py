@@ -21,6 +21,7 @@ from ._errors import ArgumentError as ArgumentError
 from ._errors import CastError as CastError
 from ._errors import ConfigError as ConfigError
 from ._errors import DeadlineExceeded as DeadlineExceeded
+from ._errors import EventLoopRunningError as EventLoopRunningError
 from ._errors import LoopLimitExceeded as LoopLimitExceeded
 from ._errors import MaiError as MaiError
 from ._module import Module as Module
@@ -96,6 +97,7 @@ __all__ = [
     "Context",
     "DeadlineExceeded",
     "DurableError",
+    "EventLoopRunningError",
     "Graph",
     "GraphCycleError",
     "GraphError",

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Mapping  # a runtime import: pydantic resolves Context's fields
 from contextvars import ContextVar, Token
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_serializer
 
 from ._backend import Backend, Spawner, current_backend
 from ._errors import ConfigError
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from ._seam import Interceptor
 
@@ -236,6 +237,14 @@ class Context(BaseModel):
     idempotency_key: str | None = None
 
     settable: ClassVar[tuple[str, ...]] = _SETTABLE
+
+    @field_serializer("metadata")
+    def _dump_metadata(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(value)
+
+    @field_serializer("span", when_used="json")
+    def _dump_span(self, value: Any) -> str | None:
+        return None if value is None else repr(value)
 
     @property
     def remaining(self) -> float:

@@ -9,6 +9,7 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
     ├── CastError(MaiError, TypeError, ValueError) a value that does not fit an annotation
     ├── DeadlineExceeded(MaiError, TimeoutError)  a module's deadline fired
     ├── LoopLimitExceeded(MaiError, RuntimeError) a Loop ran out of iterations
+    ├── EventLoopRunningError(MaiError, RuntimeError) mai.run() inside a running event loop
     │
     │   graphs and plans (mai/core/graph/_errors.py)
     ├── GraphError(MaiError, ValueError)          a graph or a plan is not valid
@@ -202,3 +203,7 @@ class LoopLimitExceeded(MaiError, RuntimeError):
         super().__init__(message, module_name=module_name, step_id=step_id)
         self.max_iterations = max_iterations
         self.last_value = last_value
+
+
+class EventLoopRunningError(MaiError, RuntimeError):
+    """:func:`mai.run` was called where an event loop already runs; ``await`` the module there."""

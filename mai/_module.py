@@ -41,6 +41,14 @@ _ASYNC, _INLINE, _THREAD = 0, 1, 2
 _INF = math.inf
 
 
+class _BodySignature:
+    """``Module.__signature__``: an instance shows its body's signature; on a class it is
+    ``None``, so ``inspect.signature(mai.Map)`` reads the constructor as for any class."""
+
+    def __get__(self, obj: Module[..., Any] | None, owner: type | None = None) -> Any:
+        return None if obj is None else obj._signature()
+
+
 class Module(Generic[P, R]):
     """A composable, typed, awaitable unit of work.
 
@@ -62,6 +70,7 @@ class Module(Generic[P, R]):
     _mode: int = _ASYNC
     _limiter: tuple[object, Any] | None = None
     _payload: Payload | None = None
+    __signature__ = _BodySignature()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Inspect ``forward`` once per subclass."""
@@ -115,8 +124,7 @@ class Module(Generic[P, R]):
             spec.resolve()
         return Any if spec.ret is None else spec.ret.annotation
 
-    @property
-    def __signature__(self) -> inspect.Signature:
+    def _signature(self) -> inspect.Signature:
         """The body's signature, without ``self`` and without bound parameters."""
         sig = self._spec.signature
         if self._bound:

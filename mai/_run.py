@@ -6,26 +6,54 @@ import functools
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import sniffio
+
+from ._errors import ConfigError, EventLoopRunningError, short_repr
+from ._module import Module, module
 
 if TYPE_CHECKING:
-    from ._module import Module
+    from collections.abc import Callable
 
 R = TypeVar("R")
 
 
-def run(module: Module[..., R], /, *args: Any, backend: str = "trio", **kwargs: Any) -> R:
-    """Run ``module(*args, **kwargs)`` to completion from synchronous code and return its result.
+def run(
+    target: Module[..., R] | Callable[..., Any], /, *args: Any, backend: str = "trio", **kwargs: Any
+) -> R:
+    """Run ``target(*args, **kwargs)`` to completion from synchronous code and return its result.
 
     This starts an event loop (``trio.run`` by default; ``backend="asyncio"`` for asyncio), so it
-    cannot be called from inside one: there, ``await module(...)`` instead.
+    cannot be called from inside one: there, ``await target(...)`` instead.
 
     Args:
-        module: The module (or composite) to run.
+        target: The module (or composite) to run; a plain function (``def`` or ``async def``)
+            is run as ``mai.module(target)``.
         *args: Positional arguments for the module.
         backend: ``"trio"`` (default) or ``"asyncio"``.
         **kwargs: Keyword arguments for the module.
 
     Returns:
         The module's result, cast to its return type.
+
+    Raises:
+        EventLoopRunningError: When called inside a running event loop (the message says
+            what to ``await`` instead).
+        ConfigError: When ``target`` is neither a module nor a function.
     """
-    return anyio.run(functools.partial(module, *args, **kwargs), backend=backend)
+    if isinstance(target, Module):
+        m: Module[..., Any] = target
+    elif callable(target):
+        m = module(target)
+    else:
+        raise ConfigError(f"mai.run expects a module or a function, received {short_repr(target)}")
+    try:
+        running = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        running = None
+    if running is not None:
+        raise EventLoopRunningError(
+            f"mai.run({m.name}, ...) was called inside a running {running} event loop, which "
+            f"it cannot start again; in async code write `await {m.name}(...)` instead",
+            module_name=m.name,
+        )
+    return anyio.run(functools.partial(m, *args, **kwargs), backend=backend)  # type: ignore[no-any-return]

@@ -246,3 +246,17 @@ async def test_context_dumps_inside_a_module_a_thread_and_a_branch():
         assert data["step_id"] in {"1.1", "1.2"}
         assert '"user":"ada"' in text
     assert mai.Context.get().model_dump()["step_id"] == ""
+
+
+def test_context_with_a_span_object_dumps_to_json():
+    """A context carrying a tracer's span object still dumps to JSON (the span as its repr)."""
+
+    class SpanLike:
+        def __repr__(self) -> str:
+            return "<span 7>"
+
+    token = mai.Context.set(span=SpanLike())
+    try:
+        assert '"span":"<span 7>"' in mai.Context.get().model_dump_json()
+    finally:
+        mai.Context.reset(token)
