@@ -42,6 +42,7 @@ class RunState:
         "durable",
         "failures",
         "interceptors",
+        "interrupted",
         "nursery",
         "run_id",
     )
@@ -57,6 +58,8 @@ class RunState:
         self.durable: Any = None
         self.deadline = math.inf
         self.deadline_owner: str | None = None
+        #: Calls a passed deadline interrupted, until the deadline's owner reports them.
+        self.interrupted: list[Frame] | None = None
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         """Start ``fn(*args)`` in the background of this run; its failure fails the run."""

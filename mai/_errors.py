@@ -157,12 +157,15 @@ class DeadlineExceeded(MaiError, TimeoutError):
     """A deadline fired while a module was running.
 
     ``module_name`` names the module whose deadline fired (its own ``timeout``, or the one it
-    inherited); ``running`` names the module call that was running when it fired.
+    inherited); ``running_calls`` names every innermost module call that was still running when
+    it fired (each branch of a Parallel or item of a Map), the same on every backend.
 
     Attributes:
         deadline: The deadline that fired, on the running event loop's clock.
         timeout: The timeout in seconds that produced the deadline, when known.
-        running: Name of the innermost module that was running.
+        running: Name of the first (in step order) innermost module that was running.
+        running_calls: ``(step id, module name)`` of each innermost call still running, in
+            step order; the module itself when nothing inside it was running.
     """
 
     def __init__(
@@ -174,12 +177,14 @@ class DeadlineExceeded(MaiError, TimeoutError):
         deadline: float = 0.0,
         timeout: float | None = None,
         running: str | None = None,
+        running_calls: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """Create the error naming the module whose deadline fired."""
         super().__init__(message, module_name=module_name, step_id=step_id)
         self.deadline = deadline
         self.timeout = timeout
         self.running = running
+        self.running_calls = running_calls
 
 
 class LoopLimitExceeded(MaiError, RuntimeError):

@@ -383,18 +383,13 @@ class Module(Generic[P, R]):
             return await self._attempts(frame, args, kwargs)
         backend = frame.run.backend  # type: ignore[union-attr]
         if frame.deadline <= backend.current_time():  # already past: never start the body
-            raise _deadline_error(frame, frame.name)
+            raise _deadline_error(frame, ())
         result: Any = None
-        running = frame.name
         with backend.scope(deadline=frame.deadline) as scope:
             frame.enforced = True
-            try:
-                result = await self._attempts(frame, args, kwargs)
-            except backend.cancelled as exc:
-                running = getattr(exc, "_mai_running", running)
-                raise
+            result = await self._attempts(frame, args, kwargs)
         if scope.cancelled_caught:
-            err = _deadline_error(frame, running)
+            err = _deadline_error(frame, _still_running(frame))
             _log().info(
                 "mai.deadline_exceeded", module=frame.name, step_id=err.step_id, error=str(err)
             )
@@ -513,25 +508,72 @@ async def _in_thread(
 
 
 def _tag_cancelled(frame: Frame, exc: BaseException) -> None:
-    """Remember, on a cancellation passing through, the innermost module it interrupted."""
-    if isinstance(exc, frame.run.backend.cancelled) and not hasattr(exc, "_mai_running"):  # type: ignore[union-attr]
-        exc._mai_running = frame.name  # type: ignore[attr-defined]
+    """Note a call that a passed deadline interrupted (a cancellation, or a group of them).
+
+    Calls finish innermost first, so when the deadline's owner reports, every interrupted call
+    under it is in the run's list, on every backend (asyncio folds cancelled branches into one
+    exception, so the exception alone cannot tell).
+    """
+    if isinstance(exc, Exception):
+        return
+    run = frame.run
+    if frame.deadline <= run.backend.current_time():  # type: ignore[union-attr]
+        if run.interrupted is None:  # type: ignore[union-attr]
+            run.interrupted = []  # type: ignore[union-attr]
+        run.interrupted.append(frame)  # type: ignore[union-attr]
 
 
-def _deadline_error(frame: Frame, running: str | None) -> DeadlineExceeded:
+def _order(step_id: str) -> tuple[tuple[int, int | str], ...]:
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in step_id.split("."))
+
+
+def _still_running(frame: Frame) -> tuple[tuple[str, str], ...]:
+    """The innermost calls under ``frame`` that its deadline interrupted: ``(step id, name)``."""
+    run = frame.run
+    noted = run.interrupted  # type: ignore[union-attr]
+    if not noted:
+        return ()
+    sid = frame.step_id
+    prefix = f"{sid}." if sid else ""
+    mine = {f.step_id: f.name or "?" for f in noted if f.step_id.startswith(prefix)}
+    run.interrupted = [f for f in noted if not f.step_id.startswith(prefix)] or None  # type: ignore[union-attr]
+    parents = _parents(mine)
+    inner = {s: n for s, n in mine.items() if s not in parents}
+    return tuple(sorted(inner.items(), key=lambda item: _order(item[0])))
+
+
+def _parents(step_ids: dict[str, str]) -> set[str]:
+    """Every proper ancestor of the given step ids."""
+    out: set[str] = set()
+    for s in step_ids:
+        head, dot, _ = s.rpartition(".")
+        while dot and head not in out:
+            out.add(head)
+            head, dot, _ = head.rpartition(".")
+    return out
+
+
+def _deadline_error(frame: Frame, running: tuple[tuple[str, str], ...]) -> DeadlineExceeded:
     owner = frame.deadline_owner or frame.name
     sid = frame.step_id
     if owner == frame.name and frame.timeout is not None:
         msg = f"module {frame.name!r} (step {sid}) exceeded its timeout of {frame.timeout:g}s"
     else:
         msg = f"module {frame.name!r} (step {sid}) ran past the deadline set by {owner!r}"
+    if running:
+        shown = ", ".join(f"{n!r} (step {s})" for s, n in running[:5])
+        more = f" and {len(running) - 5} more" if len(running) > 5 else ""
+        msg += f"; still running: {shown}{more}"
+    else:
+        running = ((sid, frame.name or "?"),)
     return DeadlineExceeded(
         msg,
         module_name=owner if owner != "Context.set" else frame.name,
         step_id=sid,
         deadline=frame.deadline,
         timeout=frame.timeout,
-        running=running,
+        running=running[0][1],
+        running_calls=running,
     )
 
 
