@@ -324,7 +324,7 @@ class Map(Composite):
         return results
 
 
-_HINTS = {
+_HINTS: dict[type, str] = {
     str: "a str would be mapped character by character; pass list(text) to do that on purpose, "
     "or [text] to map over one text",
     bytes: "bytes would be mapped byte by byte as integers; pass list(data) to do that on purpose",

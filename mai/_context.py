@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Mapping  # a runtime import: pydantic resolves Context's fields
+from collections.abc import Mapping  # noqa: TC003 - pydantic resolves Context's fields at runtime
 from contextvars import ContextVar, Token
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar

@@ -42,8 +42,10 @@ _INF = math.inf
 
 
 class _BodySignature:
-    """``Module.__signature__``: an instance shows its body's signature; on a class it is
-    ``None``, so ``inspect.signature(mai.Map)`` reads the constructor as for any class."""
+    """``Module.__signature__``: an instance's body signature, ``None`` on the class.
+
+    ``None`` lets ``inspect.signature(mai.Map)`` read the constructor, as for any class.
+    """
 
     def __get__(self, obj: Module[..., Any] | None, owner: type | None = None) -> Any:
         return None if obj is None else obj._signature()

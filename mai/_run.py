@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -26,8 +27,9 @@ def run(
     cannot be called from inside one: there, ``await target(...)`` instead.
 
     Args:
-        target: The module (or composite) to run; a plain function (``def`` or ``async def``)
-            is run as ``mai.module(target)``.
+        target: The module (or composite) to run. A plain ``def`` function (a lambda too) is
+            run as ``mai.module(target)``; an ``async def`` function is awaited as it is, as
+            ``trio.run(main)`` would (an entry point whose module calls are runs of their own).
         *args: Positional arguments for the module.
         backend: ``"trio"`` (default) or ``"asyncio"``.
         **kwargs: Keyword arguments for the module.
@@ -41,7 +43,9 @@ def run(
         ConfigError: When ``target`` is neither a module nor a function.
     """
     if isinstance(target, Module):
-        m: Module[..., Any] = target
+        m: Any = target
+    elif inspect.iscoroutinefunction(target):
+        m = target  # an entry point, as with trio.run(main): modules it calls are runs of their own
     elif callable(target):
         m = module(target)
     else:
@@ -51,9 +55,10 @@ def run(
     except sniffio.AsyncLibraryNotFoundError:
         running = None
     if running is not None:
+        name = getattr(m, "name", None) or getattr(m, "__name__", "module")
         raise EventLoopRunningError(
-            f"mai.run({m.name}, ...) was called inside a running {running} event loop, which "
-            f"it cannot start again; in async code write `await {m.name}(...)` instead",
-            module_name=m.name,
+            f"mai.run({name}, ...) was called inside a running {running} event loop, which "
+            f"it cannot start again; in async code write `await {name}(...)` instead",
+            module_name=name,
         )
     return anyio.run(functools.partial(m, *args, **kwargs), backend=backend)  # type: ignore[no-any-return]

@@ -109,10 +109,12 @@ def test_run_accepts_a_plain_function():
     """mai.run(lambda x: x + 1, 1) runs a plain callable as a module."""
     assert mai.run(lambda x: x + 1, 1) == 2
 
-    async def plus(x: int) -> int:
-        return x + 2
+    assert mai.run(lambda x: x * 2, "ab") == "abab"
 
-    assert mai.run(plus, "1") == 3
+    async def entry(x: int) -> int:
+        return await add(x, 2)
+
+    assert mai.run(entry, 1) == 3  # an async function is an entry point, as with trio.run
 
 
 def test_run_refuses_what_is_not_callable():

@@ -327,7 +327,9 @@ def test_a_rename_inside_a_composite_is_a_rename():
         return x
 
     old = mai.plan(mai.Sequential(item, mai.Map(mai.module(lambda x: [x])), name="flow"))
-    new = mai.plan(mai.Sequential(item.with_(name="thing"), mai.Map(mai.module(lambda x: [x])), name="flow"))
+    new = mai.plan(
+        mai.Sequential(item.with_(name="thing"), mai.Map(mai.module(lambda x: [x])), name="flow")
+    )
     kinds = [c.kind for c in old.diff(new)]
     assert kinds == ["renamed"]
 

@@ -34,9 +34,7 @@ async def joined(items: list[str], sep: str = " ") -> str:
 
 
 def _sizes(trace: mai.TraceHandle) -> dict[str, tuple[str, int, int | None, bool]]:
-    return {
-        s.step_id: (s.name, s.input_bytes, s.output_bytes, s.sizes_exact) for s in trace.spans
-    }
+    return {s.step_id: (s.name, s.input_bytes, s.output_bytes, s.sizes_exact) for s in trace.spans}
 
 
 async def _compare(flow: mai.Module, *args: object, **kwargs: object) -> None:
@@ -55,9 +53,7 @@ async def test_leaf_sizes_match_the_in_process_trace() -> None:
 
 async def test_composite_sizes_match_the_in_process_trace() -> None:
     """Sequential, Map and keyed Parallel report their own input and output sizes."""
-    flow = mai.Sequential(
-        words, mai.Map(shout), mai.Parallel(n=count, text=joined), name="flow"
-    )
+    flow = mai.Sequential(words, mai.Map(shout), mai.Parallel(n=count, text=joined), name="flow")
     await _compare(flow, "durable traces tell the truth")
 
 

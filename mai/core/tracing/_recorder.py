@@ -13,7 +13,7 @@ from mai._errors import MaiError
 from mai._seam import intercept
 
 from ._handle import ATTRIBUTE, TraceHandle
-from ._span import Span, arguments_size, classify, effective_deadline, size_of, type_name
+from ._span import Span, arguments_size, classify, effective_deadline, error_of, size_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -113,8 +113,8 @@ class Recorder:
                     sizes_exact=exact,
                     retries=frame.attempts - 1,
                     status=status,
-                    error_type=None if error is None else type_name(error),
-                    error_message=None if error is None else str(error),
+                    error_type=None if error is None else error_of(error, status)[0],
+                    error_message=None if error is None else error_of(error, status)[1],
                     deadline=None if deadline == math.inf else anchor + deadline,
                 )
             )

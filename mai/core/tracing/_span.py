@@ -139,6 +139,17 @@ def classify(exc: BaseException, backend: Backend, deadline: float, now: float) 
     return "error"
 
 
+def error_of(exc: BaseException, status: SpanStatus) -> tuple[str, str]:
+    """The ``(type, message)`` a span shows for ``exc``.
+
+    A cancellation, or the group of cancellations a nursery raises, shows as ``Cancelled``
+    whatever the backend (``trio.Cancelled``, ``asyncio.CancelledError``): never a raw group.
+    """
+    if status in {"cancelled", "timed_out"} and not isinstance(exc, DeadlineExceeded):
+        return "Cancelled", ("the deadline passed" if status == "timed_out" else "cancelled")
+    return type_name(exc), str(exc)
+
+
 def type_name(exc: BaseException) -> str:
     """Return the exception type's name, qualified by module outside ``builtins``."""
     cls = type(exc)
