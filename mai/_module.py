@@ -15,6 +15,7 @@ import copy
 import functools
 import inspect
 import math
+import sys
 import threading
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -475,11 +476,21 @@ class Module(Generic[P, R]):
         return cached[1]
 
 
-def _log() -> Any:
-    """The library's structlog logger (looked up lazily: only slow paths log)."""
-    import structlog  # noqa: PLC0415 - keeps `import mai` light
+def library_logger(name: str = "mai") -> Any:
+    """The logger of the library's own events (``mai.retry``, ...), looked up when one is logged.
 
-    return structlog.get_logger("mai")
+    When the application configured structlog, its configuration applies. Otherwise the lines go
+    to **stderr** with structlog's default rendering: stdout belongs to the program (``mai run``
+    prints its result there, and a script's output must stay parseable).
+    """
+    import structlog  # noqa: PLC0415 - only slow paths log; `import mai` does not load structlog
+
+    if structlog.is_configured():
+        return structlog.get_logger(name)
+    return structlog.wrap_logger(structlog.PrintLogger(sys.stderr))
+
+
+_log = library_logger
 
 
 def _loop_key(backend: Backend) -> object:

@@ -92,7 +92,8 @@ async def who_is_named() -> None:
     except mai.DeadlineExceeded as err:
         print(err)
         assert str(err) == (
-            "module 'answer' (step 1) exceeded its timeout of 5s; still running: 'search' (step 1.1)"
+            "module 'answer' (step 1) exceeded its timeout of 5s; "
+            "still running: 'search' (step 1.1)"
         )
         assert err.module_name == "answer"
         assert err.running == "search"

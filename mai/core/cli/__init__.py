@@ -10,19 +10,32 @@
     mai worker --store URL --app pkg.module [--queue Q ...]
 
 Errors are one line on stderr with a non-zero exit code (1: the run or operation failed,
-2: usage); ``MAI_DEBUG=1`` shows the traceback. Imports are lazy so ``--help`` is instant.
+2: usage); ``MAI_DEBUG=1`` shows the traceback. Only the result goes to stdout: progress,
+the trace and the library's log lines go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime as dt
+import importlib
+import inspect
 import json
 import os
 import sys
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._args import UsageError
+import trio
+from pydantic_core import to_json
+
+import mai
+from mai.core.durable import run_worker
+from mai.core.durable._runtime import _owner_dead, default_url
+
+from ._args import UsageError, bind_cli_args, load_target
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -175,16 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _json(value: Any) -> str:
-    from pydantic_core import to_json  # noqa: PLC0415
 
     return to_json(value, indent=2, fallback=repr).decode()
 
 
 def _with_runtime(ns: argparse.Namespace, fn: Callable[[Runtime], Any]) -> Any:
     """Open the runtime on ``--store`` and run ``await fn(rt)`` under Trio."""
-    import trio  # noqa: PLC0415
-
-    import mai  # noqa: PLC0415
 
     async def go() -> Any:
         async with mai.Runtime(ns.store) as rt:
@@ -197,12 +206,6 @@ def _with_runtime(ns: argparse.Namespace, fn: Callable[[Runtime], Any]) -> Any:
 
 
 def _cmd_run(ns: argparse.Namespace) -> int:
-    import trio  # noqa: PLC0415
-
-    from mai._seam import intercept  # noqa: PLC0415
-
-    from ._args import bind_cli_args, load_target  # noqa: PLC0415
-    from ._progress import Progress  # noqa: PLC0415
 
     module = load_target(ns.target)
     args, kwargs = bind_cli_args(module, ns.args)
@@ -258,7 +261,6 @@ def _cmd_runs(ns: argparse.Namespace) -> int:
 
 
 def _when(epoch: float | None) -> str:
-    import datetime as dt  # noqa: PLC0415
 
     if not epoch:
         return "-"
@@ -279,8 +281,6 @@ def _runs_list(ns: argparse.Namespace) -> int:
         return rt.list_runs(status=ns.status, limit=ns.limit)
 
     if ns.status:
-        import mai  # noqa: PLC0415
-
         valid = [s.value.lower() for s in mai.RunStatus]
         if ns.status.lower() not in valid:
             raise UsageError(f"--status must be one of {', '.join(valid)}, got {ns.status!r}")
@@ -387,9 +387,6 @@ def _runs_steps(ns: argparse.Namespace) -> int:
 
 def _import_app(app: str | None) -> None:
     if app:
-        import importlib  # noqa: PLC0415
-        from pathlib import Path  # noqa: PLC0415
-
         if str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))
         try:
@@ -449,9 +446,6 @@ def _cmd_trace(ns: argparse.Namespace) -> int:
 
 
 def _cmd_plan(ns: argparse.Namespace) -> int:
-    import mai  # noqa: PLC0415
-
-    from ._args import load_target  # noqa: PLC0415
 
     plan = mai.plan(load_target(ns.target))
     if ns.mermaid:
@@ -465,9 +459,6 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(ns: argparse.Namespace) -> int:
-    import dataclasses  # noqa: PLC0415
-
-    import mai  # noqa: PLC0415
 
     found = mai.plugins()
     if ns.json:
@@ -493,8 +484,6 @@ def _cmd_plugins(ns: argparse.Namespace) -> int:
 
 
 def _cmd_worker(ns: argparse.Namespace) -> int:
-    from mai.core.durable import run_worker  # noqa: PLC0415
-    from mai.core.durable._runtime import default_url  # noqa: PLC0415
 
     queues = ns.queues or ["default"]
     return run_worker(ns.store or default_url(), ns.app, queues, ns.concurrency, ns.name)
