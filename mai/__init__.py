@@ -40,6 +40,9 @@ from ._errors import MaiError as MaiError
 from ._module import Module as Module
 from ._module import module as module
 from ._run import run as run
+from ._seam import Call as Call
+from ._seam import Interceptor as Interceptor
+from ._seam import intercept as intercept
 
 # Run hooks: small modules that attach OpenTelemetry, plugin tracers and structlog binding to
 # every top-level run through the seam. They must be registered before the first run, so they
@@ -99,6 +102,7 @@ if TYPE_CHECKING:
     from .core.plugins import unregister_caster as unregister_caster
     from .core.plugins import unregister_store as unregister_store
     from .core.plugins import unregister_tracer as unregister_tracer
+    from .core.progress import Progress as Progress
     from .core.tracing import Span as Span
     from .core.tracing import TraceHandle as TraceHandle
     from .core.tracing import extract_trace_context as extract_trace_context
@@ -157,6 +161,7 @@ _LAZY: dict[str, str] = {
     "unregister_caster": "mai.core.plugins",
     "unregister_store": "mai.core.plugins",
     "unregister_tracer": "mai.core.plugins",
+    "Progress": "mai.core.progress",
     "Span": "mai.core.tracing",
     "TraceHandle": "mai.core.tracing",
     "extract_trace_context": "mai.core.tracing",
@@ -170,6 +175,7 @@ __all__ = [
     "ArgumentError",
     "Backoff",
     "BlockingDelay",
+    "Call",
     "CastError",
     "Composite",
     "Conditional",
@@ -185,6 +191,7 @@ __all__ = [
     "GraphInputError",
     "GraphOutputError",
     "GraphTypeError",
+    "Interceptor",
     "LeaseLostError",
     "Loop",
     "LoopLimitExceeded",
@@ -201,6 +208,7 @@ __all__ = [
     "PlanResolutionError",
     "PluginInfo",
     "PluginWarning",
+    "Progress",
     "Race",
     "Ref",
     "RunCancelledError",
@@ -228,6 +236,7 @@ __all__ = [
     "WorkflowPlan",
     "extract_trace_context",
     "inject_trace_context",
+    "intercept",
     "is_cancelled",
     "log_context",
     "module",

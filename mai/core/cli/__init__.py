@@ -11,7 +11,8 @@
 
 Errors are one line on stderr with a non-zero exit code (1: the run or operation failed,
 2: usage); ``MAI_DEBUG=1`` shows the traceback. Only the result goes to stdout: progress,
-the trace and the library's log lines go to stderr.
+the trace and the library's log lines go to stderr. The durable runtime is imported by the
+commands that use it, not by ``mai --help``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ import trio
 from pydantic_core import to_json
 
 import mai
-from mai.core.durable import run_worker
-from mai.core.durable._runtime import _owner_dead, default_url
 
 from ._args import UsageError, bind_cli_args, load_target
 
@@ -139,14 +138,37 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="queue to serve (repeatable; default: default)",
     )
+    p.formatter_class = _WorkerHelp
+    p.add_argument("--concurrency", type=int, help="runs executed at once by this worker")
     p.add_argument(
-        "--concurrency",
-        type=int,
-        default=8,
-        help="runs executed at once by this worker (default 8)",
+        "--lease", type=float, metavar="SECONDS", help="seconds a claimed run's lease lasts"
     )
+    p.add_argument(
+        "--poll-interval", type=float, metavar="SECONDS", help="seconds between polls of the store"
+    )
+    p.add_argument("--max-attempts", type=int, help="attempts of a run before it is dead-lettered")
     p.add_argument("--name", help="worker name (default: host name)")
     return parser
+
+
+#: ``mai worker`` options that are :class:`mai.Worker` parameters of the same name.
+_WORKER_OPTIONS = ("concurrency", "lease", "poll_interval", "max_attempts")
+
+
+def _worker_defaults() -> dict[str, Any]:
+    """:class:`mai.Worker`'s own defaults: the one place they are written."""
+    params = inspect.signature(mai.Worker).parameters
+    return {name: params[name].default for name in _WORKER_OPTIONS}
+
+
+class _WorkerHelp(argparse.HelpFormatter):
+    """Shows mai.Worker's defaults in ``mai worker --help`` (the worker loads only then)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if action.dest in _WORKER_OPTIONS:
+            text = f"{text} (default {_worker_defaults()[action.dest]:g})"
+        return text
 
 
 def main_exit() -> None:
@@ -206,20 +228,15 @@ def _with_runtime(ns: argparse.Namespace, fn: Callable[[Runtime], Any]) -> Any:
 
 
 def _cmd_run(ns: argparse.Namespace) -> int:
-
     module = load_target(ns.target)
     args, kwargs = bind_cli_args(module, ns.args)
     run_id = ns.run_id or uuid.uuid4().hex[:12]
     out = sys.stderr
 
     async def go(rt: Runtime) -> Any:
-        def recorded(step_id: str) -> bool:
-            active = rt._active.get(run_id)
-            return active is not None and step_id in active.recorded
-
-        progress = Progress(recorded, out=out, live=out.isatty() and not ns.quiet)
+        progress = mai.Progress(out=out, live=out.isatty() and not ns.quiet)
         done = trio.Event()
-        with intercept(*([] if ns.quiet else [progress])):
+        with mai.intercept(*([] if ns.quiet else [progress])):
             handle = await rt.start(module, *args, run_id=run_id, deadline=ns.deadline, **kwargs)
         if not ns.quiet:
             print(f"run {run_id}: {module.name} on {rt.url}", file=out)
@@ -278,7 +295,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def _runs_list(ns: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> Any:
-        return rt.list_runs(status=ns.status, limit=ns.limit)
+        return [(r, _owner_gone(rt, r)) for r in rt.list_runs(status=ns.status, limit=ns.limit)]
 
     if ns.status:
         valid = [s.value.lower() for s in mai.RunStatus]
@@ -286,18 +303,25 @@ def _runs_list(ns: argparse.Namespace) -> int:
             raise UsageError(f"--status must be one of {', '.join(valid)}, got {ns.status!r}")
     runs = _with_runtime(ns, go)
     if ns.json:
-        print(_json([_run_dict(r) for r in runs]))
+        print(
+            _json(
+                [
+                    {**_run_dict(r), "owner_alive": None if gone is None else not gone}
+                    for r, gone in runs
+                ]
+            )
+        )
         return 0
     rows = [
         [
             r.run_id,
             r.workflow,
-            r.status.value,
+            f"{r.status.value} (owner gone)" if gone else r.status.value,
             _when(r.created_at),
             _when(r.updated_at),
             str(r.attempts),
         ]
-        for r in runs
+        for r, gone in runs
     ]
     print(
         _table(rows, ["RUN", "WORKFLOW", "STATUS", "CREATED (UTC)", "UPDATED (UTC)", "ATTEMPTS"])
@@ -423,11 +447,40 @@ def _runs_send(ns: argparse.Namespace) -> int:
         raise UsageError(f"PAYLOAD must be JSON, got {ns.payload!r} ({exc})") from None
 
     async def go(rt: Runtime) -> Any:
+        info = rt.get(ns.run_id)
+        if info.status.terminal:
+            return info, None
+        gone = _owner_gone(rt, info)
         await rt.send(ns.run_id, ns.topic, payload)
+        return info, gone
 
-    _with_runtime(ns, go)
-    print(f"sent {ns.topic!r} to run {ns.run_id}")
+    info, gone = _with_runtime(ns, go)
+    if gone is None:
+        return _fail(
+            f"run {ns.run_id} is not waiting for messages: it has finished "
+            f"({info.status.value.lower()}); nothing was sent"
+        )
+    note = (
+        f"; the owner is gone ({info.owner}), so the run receives it when it is resumed "
+        "(mai runs resume, or a worker)"
+        if gone
+        else ""
+    )
+    print(f"sent {ns.topic!r} to run {ns.run_id}{note}")
     return 0
+
+
+def _owner_gone(rt: Runtime, info: Any) -> bool | None:
+    """For a RUNNING run, whether its owner is certainly gone; ``None`` for other statuses.
+
+    Gone: its lease expired on the store's clock, or (same host) its process no longer exists.
+    """
+    if info.status != mai.RunStatus.RUNNING:
+        return None
+    from mai.core.durable._runtime import _owner_dead  # noqa: PLC0415 - durable loads on use
+
+    lease = info.record.lease_until
+    return (lease is not None and lease < rt.clock()) or _owner_dead(info.owner)
 
 
 # -- mai trace / plan / plugins / worker -------------------------------------------------------
@@ -484,6 +537,10 @@ def _cmd_plugins(ns: argparse.Namespace) -> int:
 
 
 def _cmd_worker(ns: argparse.Namespace) -> int:
+    from mai.core.durable import run_worker  # noqa: PLC0415 - the durable runtime loads on use
+    from mai.core.durable._runtime import default_url  # noqa: PLC0415
 
+    options = {k: v for k in _WORKER_OPTIONS if (v := getattr(ns, k)) is not None}
+    options = {**_worker_defaults(), **options}
     queues = ns.queues or ["default"]
-    return run_worker(ns.store or default_url(), ns.app, queues, ns.concurrency, ns.name)
+    return run_worker(ns.store or default_url(), ns.app, queues, name=ns.name, **options)

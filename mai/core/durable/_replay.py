@@ -52,6 +52,7 @@ class _DurableCalls:
         recorded = active.recorded.get(sid)
         if recorded is not None:
             self._check(recorded, sid, module.name, "call", input_text)
+            call.replayed = True
             return module.cast_output(_serde.loads(recorded.output, recorded.format))
         crash_point("before_body")
         started = time.time()
