@@ -133,9 +133,7 @@ def _private_uses(path: Path) -> list[str]:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mai"):
             if any(part.startswith("_") for part in node.module.split(".")):
                 found.append(f"line {node.lineno}: from {node.module} import ...")
-            found += [
-                f"line {node.lineno}: {a.name}" for a in node.names if a.name.startswith("_")
-            ]
+            found += [f"line {node.lineno}: {a.name}" for a in node.names if a.name.startswith("_")]
         elif isinstance(node, ast.Import):
             found += [
                 f"line {node.lineno}: import {a.name}"
