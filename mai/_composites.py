@@ -18,7 +18,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._casting import caster_for
+from ._casting import Payload, caster_for
+from ._config import FRAMEWORK_KEYS
 from ._context import Frame, current_frame
 from ._errors import CastError, ConfigError, LoopLimitExceeded, short_repr
 from ._module import Module, module
@@ -82,8 +83,6 @@ class Composite(Module[..., Any]):
     @property
     def payload(self) -> Any:
         """Input described by the first child, output by :attr:`output_type`."""
-        from ._casting import Payload  # noqa: PLC0415
-
         p = self._payload
         if p is None:
             child = getattr(self, "_input_child", None)
@@ -191,8 +190,6 @@ class Parallel(Composite):
         **named: Any,
     ) -> None:
         """Compose branches given positionally or by keyword (not both)."""
-        from ._config import FRAMEWORK_KEYS  # noqa: PLC0415
-
         config = {k: named.pop(k) for k in list(named) if k in FRAMEWORK_KEYS}
         if branches and named:
             raise ConfigError("Parallel takes branches positionally or by keyword, not both")
@@ -272,8 +269,6 @@ class Map(Composite):
     @property
     def payload(self) -> Any:
         """The input is a list of the mapped module's input; the output a list of its output."""
-        from ._casting import Payload  # noqa: PLC0415
-
         p = self._payload
         if p is None:
             params = list(self.fn.payload.parameters.values())

@@ -20,6 +20,9 @@ import threading
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+import anyio
+import trio
+
 from ._backend import Backend, current_backend
 from ._casting import Payload
 from ._config import FRAMEWORK_KEYS, Backoff, Config, RetryOn
@@ -467,8 +470,6 @@ class Module(Generic[P, R]):
 
     def _semaphore(self, backend: Backend) -> Any:
         """The per-event-loop semaphore that enforces ``max_concurrency``."""
-        import anyio  # noqa: PLC0415 - only modules with max_concurrency need it
-
         key = _loop_key(backend)
         cached = self._limiter
         if cached is None or cached[0] is not key:
@@ -495,8 +496,6 @@ _log = library_logger
 
 def _loop_key(backend: Backend) -> object:
     if backend.name == "trio":
-        import trio  # noqa: PLC0415
-
         return trio.lowlevel.current_trio_token()
     import asyncio  # noqa: PLC0415
 

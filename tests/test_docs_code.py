@@ -74,7 +74,7 @@ def test_pages_have_inline_samples():
 def test_no_page_hides_its_code_in_an_include(page):
     """No code sample is a literalinclude (it would show nothing on a forge)."""
     text = page.read_text()
-    includes = re.findall(r"^\s*\.\. literalinclude:: (\S+)", text, re.M)
+    includes = re.findall(r"^\s*\.\. literalinclude:: (\S+)", text, re.MULTILINE)
     assert [p for p in includes if not p.endswith("CHANGELOG.md")] == []
 
 

@@ -6,11 +6,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import TypeAdapter
+
 from mai._errors import DeadlineExceeded
 
 if TYPE_CHECKING:
-    from pydantic import TypeAdapter
-
     from mai._backend import Backend
 
 #: How a module call ended.
@@ -87,8 +87,6 @@ def size_of(value: Any) -> tuple[int, bool]:
         return 4, True
     adapter = _json
     if adapter is None:
-        from pydantic import TypeAdapter  # noqa: PLC0415 - only tracing needs it
-
         adapter = _json = TypeAdapter(Any)
     try:
         return len(adapter.dump_json(value)), True
