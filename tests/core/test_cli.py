@@ -133,22 +133,25 @@ def test_plan_and_plugins(app: Path) -> None:
     assert plugins.returncode == 0
 
 
-def test_help_everywhere(app: Path) -> None:
+HELP_COMMANDS = [
+    [],
+    ["run"],
+    ["runs"],
+    ["runs", "list"],
+    ["runs", "send"],
+    ["trace"],
+    ["plan"],
+    ["plugins"],
+    ["worker"],
+]
+
+
+@pytest.mark.parametrize("args", HELP_COMMANDS, ids=lambda a: " ".join(a) or "mai")
+def test_help_everywhere(app: Path, args: list[str]) -> None:
     """Every command answers --help."""
-    for args in (
-        [],
-        ["run"],
-        ["runs"],
-        ["runs", "list"],
-        ["runs", "send"],
-        ["trace"],
-        ["plan"],
-        ["plugins"],
-        ["worker"],
-    ):
-        done = mai_cli(app, *args, "--help")
-        assert done.returncode == 0, args
-        assert "usage: mai" in done.stdout
+    done = mai_cli(app, *args, "--help")
+    assert done.returncode == 0, args
+    assert "usage: mai" in done.stdout
 
 
 def test_send_and_cancel(app: Path) -> None:
