@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from .core.durable import StoreCorruptError as StoreCorruptError
     from .core.durable import StoreError as StoreError
     from .core.durable import StoreFullError as StoreFullError
+    from .core.durable import StorePermissionWarning as StorePermissionWarning
     from .core.durable import StoreReadOnlyError as StoreReadOnlyError
     from .core.durable import StoreSchemaError as StoreSchemaError
     from .core.durable import StoreUnavailableError as StoreUnavailableError
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     from .core.durable import Worker as Worker
     from .core.durable import now as now
     from .core.durable import random as random
+    from .core.durable import redact_url as redact_url
     from .core.durable import sleep as sleep
     from .core.durable import wait_for as wait_for
     from .core.graph import Graph as Graph
@@ -129,6 +131,7 @@ _LAZY: dict[str, str] = {
     "StoreCorruptError": "mai.core.durable",
     "StoreError": "mai.core.durable",
     "StoreFullError": "mai.core.durable",
+    "StorePermissionWarning": "mai.core.durable",
     "StoreReadOnlyError": "mai.core.durable",
     "StoreSchemaError": "mai.core.durable",
     "StoreUnavailableError": "mai.core.durable",
@@ -136,6 +139,7 @@ _LAZY: dict[str, str] = {
     "Worker": "mai.core.durable",
     "now": "mai.core.durable",
     "random": "mai.core.durable",
+    "redact_url": "mai.core.durable",
     "sleep": "mai.core.durable",
     "wait_for": "mai.core.durable",
     "Graph": "mai.core.graph",
@@ -227,6 +231,7 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
+    "StorePermissionWarning",
     "StoreReadOnlyError",
     "StoreSchemaError",
     "StoreUnavailableError",
@@ -244,6 +249,7 @@ __all__ = [
     "plan",
     "plugins",
     "random",
+    "redact_url",
     "register_caster",
     "register_store",
     "register_tracer",

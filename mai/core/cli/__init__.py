@@ -12,7 +12,9 @@
 Errors are one line on stderr with a non-zero exit code (1: the run or operation failed,
 2: usage); ``MAI_DEBUG=1`` shows the traceback. Only the result goes to stdout: progress,
 the trace and the library's log lines go to stderr. The durable runtime is imported by the
-commands that use it, not by ``mai --help``.
+commands that use it, not by ``mai --help``. Nothing printed carries the store URL's password
+(``mai.redact_url``); keep the password out of the command line with ``MAI_STORE``,
+``PGPASSWORD`` or a ``~/.pgpass`` file.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
         "--store",
         metavar="URL",
         default=None,
-        help="store URL (default: $MAI_STORE or sqlite:///.mai/mai.db)",
+        help="store URL (default: $MAI_STORE or sqlite:///.mai/mai.db); "
+        "prefer MAI_STORE or PGPASSWORD for a password, which ps would show here",
     )
 
 
@@ -176,7 +179,11 @@ def main_exit() -> None:
     sys.exit(main())
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> int:
+def _fail(message: str, code: int = EXIT_FAILED, *, store: str = "") -> int:
+    if store:
+        from mai.core.durable._urls import redact_text  # noqa: PLC0415
+
+        message = redact_text(message, store)
     print(f"mai: error: {message}", file=sys.stderr)
     return code
 
@@ -193,10 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins": _cmd_plugins,
         "worker": _cmd_worker,
     }
+    # a third-party store may quote its URL in an error: no message shows the password
+    store = getattr(ns, "store", None) or os.environ.get("MAI_STORE") or ""
     try:
         return handlers[ns.command](ns)
     except UsageError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return _fail(str(exc), EXIT_USAGE, store=store)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as exc:  # one clear line, not a traceback
@@ -205,8 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
             exc = exc.exceptions[0]  # type: ignore[assignment]
         if isinstance(exc, UsageError):
-            return _fail(str(exc), EXIT_USAGE)
-        return _fail(f"{type(exc).__name__}: {exc}")
+            return _fail(str(exc), EXIT_USAGE, store=store)
+        return _fail(f"{type(exc).__name__}: {exc}", store=store)
 
 
 def _json(value: Any) -> str:
@@ -228,6 +237,8 @@ def _with_runtime(ns: argparse.Namespace, fn: Callable[[Runtime], Any]) -> Any:
 
 
 def _cmd_run(ns: argparse.Namespace) -> int:
+    from mai.core.durable import redact_url  # noqa: PLC0415 - the durable runtime loads on use
+
     module = load_target(ns.target)
     args, kwargs = bind_cli_args(module, ns.args)
     run_id = ns.run_id or uuid.uuid4().hex[:12]
@@ -239,7 +250,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         with mai.intercept(*([] if ns.quiet else [progress])):
             handle = await rt.start(module, *args, run_id=run_id, deadline=ns.deadline, **kwargs)
         if not ns.quiet:
-            print(f"run {run_id}: {module.name} on {rt.url}", file=out)
+            print(f"run {run_id}: {module.name} on {redact_url(rt.url)}", file=out)
         try:
             async with trio.open_nursery() as nursery:
                 if not ns.quiet:

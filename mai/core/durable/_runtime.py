@@ -44,6 +44,7 @@ from ._executor import StoreExecutor
 from ._info import RunHandle, RunInfo, RunList, StepInfo, _decode_error, _step_sort_key
 from ._replay import _DurableCalls
 from ._store import RunRecord, RunStatus, StepRecord, Store
+from ._urls import redact_url
 from ._versioning import check_resumable, plan_for
 
 if TYPE_CHECKING:
@@ -80,8 +81,9 @@ def open_store(url: str) -> Store:
     factory = _plugin_store(scheme)
     if factory is None:
         raise StoreError(
-            f"no durable store for {url!r}: scheme {scheme!r} is not built in (sqlite, memory) "
-            "and no installed plugin registers it in the 'mai.stores' entry-point group"
+            f"no durable store for {redact_url(url)!r}: scheme {redact_url(scheme)!r} is not "
+            "built in (sqlite, memory) and no installed plugin registers it in the 'mai.stores' "
+            "entry-point group"
             + (
                 " (for PostgreSQL: pip install 'pymai[postgres]')"
                 if scheme.startswith("postgres")
