@@ -4,7 +4,8 @@ The public surface is exactly what this module re-exports; everything else is pr
 
 The kernel (modules, context, casting, composites, errors) is imported eagerly. The heavier
 machinery under :mod:`mai.core` (durable runtime, graph and plans, tracing handles, ...) is
-imported on first use of one of its names, as anyio loads its backends: ``import mai`` costs
+imported on first use of one of its names (the agent layer, :mod:`mai.agents`, too), as anyio
+loads its backends: ``import mai`` costs
 about what the kernel's own dependencies cost. The re-exports are written out below for type
 checkers (``TYPE_CHECKING``) and in ``_LAZY`` for the interpreter; ``tests/test_exports.py``
 checks that the two lists agree and that every lazy name resolves.
@@ -37,6 +38,7 @@ from ._errors import DeadlineExceeded as DeadlineExceeded
 from ._errors import EventLoopRunningError as EventLoopRunningError
 from ._errors import LoopLimitExceeded as LoopLimitExceeded
 from ._errors import MaiError as MaiError
+from ._errors import ModelRetry as ModelRetry
 from ._module import Module as Module
 from ._module import module as module
 from ._run import run as run
@@ -52,6 +54,12 @@ from .core import plugins as _plugins
 from .core.tracing import _otel
 
 if TYPE_CHECKING:
+    from .agents import Agent as Agent
+    from .agents import AgentRunResult as AgentRunResult
+    from .agents import ModelSettings as ModelSettings
+    from .agents import Tool as Tool
+    from .agents import UsageLimits as UsageLimits
+    from .agents import tool as tool
     from .core.durable import DurableError as DurableError
     from .core.durable import LeaseLostError as LeaseLostError
     from .core.durable import NonDeterminismError as NonDeterminismError
@@ -113,6 +121,12 @@ if TYPE_CHECKING:
 
 #: Public name -> the module that defines it, for the names loaded on first use.
 _LAZY: dict[str, str] = {
+    "Agent": "mai.agents",
+    "AgentRunResult": "mai.agents",
+    "ModelSettings": "mai.agents",
+    "Tool": "mai.agents",
+    "UsageLimits": "mai.agents",
+    "tool": "mai.agents",
     "DurableError": "mai.core.durable",
     "LeaseLostError": "mai.core.durable",
     "NonDeterminismError": "mai.core.durable",
@@ -176,6 +190,8 @@ _LAZY: dict[str, str] = {
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
+    "AgentRunResult",
     "ArgumentError",
     "Backoff",
     "BlockingDelay",
@@ -201,6 +217,8 @@ __all__ = [
     "LoopLimitExceeded",
     "MaiError",
     "Map",
+    "ModelRetry",
+    "ModelSettings",
     "Module",
     "NonBlockingDelay",
     "NonDeterminismError",
@@ -235,7 +253,9 @@ __all__ = [
     "StoreReadOnlyError",
     "StoreSchemaError",
     "StoreUnavailableError",
+    "Tool",
     "TraceHandle",
+    "UsageLimits",
     "WaitTimeoutError",
     "Worker",
     "WorkflowPlan",
@@ -256,6 +276,7 @@ __all__ = [
     "run",
     "sleep",
     "store_factory",
+    "tool",
     "trace",
     "unregister_caster",
     "unregister_store",
@@ -271,6 +292,8 @@ def __getattr__(name: str) -> _Any:
     """Import a lazily exported name on first use and cache it in the module's namespace."""
     target = _LAZY.get(name)
     if target is None:
+        if name == "agents":  # the public subpackage, loaded on first use like its names
+            return _importlib.import_module("mai.agents")
         raise AttributeError(f"module 'mai' has no attribute {name!r}")
     value = getattr(_importlib.import_module(target), name)
     globals()[name] = value

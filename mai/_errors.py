@@ -39,6 +39,10 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
         ├── StoreBusyError(StoreError)            still locked after the retry policy
         └── StoreUnavailableError(StoreError)     the database server cannot be reached
 
+The agent layer adds its errors (``mai.agents``; drawn in ``mai/core/agents/_errors.py``) and
+:class:`ModelRetry`, which a tool or an output validator raises to send the model a retry
+prompt instead of failing.
+
 Cancellation is never wrapped or replaced: the backend's own cancellation exception
 (``trio.Cancelled``, ``asyncio.CancelledError``) always propagates unchanged.
 
@@ -212,3 +216,16 @@ class LoopLimitExceeded(MaiError, RuntimeError):
 
 class EventLoopRunningError(MaiError, RuntimeError):
     """:func:`mai.run` was called where an event loop already runs; ``await`` the module there."""
+
+
+class ModelRetry(MaiError):
+    """Raised by an agent's tool or output validator to send the model a retry prompt.
+
+    The message goes back to the model (as a retry prompt for the tool call, or for the output)
+    instead of failing the run; a module's own ``retries`` never re-run a body on it. See
+    ``docs/agents.rst`` for the two retry budgets.
+    """
+
+    def __init__(self, message: str) -> None:
+        """Ask the model to try again, telling it ``message``."""
+        super().__init__(message)

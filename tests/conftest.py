@@ -15,6 +15,7 @@ from typing import Any, Self
 
 import anyio
 import pytest
+import structlog
 import trio.testing
 from hypothesis import settings
 
@@ -58,6 +59,23 @@ class Meter:
 def meter() -> Meter:
     """A fresh concurrency meter."""
     return Meter()
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config():
+    """Restore structlog's configuration after every test.
+
+    ``structlog.testing.capture_logs`` leaves structlog marked as configured, which turns on
+    pymai's automatic log binding (an interceptor) for every later run in the same process.
+    """
+    config = structlog.get_config()
+    saved = {**config, "processors": list(config["processors"])}
+    was_configured = structlog.is_configured()
+    yield
+    if was_configured:
+        structlog.configure(**saved)
+    else:
+        structlog.reset_defaults()
 
 
 class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]

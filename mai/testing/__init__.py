@@ -8,9 +8,17 @@ Nothing here is imported by ``import mai``; import ``mai.testing`` in tests.
 * :func:`run_virtual`, :func:`stopwatch`, :func:`assert_elapsed` and :func:`expect_deadline`
   make deadline and retry tests exact on Trio's virtual clock (pytest-trio's
   ``autojump_clock`` fixture, or :func:`run_virtual` outside pytest).
+* :class:`ScriptedModel` answers agents from a script (canned replies or a function), records
+  the requests it received and streams in chunks; :func:`tool_call` writes a tool call in a
+  script; :func:`block_model_requests` makes any real model request fail inside a block.
 * :class:`StoreConformance` / :func:`check_store`: the suite every durable store must pass
   (the memory and SQLite stores do; a store plugin runs it against itself).
 """
+
+from mai.core.agents._scripted import ScriptedModel as ScriptedModel
+from mai.core.agents._scripted import ScriptedRequest as ScriptedRequest
+from mai.core.agents._scripted import block_model_requests as block_model_requests
+from mai.core.agents._scripted import tool_call as tool_call
 
 from ._stores import StoreConformance as StoreConformance
 from ._stores import check_store as check_store
@@ -28,14 +36,18 @@ from ._tracing import stopwatch as stopwatch
 __all__ = [
     "RecordedCall",
     "RecordingTracer",
+    "ScriptedModel",
+    "ScriptedRequest",
     "SpanCapture",
     "Stopwatch",
     "StoreConformance",
     "assert_elapsed",
+    "block_model_requests",
     "capture_otel_spans",
     "capture_spans",
     "check_store",
     "expect_deadline",
     "run_virtual",
     "stopwatch",
+    "tool_call",
 ]

@@ -53,6 +53,10 @@ class _DurableCalls:
         if recorded is not None:
             self._check(recorded, sid, module.name, "call", input_text)
             call.replayed = True
+            span = frame.span
+            if span is not None and hasattr(span, "set_attribute"):
+                # a replayed step did no work now: marked, and no usage (tokens) on its span
+                span.set_attribute("mai.replayed", True)
             return module.cast_output(_serde.loads(recorded.output, recorded.format))
         crash_point("before_body")
         started = time.time()

@@ -94,6 +94,23 @@ def _composite_sizes(node: dict[str, Any], kids: list[dict[str, Any]]) -> tuple[
     return kids[0]["input_bytes"], kids[-1]["output_bytes"]
 
 
+def _usage_attributes(output: str) -> dict[str, Any] | None:
+    """Tokens of a recorded model response (an agent's model request step), else ``None``."""
+    if '"kind":"response"' not in output:  # cheap test before decoding every step's output
+        return None
+    try:
+        value = json.loads(output)
+    except ValueError:
+        return None
+    usage = value.get("usage") if isinstance(value, dict) else None
+    if value.get("kind") != "response" or not isinstance(usage, dict):
+        return None
+    return {
+        "gen_ai.usage.input_tokens": int(usage.get("input_tokens", 0)),
+        "gen_ai.usage.output_tokens": int(usage.get("output_tokens", 0)),
+    }
+
+
 def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
     """Rebuild a :class:`~mai.TraceHandle` of a durable run from its records.
 
@@ -119,6 +136,7 @@ def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
             "output_bytes": len(s.output.encode()),
             "sizes_exact": s.input is not None,
             "retries": max(s.attempts - 1, 0),
+            "attributes": _usage_attributes(s.output),
         }
     composites: set[str] = set()
     for sid in rows:
@@ -171,6 +189,7 @@ def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
                 sizes_exact=row["sizes_exact"],
                 retries=row["retries"],
                 deadline=run.deadline,
+                attributes=row.get("attributes"),
             )
         )
     return TraceHandle(spans, run_id=run.run_id)
