@@ -42,7 +42,7 @@ async def test_ten_thousand_branches_hit_the_deadline_cleanly(tmp_path: Path) ->
     async with mai.Runtime(url) as rt:
         started = time.time()
         handle = await rt.start(numbers >> guarded, 10_000, run_id="storm")
-        with trio.fail_after(30), pytest.raises(mai.DeadlineExceeded) as info:
+        with trio.fail_after(120), pytest.raises(mai.DeadlineExceeded) as info:  # a hang guard
             await handle.result()
         failed_at = time.time()
         assert info.value.module_name == "guarded"
