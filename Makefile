@@ -24,7 +24,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml plugins/mai-postgres/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e ".[test,docs]"
+	$(BIN)/python -m pip install -e ".[test,docs,mcp]"
 	$(BIN)/python -m pip install -e plugins/mai-postgres
 	touch $(STAMP)
 
@@ -53,10 +53,10 @@ bench: venv
 		$(BIN)/python "$$script"; \
 	done
 
-# The long PostgreSQL fault-injection runs (SIGKILL chaos for 60 s, ...); needs the server
-# binaries (apt-get install postgresql).
+# The long fault-injection runs: PostgreSQL SIGKILL chaos for 60 s, ... (needs the server
+# binaries: apt-get install postgresql) and the long random-program run on SQLite.
 chaos: venv
-	$(BIN)/python -m pytest tests/postgres -m chaos -v $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/postgres tests/durable/randprog -m chaos -v $(PYTEST_ARGS)
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html

@@ -102,6 +102,15 @@ if TYPE_CHECKING:
     from .core.graph import WorkflowPlan as WorkflowPlan
     from .core.graph import plan as plan
     from .core.logging import log_context as log_context
+    from .core.mcp import MCPConnectionError as MCPConnectionError
+    from .core.mcp import MCPServerError as MCPServerError
+    from .core.mcp import MCPSession as MCPSession
+    from .core.mcp import MCPTool as MCPTool
+    from .core.mcp import MCPToolChangedError as MCPToolChangedError
+    from .core.mcp import MCPToolError as MCPToolError
+    from .core.mcp import MCPToolset as MCPToolset
+    from .core.mcp import mcp_http_app as mcp_http_app
+    from .core.mcp import serve_mcp as serve_mcp
     from .core.plugins import PluginInfo as PluginInfo
     from .core.plugins import PluginWarning as PluginWarning
     from .core.plugins import plugins as plugins
@@ -169,6 +178,15 @@ _LAZY: dict[str, str] = {
     "WorkflowPlan": "mai.core.graph",
     "plan": "mai.core.graph",
     "log_context": "mai.core.logging",
+    "MCPConnectionError": "mai.core.mcp",
+    "MCPServerError": "mai.core.mcp",
+    "MCPSession": "mai.core.mcp",
+    "MCPTool": "mai.core.mcp",
+    "MCPToolChangedError": "mai.core.mcp",
+    "MCPToolError": "mai.core.mcp",
+    "MCPToolset": "mai.core.mcp",
+    "mcp_http_app": "mai.core.mcp",
+    "serve_mcp": "mai.core.mcp",
     "PluginInfo": "mai.core.plugins",
     "PluginWarning": "mai.core.plugins",
     "plugins": "mai.core.plugins",
@@ -215,6 +233,13 @@ __all__ = [
     "LeaseLostError",
     "Loop",
     "LoopLimitExceeded",
+    "MCPConnectionError",
+    "MCPServerError",
+    "MCPSession",
+    "MCPTool",
+    "MCPToolChangedError",
+    "MCPToolError",
+    "MCPToolset",
     "MaiError",
     "Map",
     "ModelRetry",
@@ -264,6 +289,7 @@ __all__ = [
     "intercept",
     "is_cancelled",
     "log_context",
+    "mcp_http_app",
     "module",
     "now",
     "plan",
@@ -274,6 +300,7 @@ __all__ = [
     "register_store",
     "register_tracer",
     "run",
+    "serve_mcp",
     "sleep",
     "store_factory",
     "tool",

@@ -11,6 +11,12 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
     ├── LoopLimitExceeded(MaiError, RuntimeError) a Loop ran out of iterations
     ├── EventLoopRunningError(MaiError, RuntimeError) mai.run() inside a running event loop
     │
+    │   MCP (mai/core/mcp/_errors.py)
+    ├── MCPToolError(ModelRetry, RuntimeError)    an MCP server's tool reported an error
+    ├── MCPServerError(MaiError, RuntimeError)    an MCP server failed a request
+    ├── MCPConnectionError(MaiError, ConnectionError) unreachable, or died during a call
+    ├── MCPToolChangedError(MaiError, LookupError) a tool a durable run recorded changed
+    │
     │   graphs and plans (mai/core/graph/_errors.py)
     ├── GraphError(MaiError, ValueError)          a graph or a plan is not valid
     │   ├── GraphInputError(GraphError)           unknown or missing inputs

@@ -232,13 +232,17 @@ class Tool:
         """The :class:`ToolDefinition` sent to the model (built once)."""
         d = self._definition
         if d is None:
-            schema = parameters_schema(self._args_model)
+            payload = self.module.payload
+            declared = payload.declared_schema  # the module brings its own schemas (MCP tools)
+            schema = payload.input_schema() if declared else parameters_schema(self._args_model)
             if self.strict:
                 schema = strict_schema(schema)
             out_type = self.module.output_type
             out = None
-            if out_type is not Any and out_type is not None and out_type is not type(None):
-                out = self.module.payload.output_schema() or None
+            if declared or (
+                out_type is not Any and out_type is not None and out_type is not type(None)
+            ):
+                out = payload.output_schema() or None
             d = self._definition = ToolDefinition(
                 self.name, self.description, schema, self.strict, out
             )
