@@ -49,6 +49,9 @@ def _as_module(obj: Any, role: str) -> Module[..., Any]:
 class Composite(Module[..., Any]):
     """Base of the modules that compose others; its input passes through to its children."""
 
+    #: Composites orchestrate other modules; leaves (``composite = False``) run opaque code.
+    composite = True
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Composites never cast their own input: each child casts what it receives."""
         super().__init_subclass__(**kwargs)

@@ -77,6 +77,8 @@ class Module(Generic[P, R]):
     _limiter: tuple[object, Any] | None = None
     _payload: Payload | None = None
     __signature__ = _BodySignature()
+    #: ``True`` for composites (they orchestrate other modules), ``False`` for leaves.
+    composite: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Inspect ``forward`` once per subclass."""
@@ -382,18 +384,24 @@ class Module(Generic[P, R]):
 
         return await link(0)()
 
-    async def _execute(self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Enforce the deadline (if this call owns it), then run the attempts."""
+    async def _execute(
+        self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any], body: Any = None
+    ) -> Any:
+        """Enforce the deadline (if this call owns it), then run the attempts.
+
+        ``body`` (``await body(args, kwargs)``) replaces the module's own body for each attempt:
+        that is :meth:`Call.execute <mai._seam.Call.execute>`, for executors that run it elsewhere.
+        """
         if frame.enforced or frame.deadline == _INF:
             frame.enforced = True
-            return await self._attempts(frame, args, kwargs)
+            return await self._attempts(frame, args, kwargs, body)
         backend = frame.run.backend  # type: ignore[union-attr]
         if frame.deadline <= backend.current_time():  # already past: never start the body
             raise _deadline_error(frame, ())
         result: Any = None
         with backend.scope(deadline=frame.deadline) as scope:
             frame.enforced = True
-            result = await self._attempts(frame, args, kwargs)
+            result = await self._attempts(frame, args, kwargs, body)
         if scope.cancelled_caught:
             err = _deadline_error(frame, _still_running(frame))
             _log().info(
@@ -402,12 +410,15 @@ class Module(Generic[P, R]):
             raise err
         return result
 
-    async def _attempts(self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def _attempts(
+        self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any], body: Any = None
+    ) -> Any:
         """Run the body, retrying per the configuration, under the concurrency limit."""
         cfg = self._cfg
         backend = frame.run.backend  # type: ignore[union-attr]
         limiter = self._semaphore(backend) if cfg.max_concurrency is not None else None
         fn = self._fn or self.forward
+        run = self._body if body is None else (lambda _b, _f, a, k: body(a, k))
         spec = self._spec
         attempt = 0
         while True:
@@ -420,9 +431,9 @@ class Module(Generic[P, R]):
             try:
                 if limiter is not None:
                     async with limiter:
-                        result = await self._body(backend, fn, args, kwargs)
+                        result = await run(backend, fn, args, kwargs)
                 else:
-                    result = await self._body(backend, fn, args, kwargs)
+                    result = await run(backend, fn, args, kwargs)
                 return spec.cast_return(cfg.name, result, frame.step_id)
             except Exception as exc:
                 if attempt >= cfg.retries or not cfg.retryable(exc):

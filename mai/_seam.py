@@ -3,8 +3,18 @@
 An *interceptor* wraps module calls. The kernel hands it a :class:`Call` and a ``proceed``
 function; the interceptor may look at the call, run code before and after ``await proceed()``,
 or return a value without calling ``proceed`` at all (that is how a durable run replays a
-recorded step). Interceptors are installed for the duration of a run with :func:`intercept`
-(run-scoped, in a ``ContextVar``) or process-wide with :func:`add_interceptor` (for plugins).
+recorded step).
+
+Where a call's own configuration applies: ``proceed()`` enforces the call's deadline (its
+``timeout``, when tighter than the inherited deadline), runs the attempts with ``retries`` and
+``backoff`` under ``retry_on``, and holds the ``max_concurrency`` limit around each attempt.
+:meth:`Call.execute` does exactly the same around a replacement body (a remote executor runs each
+attempt elsewhere that way). An interceptor that calls neither takes all of them over: the kernel
+then applies none of the call's own timeout, retries or concurrency limit; only deadlines
+inherited from enclosing calls still cancel it. :attr:`Call.config` tells it what they are.
+
+Interceptors are installed for the duration of a run with :func:`intercept` (run-scoped, in a
+``ContextVar``) or process-wide with :func:`add_interceptor` (for plugins).
 
 The kernel imports nothing above this module: the tracer and the durable runtime plug in here.
 """
@@ -18,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
+    from ._config import Config
     from ._context import Frame
     from ._module import Module
 
@@ -60,6 +71,38 @@ class Call:
     def name(self) -> str:
         """The called module's name."""
         return self.module.name
+
+    @property
+    def config(self) -> Config:
+        """The called module's configuration: ``timeout``, ``retries``, ``backoff``, ..."""
+        return self.module.config
+
+    @property
+    def leaf(self) -> bool:
+        """Whether the module is a leaf (its body is opaque code), not a composite of modules."""
+        return not getattr(self.module, "composite", False)
+
+    @property
+    def run_id(self) -> str | None:
+        """The id of the run the call belongs to (set by a durable runtime or executor)."""
+        run = self.frame.run
+        return run.run_id if run is not None else None
+
+    @property
+    def deadline(self) -> float:
+        """The call's deadline on the running loop's clock (``inf`` when nothing bounds it)."""
+        return self.frame.deadline
+
+    async def execute(
+        self, body: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+    ) -> Any:
+        """Run the call under its deadline, retries and concurrency limit, with ``body``.
+
+        ``await body(args, kwargs)`` stands in for the module's own body on every attempt; its
+        result is cast to the module's return type. Inside ``body``, ``Context.get()`` reports
+        the attempt's ``retry_count``. Use it instead of ``proceed`` to run attempts elsewhere.
+        """
+        return await self.module._execute(self.frame, self.args, self.kwargs, body)
 
     @property
     def parent_step_id(self) -> str | None:

@@ -7,6 +7,10 @@ Everything agent-related is public here; the most used names (:class:`mai.Agent`
 
 from mai._errors import ModelRetry as ModelRetry
 from mai.core.agents._agent import Agent as Agent
+from mai.core.agents._approval import Approval as Approval
+from mai.core.agents._approval import ApprovalRequest as ApprovalRequest
+from mai.core.agents._approval import ApprovalRequiredError as ApprovalRequiredError
+from mai.core.agents._approval import approval_topic as approval_topic
 from mai.core.agents._errors import AgentError as AgentError
 from mai.core.agents._errors import HistoryError as HistoryError
 from mai.core.agents._errors import ModelAPIError as ModelAPIError
@@ -49,6 +53,7 @@ from mai.core.agents._stream import FinalOutput as FinalOutput
 from mai.core.agents._stream import OutputDelta as OutputDelta
 from mai.core.agents._stream import ToolCallFinished as ToolCallFinished
 from mai.core.agents._stream import ToolCallStarted as ToolCallStarted
+from mai.core.agents._stream import TurnReplayed as TurnReplayed
 from mai.core.agents._tools import Dep as Dep
 from mai.core.agents._tools import Tool as Tool
 from mai.core.agents._tools import ToolDefinition as ToolDefinition
@@ -64,6 +69,9 @@ __all__ = [
     "AgentEvent",
     "AgentRunResult",
     "AgentStream",
+    "Approval",
+    "ApprovalRequest",
+    "ApprovalRequiredError",
     "Dep",
     "FinalOutput",
     "HistoryError",
@@ -98,10 +106,12 @@ __all__ = [
     "ToolDefinition",
     "ToolRetriesExceeded",
     "ToolReturn",
+    "TurnReplayed",
     "Usage",
     "UsageLimitExceeded",
     "UsageLimits",
     "UserPrompt",
+    "approval_topic",
     "dump_messages",
     "load_messages",
     "messages_adapter",

@@ -57,10 +57,12 @@ async def test_resume_replays_recorded_turns_without_asking_the_model() -> None:
         ("1.3", "model_request"),
     ]
     first_input = steps[0].input
-    assert first_input["args"][0] == 1  # the turn number
+    assert first_input["args"][0].startswith("contract ")  # the agent's contract digest
+    assert first_input["args"][1] == 1  # the turn number
     second_input = steps[2].input
-    assert second_input["args"][0] == 2
-    assert [p["kind"] for p in second_input["args"][1]["parts"]] == ["tool-return"]
+    assert second_input["args"][0] == first_input["args"][0]
+    assert second_input["args"][1] == 2
+    assert [p["kind"] for p in second_input["args"][2]["parts"]] == ["tool-return"]
     tokens = [s.tokens for s in trace.find("model_request")]
     assert tokens == [(1, 2), (4, 1)]  # what `mai trace` shows per model step
     assert "tokens=1→2" in trace.render()

@@ -21,6 +21,14 @@ from mai._errors import ConfigError, ModelRetry
 from mai.core.tracing._otel import span_hint
 
 from . import _genai as genai
+from ._approval import (
+    ApprovalRequest,
+    ApprovalStep,
+    approval_topic,
+    decide,
+    denial_text,
+    needs_approval,
+)
 from ._errors import OutputRetriesExceeded, ToolArgumentsError, ToolRetriesExceeded
 from ._limits import UsageLimits
 from ._messages import (
@@ -46,7 +54,7 @@ from ._run import (
     current_run,
     invocation,
 )
-from ._stream import AgentEvent, AgentStream, FinalOutput, ToolCallFinished
+from ._stream import AgentEvent, AgentStream, FinalOutput, ToolCallFinished, TurnReplayed
 from ._stream import ToolCallStarted as _Started
 from ._tools import Tool, as_tool
 
@@ -88,6 +96,9 @@ class Agent(Composite, Generic[OutputT]):
         usage_limits: Default limits of a run.
         name: The module's name (step ids, traces, ``gen_ai.agent.name``).
         description: What the agent does, when it is a tool of another agent.
+        approver: Decides tool calls that need approval outside a durable run: a function
+            (sync or async) of an :class:`~mai.agents.ApprovalRequest` returning a decision
+            (see :ref:`agents-approval`); a call's ``approver=`` wins.
         **config: Framework keys (``timeout``, ``retries``, ...).
 
     Raises:
@@ -109,6 +120,7 @@ class Agent(Composite, Generic[OutputT]):
         usage_limits: UsageLimits | None = None,
         name: str = "agent",
         description: str | None = None,
+        approver: Callable[[ApprovalRequest], Any] | None = None,
         **config: Any,
     ) -> None:
         """Configure the agent (nothing is contacted until the first run)."""
@@ -119,6 +131,7 @@ class Agent(Composite, Generic[OutputT]):
             resolve_model(self._model)
         self.instructions = instructions
         self.description = description
+        self.approver = approver
         self._output = OutputSpec(output_type, output_mode, output_validators)
         self.output_retries = output_retries
         self.tool_retries = tool_retries
@@ -137,6 +150,10 @@ class Agent(Composite, Generic[OutputT]):
         self._definitions = tuple(t.definition for t in self._tools.values())
         self._params = self._output.parameters(self._definitions)
         self._step_module = ModelStep(name="model_request")
+        self._digest: str | None = None
+        self._approval_step: ApprovalStep | None = None
+        if any(t.requires_approval is not False for t in self._tools.values()):
+            self._approval_step = ApprovalStep(name="approval_request")
 
     # -- module surface ------------------------------------------------------------------------
 
@@ -165,8 +182,50 @@ class Agent(Composite, Generic[OutputT]):
         return p
 
     def children(self) -> tuple[Module[..., Any], ...]:
-        """The model-request module and the tools' modules."""
-        return (self._step_module, *(t.module for t in self._tools.values()))
+        """The model-request module, the tools' modules (and the approval-request module)."""
+        tools = tuple(t.module for t in self._tools.values())
+        extra = () if self._approval_step is None else (self._approval_step,)
+        return (self._step_module, *tools, *extra)
+
+    def plan_contract(self) -> dict[str, Any]:
+        """What the recorded turns of a durable run depend on (part of the workflow plan).
+
+        The instructions (as a digest), the default model settings, every tool's definition
+        (name, description, parameters, output schema, whether it needs approval) and the
+        output's specification. Changing any of them between a crash and the resume makes the
+        plan incompatible: the resume is refused before any model request, naming this step.
+        The model's credentials are not part of it.
+        """
+        import dataclasses  # noqa: PLC0415 - plans are built when a durable run starts
+        import hashlib  # noqa: PLC0415
+
+        text = self.instructions or ""
+        settings = {
+            k: to_jsonable_python(v)
+            for k, v in dataclasses.asdict(self.model_settings).items()
+            if v is not None
+        }
+        params = self._params
+        return {
+            "instructions": {
+                "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "chars": len(text),
+            },
+            "model_settings": settings,
+            "tools": [
+                {
+                    **dataclasses.asdict(t.definition),
+                    "requires_approval": t.requires_approval is not False,
+                }
+                for t in self._tools.values()
+            ],
+            "output": {
+                "mode": params.output_mode,
+                "schema": params.output_schema,
+                "tools": [dataclasses.asdict(d) for d in params.output_tools],
+                "allow_text": params.allow_text,
+            },
+        }
 
     @property
     def model(self) -> Model:
@@ -191,6 +250,32 @@ class Agent(Composite, Generic[OutputT]):
             m = self._model = resolve_model(self._model_spec)
         return m
 
+    def _contract_digest(self, settings: ModelSettings) -> str:
+        """A short digest of the contract under ``settings`` (every model request's first input).
+
+        A plan sees the contract of an agent it contains; inside a plain-code workflow the plan
+        does not see the agent, so each recorded model request carries the digest: replayed
+        under another contract, the first turn's input differs and the resume stops there,
+        before any model request.
+        """
+        if settings is self.model_settings and self._digest is not None:
+            return self._digest
+        import dataclasses  # noqa: PLC0415
+        import hashlib  # noqa: PLC0415
+        import json  # noqa: PLC0415
+
+        contract = self.plan_contract()
+        contract["model_settings"] = {
+            k: to_jsonable_python(v)
+            for k, v in dataclasses.asdict(settings).items()
+            if v is not None
+        }
+        text = json.dumps(contract, sort_keys=True, default=str)
+        digest = f"contract {hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        if settings is self.model_settings:
+            self._digest = digest
+        return digest
+
     # -- running -------------------------------------------------------------------------------
 
     async def forward(
@@ -202,13 +287,21 @@ class Agent(Composite, Generic[OutputT]):
         model: Model | str | None = None,
         model_settings: ModelSettings | None = None,
         usage_limits: UsageLimits | None = None,
+        approver: Callable[[ApprovalRequest], Any] | None = None,
     ) -> Any:
         """Run the agent on a prompt (and/or a history); return the validated output."""
         inv = invocation.get()
         inv_token = invocation.set(None) if inv is not None else None
         try:
             return await self._forward(
-                inv, prompt, message_history, deps, model, model_settings, usage_limits
+                inv,
+                prompt,
+                message_history,
+                deps,
+                model,
+                model_settings,
+                usage_limits,
+                approver or self.approver,
             )
         finally:
             if inv_token is not None:
@@ -223,6 +316,7 @@ class Agent(Composite, Generic[OutputT]):
         model_override: Model | str | None,
         settings: ModelSettings | None,
         limits: UsageLimits | None,
+        approver: Callable[[ApprovalRequest], Any] | None,
     ) -> Any:
         model = self._resolved_model(model_override)
         history: list[ModelMessage] = []
@@ -265,6 +359,7 @@ class Agent(Composite, Generic[OutputT]):
             limits or self.usage_limits,
             deps,
             inv.send if inv is not None else None,
+            approver if approver is not None else (parent.approver if parent else None),
         )
         span = current_frame.get().span
         if span is not None:
@@ -277,6 +372,7 @@ class Agent(Composite, Generic[OutputT]):
                     genai.REQUEST_MODEL: model.model_name,
                 }
             )
+        run.contract = self._contract_digest(run.settings)
         token = current_run.set(run)
         try:
             output = await self._loop(run, request)
@@ -284,6 +380,8 @@ class Agent(Composite, Generic[OutputT]):
             current_run.reset(token)
             if parent is not None:
                 parent.usage.add(run.usage)
+                parent.billed.add(run.billed)
+                parent.replayed.add(run.replayed)
         if span is not None:
             span.set_attributes(
                 {
@@ -292,7 +390,9 @@ class Agent(Composite, Generic[OutputT]):
                 }
             )
         if inv is not None:
-            inv.result = AgentRunResult(output, history[start:], history, run.usage)
+            inv.result = AgentRunResult(
+                output, history[start:], history, run.usage, run.billed, run.replayed
+            )
         return output
 
     async def _loop(self, run: AgentRun, request: ModelRequest) -> Any:
@@ -303,20 +403,24 @@ class Agent(Composite, Generic[OutputT]):
         while True:
             run.turn += 1
             limits.check_before_request(run.usage, name)
+            run.live = False
             if traced:
                 hint = span_hint.set(chat_hint(run))
                 try:
-                    response = await step(run.turn, request)
+                    response = await step(run.contract, run.turn, request)
                 finally:
                     span_hint.reset(hint)
             else:
-                response = await step(run.turn, request)
+                response = await step(run.contract, run.turn, request)
             run.history.append(response)
             run.usage.add(response.usage)
+            (run.billed if run.live else run.replayed).add(response.usage)
             limits.check_tokens(run.usage, name)
             send = run.send
             if send is not None:
-                await send.send(ResponseDone(response))
+                await send.send(
+                    ResponseDone(response) if run.live else TurnReplayed(run.turn, response)
+                )
             done, value = await self._handle(run, response)
             if done:
                 if send is not None:
@@ -416,6 +520,8 @@ class Agent(Composite, Generic[OutputT]):
                     tool_name=c.tool_name,
                     tool_call_id=c.tool_call_id,
                 )
+        if ready and self._approval_step is not None:
+            ready = await self._approve(run, calls, ready, slots)
         if ready:
             run.limits.check_tool_calls(run.usage, len(ready), self.name)
             run.usage.tool_calls += len(ready)
@@ -447,6 +553,43 @@ class Agent(Composite, Generic[OutputT]):
                     raise failure
         self._count_failures(run, calls, slots)
         return slots
+
+    async def _approve(
+        self,
+        run: AgentRun,
+        calls: list[ToolCall],
+        ready: list[tuple[int, Tool, dict[str, Any]]],
+        slots: list[Any],
+    ) -> list[tuple[int, Tool, dict[str, Any]]]:
+        """Ask for the decisions of the calls that need one, in the model's order."""
+        step = self._approval_step
+        assert step is not None  # noqa: S101 - only called when a tool needs approval
+        kept = []
+        for i, t, args in ready:
+            if not needs_approval(t, args):
+                kept.append((i, t, args))
+                continue
+            c = calls[i]
+            if run.send is not None:
+                topic = approval_topic(c.tool_call_id)
+                await run.send.send(ApprovalRequest(self.name, t.name, c.tool_call_id, args, topic))
+            decision = await decide(self.name, step, t, c.tool_call_id, args, run.approver)
+            kwargs = args
+            if decision.approved and decision.args is not None:
+                try:
+                    kwargs = t.validate_args(decision.args)
+                except ToolArgumentsError as exc:
+                    why = f"the edited arguments do not fit: {'; '.join(exc.errors)}"
+                    decision = decision.model_copy(update={"approved": False, "reason": why})
+            if not decision.approved:
+                slots[i] = ToolReturn(
+                    tool_name=t.name,
+                    tool_call_id=c.tool_call_id,
+                    content=denial_text(t.name, decision),
+                )
+                continue
+            kept.append((i, t, kwargs))
+        return kept
 
     async def _one(
         self,
@@ -536,6 +679,7 @@ class Agent(Composite, Generic[OutputT]):
         model: Model | str | None = None,
         model_settings: ModelSettings | None = None,
         usage_limits: UsageLimits | None = None,
+        approver: Callable[[ApprovalRequest], Any] | None = None,
     ) -> AgentRunResult[OutputT]:
         """Run the agent like ``await agent(prompt)``; return output, new messages and usage.
 
@@ -547,12 +691,16 @@ class Agent(Composite, Generic[OutputT]):
             model: A model for this run only.
             model_settings: Settings for this run (over the agent's).
             usage_limits: Limits for this run (instead of the agent's).
+            approver: Decides tool calls that need approval (outside a durable run), instead
+                of the agent's ``approver``.
 
         Raises:
             HistoryError: When the history has the wrong shape (naming the message index).
             UsageLimitExceeded: When a limit is reached.
             ToolRetriesExceeded: When a tool's retry prompts ran out.
             OutputRetriesExceeded: When the output never validated.
+            ApprovalRequiredError: When a tool needs approval outside a durable run and no
+                approver was given.
         """
         inv = Invocation()
         token = invocation.set(inv)
@@ -564,6 +712,7 @@ class Agent(Composite, Generic[OutputT]):
                 model=model,
                 model_settings=model_settings,
                 usage_limits=usage_limits,
+                approver=approver,
             )
         finally:
             invocation.reset(token)
@@ -581,6 +730,7 @@ class Agent(Composite, Generic[OutputT]):
         model: Model | str | None = None,
         model_settings: ModelSettings | None = None,
         usage_limits: UsageLimits | None = None,
+        approver: Callable[[ApprovalRequest], Any] | None = None,
     ) -> AsyncIterator[AgentStream[OutputT]]:
         """Run the agent in the background and stream its events.
 
@@ -603,6 +753,7 @@ class Agent(Composite, Generic[OutputT]):
             model: See :meth:`run`.
             model_settings: See :meth:`run`.
             usage_limits: See :meth:`run`.
+            approver: See :meth:`run`.
         """
         send, receive = anyio.create_memory_object_stream[AgentEvent](max_buffer_size=buffer)
         stream: AgentStream[OutputT] = AgentStream(receive)
@@ -612,6 +763,7 @@ class Agent(Composite, Generic[OutputT]):
             "model": model,
             "model_settings": model_settings,
             "usage_limits": usage_limits,
+            "approver": approver,
         }
         try:
             async with receive, anyio.create_task_group() as tg:

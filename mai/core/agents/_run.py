@@ -43,13 +43,20 @@ class AgentRunResult(Generic[OutputT]):
         output: The validated output.
         new_messages: The messages this run added (its request(s) and the model's responses).
         all_messages: The whole history, the one passed in included.
-        usage: What the run spent (sub-agents called as tools included).
+        usage: What the run's turns spent (sub-agents called as tools included), whether
+            asked of the model in this process or replayed from a durable run's record:
+            ``usage`` is ``billed + replayed``.
+        billed: The part of :attr:`usage` this process asked the model for (and paid).
+        replayed: The part of :attr:`usage` answered from a durable run's record on resume
+            (tokens billed once, by the process that recorded them).
     """
 
     output: OutputT
     new_messages: list[ModelMessage]
     all_messages: list[ModelMessage]
     usage: Usage
+    billed: Usage
+    replayed: Usage
 
     def new_messages_json(self) -> bytes:
         """The new messages as JSON (load them with :func:`mai.agents.load_messages`)."""
@@ -78,13 +85,18 @@ class AgentRun:
 
     __slots__ = (
         "agent",
+        "approver",
+        "billed",
+        "contract",
         "deps",
         "failures",
         "history",
         "limits",
+        "live",
         "model",
         "output_failures",
         "params",
+        "replayed",
         "send",
         "settings",
         "turn",
@@ -101,8 +113,10 @@ class AgentRun:
         limits: UsageLimits,
         deps: Mapping[str, Any] | None,
         send: MemoryObjectSendStream[AgentEvent] | None,
+        approver: Any = None,
     ) -> None:
         self.agent = agent
+        self.approver = approver
         self.model = model
         self.history = history
         self.settings = settings
@@ -111,6 +125,10 @@ class AgentRun:
         self.deps = deps
         self.send = send
         self.usage = construct(Usage)
+        self.billed = construct(Usage)
+        self.replayed = construct(Usage)
+        self.contract = ""  # the agent's contract digest (recorded with every model request)
+        self.live = False  # set by the model-request body: this turn was asked, not replayed
         self.turn = 0
         self.failures: dict[str, int] = {}
         self.output_failures = 0
@@ -122,11 +140,15 @@ current_run: ContextVar[AgentRun | None] = ContextVar("mai.agent.run", default=N
 class ModelStep(Module[..., ModelResponse]):
     """One model request of an agent run (a child step of the agent's call)."""
 
-    async def forward(self, turn: Any, request: Any) -> ModelResponse:  # noqa: ARG002 - recorded
-        """Send the run's history (which ends with ``request``) to the model."""
+    async def forward(self, contract: Any, turn: Any, request: Any) -> ModelResponse:  # noqa: ARG002 - recorded
+        """Send the run's history (which ends with ``request``) to the model.
+
+        ``contract`` (the agent's contract digest) and ``turn`` are recorded, not used.
+        """
         run = current_run.get()
         if run is None:  # pragma: no cover - only the agent calls this module
             raise RuntimeError("model_request is called by an agent only")
+        run.live = True
         span = current_frame.get().span
         if span is not None and genai.capture_content():
             span.set_attribute(genai.INPUT_MESSAGES, dump_messages(run.history).decode())

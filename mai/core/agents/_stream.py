@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import anyio
 
+from ._approval import ApprovalRequest
 from ._model import ResponseDone, TextDelta, ToolCallDelta
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream
 
-    from ._messages import RetryPrompt, ToolReturn
+    from ._messages import ModelResponse, RetryPrompt, ToolReturn
     from ._run import AgentRunResult
 
 OutputT = TypeVar("OutputT")
@@ -51,6 +52,23 @@ class ToolCallFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnReplayed:
+    """A turn of a resumed durable run was answered from the record, not by the model.
+
+    It takes the place of that turn's deltas and :class:`~mai.agents.ResponseDone`, so a UI can
+    rebuild the conversation: the response is the one recorded when the turn first ran.
+
+    Attributes:
+        turn: The turn's number (1 for the first model request of the run).
+        response: The recorded response.
+    """
+
+    turn: int
+    response: ModelResponse
+    kind: Literal["turn-replayed"] = "turn-replayed"
+
+
+@dataclass(frozen=True, slots=True)
 class OutputDelta:
     """The structured output so far, partially validated, while it streams.
 
@@ -78,6 +96,8 @@ AgentEvent = (
     TextDelta
     | ToolCallDelta
     | ResponseDone
+    | TurnReplayed
+    | ApprovalRequest
     | ToolCallStarted
     | ToolCallFinished
     | OutputDelta

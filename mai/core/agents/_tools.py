@@ -138,6 +138,11 @@ class Tool:
             default) sends its type and message back to the model as the call's error result;
             ``"raise"`` fails the run with it.
         docstring_format: ``"auto"``, ``"google"``, ``"numpy"`` or ``"sphinx"``.
+        requires_approval: ``True`` (every call) or a predicate over the call's validated
+            arguments (a dict) saying which calls wait for a human decision before running
+            (see :ref:`agents-approval`).
+        approval_timeout: Seconds to wait for a decision; expiry is a denial the model is told
+            about (``None``: wait as long as it takes).
 
     Raises:
         ConfigError: When ``obj`` is neither a module nor a function.
@@ -150,11 +155,13 @@ class Tool:
         "_fields",
         "_nullable",
         "_positional",
+        "approval_timeout",
         "description",
         "max_retries",
         "module",
         "name",
         "on_error",
+        "requires_approval",
         "strict",
     )
 
@@ -168,8 +175,21 @@ class Tool:
         max_retries: int | None = None,
         on_error: OnError = "model",
         docstring_format: DocstringFormat = "auto",
+        requires_approval: bool | Callable[[dict[str, Any]], bool] = False,
+        approval_timeout: float | None = None,
     ) -> None:
         """Describe ``obj`` as a tool."""
+        if not (isinstance(requires_approval, bool) or callable(requires_approval)):
+            raise TypeError(
+                "Tool requires_approval= expects True, False or a predicate over the "
+                f"arguments, received {requires_approval!r}"
+            )
+        if approval_timeout is not None and not approval_timeout > 0:
+            raise ValueError(
+                f"Tool approval_timeout= expects seconds > 0 or None, received {approval_timeout!r}"
+            )
+        self.requires_approval = requires_approval
+        self.approval_timeout = approval_timeout
         mod: Module[..., Any] = obj if isinstance(obj, Module) else module(obj)
         if on_error not in ("model", "raise"):
             raise ValueError(f"Tool on_error= expects 'model' or 'raise', received {on_error!r}")
@@ -345,6 +365,8 @@ def tool(
     max_retries: int | None = None,
     on_error: OnError = "model",
     docstring_format: DocstringFormat = "auto",
+    requires_approval: bool | Callable[[dict[str, Any]], bool] = False,
+    approval_timeout: float | None = None,
 ) -> Any:
     """Make a :class:`Tool` from a module or function; usable bare or as a decorator.
 
@@ -361,6 +383,8 @@ def tool(
         max_retries: See :class:`Tool`.
         on_error: See :class:`Tool`.
         docstring_format: See :class:`Tool`.
+        requires_approval: See :class:`Tool`.
+        approval_timeout: See :class:`Tool`.
 
     Returns:
         A :class:`Tool` (or, without ``obj``, a decorator that makes one).
@@ -372,6 +396,8 @@ def tool(
         "max_retries": max_retries,
         "on_error": on_error,
         "docstring_format": docstring_format,
+        "requires_approval": requires_approval,
+        "approval_timeout": approval_timeout,
     }
     if obj is None:
         return lambda o: Tool(o, **opts)

@@ -152,6 +152,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-attempts", type=int, help="attempts of a run before it is dead-lettered")
     p.add_argument("--name", help="worker name (default: host name)")
+    p.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="run on a remote executor plugin (e.g. temporal; its address from the environment)",
+    )
 
     from ._mcp import add_parser as add_mcp_parser  # noqa: PLC0415 - `mai mcp`, its own module
 
@@ -366,18 +371,23 @@ def _run_dict(info: Any) -> dict[str, Any]:
 
 
 def _runs_show(ns: argparse.Namespace) -> int:
-    async def go(rt: Runtime) -> Any:
-        return rt.get(ns.run_id), len(rt.steps(ns.run_id))
+    from ._agents import agent_summary, render_agent_summary  # noqa: PLC0415
 
-    info, n_steps = _with_runtime(ns, go)
+    async def go(rt: Runtime) -> Any:
+        return rt.get(ns.run_id), list(rt.steps(ns.run_id))
+
+    info, steps = _with_runtime(ns, go)
     data = _run_dict(info)
-    data["steps"] = n_steps
+    data["steps"] = len(steps)
     if ns.json:
+        data["agent"] = agent_summary(steps)
         print(_json(data))
         return 0
     for key, value in data.items():
         shown = _when(value) if key in {"created_at", "updated_at", "deadline"} and value else value
         print(f"{key:>11}: {json.dumps(shown) if isinstance(shown, (dict, list)) else shown}")
+    if agents := render_agent_summary(ns.run_id, steps):
+        print(agents)
     return 0
 
 
@@ -423,6 +433,10 @@ def _runs_steps(ns: argparse.Namespace) -> int:
         if rows
         else "no recorded steps"
     )
+    from ._agents import render_agent_summary  # noqa: PLC0415
+
+    if agents := render_agent_summary(ns.run_id, list(steps)):
+        print(agents)
     return 0
 
 
@@ -504,14 +518,18 @@ def _owner_gone(rt: Runtime, info: Any) -> bool | None:
 
 
 def _cmd_trace(ns: argparse.Namespace) -> int:
-    async def go(rt: Runtime) -> Any:
-        return rt.trace(ns.run_id)
+    from ._agents import render_agent_summary  # noqa: PLC0415
 
-    handle = _with_runtime(ns, go)
+    async def go(rt: Runtime) -> Any:
+        return rt.trace(ns.run_id), list(rt.steps(ns.run_id))
+
+    handle, steps = _with_runtime(ns, go)
     if ns.json:
         print(handle.to_json(indent=2))
     else:
         print(handle.render(colour=sys.stdout.isatty()))
+        if agents := render_agent_summary(ns.run_id, steps):
+            print(agents)
     return 0
 
 
@@ -562,8 +580,18 @@ def _cmd_plugins(ns: argparse.Namespace) -> int:
 def _cmd_worker(ns: argparse.Namespace) -> int:
     from mai.core.durable import run_worker  # noqa: PLC0415 - the durable runtime loads on use
     from mai.core.durable._runtime import default_url  # noqa: PLC0415
+    from mai.core.executor import executor_factory  # noqa: PLC0415
 
     options = {k: v for k in _WORKER_OPTIONS if (v := getattr(ns, k)) is not None}
     options = {**_worker_defaults(), **options}
     queues = ns.queues or ["default"]
-    return run_worker(ns.store or default_url(), ns.app, queues, name=ns.name, **options)
+    url = ns.store or (f"{ns.executor}://" if ns.executor else default_url())
+    factory = executor_factory(url)
+    if factory is not None:
+        return factory(url).serve(ns.app, queues, options["concurrency"], ns.name)  # type: ignore[no-any-return]
+    if ns.executor:
+        raise UsageError(
+            f"--executor {ns.executor!r}: no installed plugin provides it "
+            f"(for Temporal: pip install mai-temporal)"
+        )
+    return run_worker(url, ns.app, queues, name=ns.name, **options)

@@ -202,6 +202,16 @@ class Runtime:
         poll_interval: Seconds between store polls for cross-process events and results.
     """
 
+    def __new__(cls, url: str | None = None, **options: Any) -> Self:
+        """Return the remote executor's runtime when ``url``'s scheme is one (``temporal://``)."""
+        if cls is Runtime:
+            from mai.core.executor import executor_factory  # noqa: PLC0415
+
+            factory = executor_factory(url or default_url())
+            if factory is not None:
+                return factory(url or default_url(), **options)  # type: ignore[no-any-return]
+        return super().__new__(cls)
+
     def __init__(
         self,
         url: str | None = None,

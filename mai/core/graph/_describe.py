@@ -228,6 +228,9 @@ class Describer:
             self.node(c, f"n{i}", "?") for i, c in enumerate(module.children(), start=1)
         ]
         body["outputs"].append(_out(None, "?", module.output_type))
+        contract = getattr(module, "plan_contract", None)
+        if contract is not None:  # what a composite promises its recorded steps (an agent's)
+            body["contract"] = contract()
 
     def _sequential(self, module: Sequential, body: dict[str, Any]) -> None:
         steps = module.steps

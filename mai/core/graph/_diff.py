@@ -13,7 +13,8 @@ with the same module, inputs and types. So:
   bound values or constants changed; an edge added to, removed from or rewired on an existing
   node (and its cast); a removed input, an input whose type changed, an added input without a
   default; options that change what is computed (``collect``, ``pred``, ``until``); the kind
-  of the plan itself; the format version.
+  of the plan itself; the format version; a composite's contract (an agent's instructions,
+  model settings, tools' schemas and output: what its recorded model responses answered).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class _Diff:
 
     def body(self, a: dict[str, Any], b: dict[str, Any], prefix: str, steps: str) -> None:
         self.inputs(a["inputs"], b["inputs"], prefix)
+        self.contract(a.get("contract"), b.get("contract"), prefix, steps)
         self.options(a.get("options", {}), b.get("options", {}), prefix)
         a_nodes = {n["id"]: n for n in a["nodes"]}
         b_nodes = {n["id"]: n for n in b["nodes"]}
@@ -117,6 +119,21 @@ class _Diff:
                     f"({'with a default' if has_default else 'without a default'})",
                     has_default,
                 )
+
+    def contract(self, a: Any, b: Any, prefix: str, steps: str) -> None:
+        """A composite's contract (an agent's instructions, settings, tools): any change."""
+        if a == b:
+            return
+        a, b = a or {}, b or {}
+        keys = [k for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
+        self.add(
+            "contract_changed",
+            prefix.rstrip("/") or None,
+            steps or None,
+            f"{prefix or 'the workflow '}changed its {', '.join(keys)} since the run was "
+            "recorded (its recorded steps were produced under the old ones)",
+            False,
+        )
 
     def options(self, a: dict[str, Any], b: dict[str, Any], prefix: str) -> None:
         for key in sorted({*a, *b}):

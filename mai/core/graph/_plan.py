@@ -34,7 +34,7 @@ class PlanChange:
             ``edge_removed``, ``edge_changed``, ``cast_added``, ``cast_removed``,
             ``cast_changed``, ``input_added``, ``input_removed``, ``input_changed``,
             ``option_changed``, ``output_changed``, ``fusion_changed``, ``kind_changed``,
-            ``step_changed``, ``format_changed``.
+            ``step_changed``, ``format_changed``, ``contract_changed``.
         node: The node concerned (``"n3"``; ``"n3/n1"`` inside a composite node), if any.
         step: That node's step path relative to the plan's own call (``"3"``, ``"3.1"``;
             ``"*"`` for data-dependent steps). The call's step id is ``<call step id>.<step>``.

@@ -1,0 +1,46 @@
+"""temporal:// URLs, options and the environment; secrets never shown."""
+
+from __future__ import annotations
+
+import pytest
+
+import mai
+
+options_mod = pytest.importorskip("mai_temporal")
+
+
+def test_url_options_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The URL names address, namespace and queue; the environment fills in the rest."""
+    monkeypatch.setenv("TEMPORAL_API_KEY", "sekrit-key")
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "ignored-because-the-url-says")
+    o = options_mod.parse_options("temporal://h:7000/prod?task_queue=orders&heartbeat=3")
+    assert (o.address, o.namespace, o.task_queue, o.heartbeat) == ("h:7000", "prod", "orders", 3.0)
+    assert o.api_key == "sekrit-key"
+    assert "sekrit" not in repr(o)
+    assert "sekrit" not in o.url
+    assert "api_key=<hidden>" in repr(o)
+
+
+def test_secrets_in_the_url_are_refused() -> None:
+    """An API key or a password in the URL is refused (URLs get printed)."""
+    with pytest.raises(mai.ConfigError, match="must not be in the URL"):
+        options_mod.parse_options("temporal://h:1/ns?api_key=abc")
+    with pytest.raises(mai.ConfigError, match="credentials"):
+        options_mod.parse_options("temporal://user:pw@h:1/ns")
+    with pytest.raises(mai.ConfigError, match="unknown URL parameter 'colour'"):
+        options_mod.parse_options("temporal://h:1/ns?colour=red")
+
+
+def test_mtls_needs_both_files_and_readable_ones(tmp_path: object) -> None:
+    """mTLS with a certificate but no key, or an unreadable file, is a clear error."""
+    with pytest.raises(mai.ConfigError, match="both a client certificate"):
+        options_mod.parse_options("temporal://h:1/ns", tls_cert="/c.pem").tls_config()
+    with pytest.raises(mai.ConfigError, match="cannot read the tls_ca file"):
+        options_mod.parse_options("temporal://h:1/ns", tls_ca="/nope/ca.pem").tls_config()
+
+
+def test_runtime_on_a_temporal_url_is_the_temporal_runtime() -> None:
+    """mai.Runtime on a temporal:// URL returns the plugin's runtime (an entry point)."""
+    rt = mai.Runtime("temporal://127.0.0.1:1/default?task_queue=x", api_key="k")
+    assert isinstance(rt, options_mod.TemporalRuntime)
+    assert "k'" not in repr(rt)
