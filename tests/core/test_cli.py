@@ -403,3 +403,21 @@ def test_cli_imports_lazily_only_what_import_does_not_load() -> None:
     doc = ast.get_docstring(tree) or ""
     assert "lazy" not in doc
     assert "--help" in doc  # it says what is deferred, and why
+
+
+def test_send_to_a_pending_run_is_sent(app: Path) -> None:
+    """A queued (PENDING) run is not finished: `mai runs send` stores the message, exit 0."""
+    submit = (
+        "import trio, mai, cliapp\n"
+        "async def main():\n"
+        f"    async with mai.Runtime('sqlite:///{app}/cli.db') as rt:\n"
+        "        await rt.submit(cliapp.double, 2, run_id='queued')\n"
+        "trio.run(main)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", submit], cwd=app, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    sent = mai_cli(app, "runs", "send", "queued", "go", "1")
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith("sent 'go' to run queued")

@@ -480,13 +480,13 @@ def _runs_send(ns: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> Any:
         info = rt.get(ns.run_id)
         if info.status.terminal:
-            return info, None
-        gone = _owner_gone(rt, info)
+            return info, False, False
+        gone = bool(_owner_gone(rt, info))
         await rt.send(ns.run_id, ns.topic, payload)
-        return info, gone
+        return info, True, gone
 
-    info, gone = _with_runtime(ns, go)
-    if gone is None:
+    info, sent, gone = _with_runtime(ns, go)
+    if not sent:
         return _fail(
             f"run {ns.run_id} is not waiting for messages: it has finished "
             f"({info.status.value.lower()}); nothing was sent"
