@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -35,8 +34,6 @@ def worker(run_id: str) -> None:
     import trio
 
     import mai
-    from mai._seam import intercept
-    from mai.core.cli._progress import Progress
 
     # The progress lines already show retries and deadlines; keep only errors from the log.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
@@ -45,13 +42,9 @@ def worker(run_id: str) -> None:
 
     async def run() -> None:
         async with mai.Runtime(URL, workflows=[agent]) as rt:
-
-            def recorded(step_id: str) -> bool:
-                active = rt._active.get(run_id)
-                return active is not None and step_id in active.recorded
-
-            progress = Progress(recorded, out=sys.stdout)
-            with intercept(progress):
+            # One line per finished step: ✓ ran, ↺ replayed from the store (mai.Call.replayed).
+            progress = mai.Progress(out=sys.stdout)
+            with mai.intercept(progress):
                 if rt.list_runs():
                     (handle,) = await rt.recover()
                 else:
@@ -60,15 +53,6 @@ def worker(run_id: str) -> None:
             print(f"   worker {os.getpid()}: {progress.summary()}", flush=True)
 
     trio.run(run)
-
-
-def committed() -> int:
-    """How many steps are committed in the demo store (read with plain sqlite3)."""
-    try:
-        with sqlite3.connect(f"file:{DB}?mode=ro", uri=True) as conn:
-            return int(conn.execute("SELECT count(*) FROM mai_steps").fetchone()[0])
-    except sqlite3.Error:
-        return 0
 
 
 def start_worker(run_id: str) -> subprocess.Popen[str]:
@@ -85,12 +69,17 @@ QUOTA = {"✓": 5, "↺": 4, "⏱": 2, "attempts": 2}
 
 
 def relay(proc: subprocess.Popen[str], label: str, counts: Counter[str]) -> None:
-    """Print the worker's lines as they come: a few of each kind, the summary always."""
+    """Print the worker's lines as they come: a few of each kind, the summary always.
+
+    ``counts["seen ✓"]`` counts the steps the worker ran: a step's line is printed once its
+    result is committed to the store.
+    """
     assert proc.stdout is not None  # noqa: S101
     os.set_blocking(proc.stdout.fileno(), False)
     for line in proc.stdout:
         text = line.rstrip()
         kind = "attempts" if "attempts)" in text else text.strip()[:1]
+        counts[f"seen {kind}"] += 1
         if text.startswith("   worker"):
             print(text)
         elif counts[kind] < QUOTA.get(kind, 0):
@@ -116,14 +105,13 @@ def main() -> None:
     print(f"\n-- worker 1 (pid {first.pid}) starts the run (a few lines of each kind shown)")
     counts: Counter[str] = Counter()
     kill_at = 120
-    while first.poll() is None and committed() < kill_at:
+    while first.poll() is None and counts["seen ✓"] < kill_at:
         relay(first, "worker 1", counts)
         time.sleep(0.02)
-    relay(first, "worker 1", counts)
-    done_before = committed()
     first.send_signal(signal.SIGKILL)
     first.wait()
-    print(f"-- SIGKILL worker 1 after {done_before} steps were committed")
+    relay(first, "worker 1", counts)
+    print(f"-- SIGKILL worker 1 after {counts['seen ✓']} steps were committed")
 
     second = start_worker(run_id)
     print(f"\n-- worker 2 (pid {second.pid}) resumes the run from the store")
@@ -134,10 +122,10 @@ def main() -> None:
     relay(second, "worker 2", counts)
     if second.returncode != 0:
         sys.exit(f"worker 2 failed with exit code {second.returncode}")
-    show_results(run_id, first.pid, time.monotonic() - started)
+    show_results(run_id, time.monotonic() - started)
 
 
-def show_results(run_id: str, first_pid: int, elapsed: float) -> None:
+def show_results(run_id: str, elapsed: float) -> None:
     """Read the run back from the store and explain what happened."""
     import trio
 
@@ -148,10 +136,11 @@ def show_results(run_id: str, first_pid: int, elapsed: float) -> None:
             return rt.get(run_id), list(rt.steps(run_id)), rt.trace(run_id)
 
     info, steps, trace = trio.run(read)
-    by_worker = Counter(
-        "worker 1" if (s.worker or "").split(":")[1] == str(first_pid) else "worker 2"
-        for s in steps
-    )
+    # StepInfo.worker names the process that committed a step; the first one to commit is 1.
+    first_commit = {}
+    for s in sorted(steps, key=lambda s: s.finished_at):
+        first_commit.setdefault(s.worker, len(first_commit) + 1)
+    by_worker = Counter(f"worker {first_commit[s.worker]}" for s in steps)
     names = Counter(s.name for s in steps)
     print(f"\n-- the store holds {len(steps)} committed steps")
     first = by_worker["worker 1"]

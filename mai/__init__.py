@@ -35,12 +35,16 @@ from ._errors import ArgumentError as ArgumentError
 from ._errors import CastError as CastError
 from ._errors import ConfigError as ConfigError
 from ._errors import DeadlineExceeded as DeadlineExceeded
+from ._errors import EventLoopRunningError as EventLoopRunningError
 from ._errors import LoopLimitExceeded as LoopLimitExceeded
 from ._errors import MaiError as MaiError
 from ._errors import ModelRetry as ModelRetry
 from ._module import Module as Module
 from ._module import module as module
 from ._run import run as run
+from ._seam import Call as Call
+from ._seam import Interceptor as Interceptor
+from ._seam import intercept as intercept
 
 # Run hooks: small modules that attach OpenTelemetry, plugin tracers and structlog binding to
 # every top-level run through the seam. They must be registered before the first run, so they
@@ -117,6 +121,7 @@ if TYPE_CHECKING:
     from .core.plugins import unregister_caster as unregister_caster
     from .core.plugins import unregister_store as unregister_store
     from .core.plugins import unregister_tracer as unregister_tracer
+    from .core.progress import Progress as Progress
     from .core.tracing import Span as Span
     from .core.tracing import TraceHandle as TraceHandle
     from .core.tracing import extract_trace_context as extract_trace_context
@@ -192,6 +197,7 @@ _LAZY: dict[str, str] = {
     "unregister_caster": "mai.core.plugins",
     "unregister_store": "mai.core.plugins",
     "unregister_tracer": "mai.core.plugins",
+    "Progress": "mai.core.progress",
     "Span": "mai.core.tracing",
     "TraceHandle": "mai.core.tracing",
     "extract_trace_context": "mai.core.tracing",
@@ -207,6 +213,7 @@ __all__ = [
     "ArgumentError",
     "Backoff",
     "BlockingDelay",
+    "Call",
     "CastError",
     "Composite",
     "Conditional",
@@ -215,12 +222,14 @@ __all__ = [
     "Context",
     "DeadlineExceeded",
     "DurableError",
+    "EventLoopRunningError",
     "Graph",
     "GraphCycleError",
     "GraphError",
     "GraphInputError",
     "GraphOutputError",
     "GraphTypeError",
+    "Interceptor",
     "LeaseLostError",
     "Loop",
     "LoopLimitExceeded",
@@ -246,6 +255,7 @@ __all__ = [
     "PlanResolutionError",
     "PluginInfo",
     "PluginWarning",
+    "Progress",
     "Race",
     "Ref",
     "RunCancelledError",
@@ -276,6 +286,7 @@ __all__ = [
     "WorkflowPlan",
     "extract_trace_context",
     "inject_trace_context",
+    "intercept",
     "is_cancelled",
     "log_context",
     "mcp_http_app",

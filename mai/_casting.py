@@ -154,8 +154,14 @@ class Payload:
     """The typed description of a module's input and output.
 
     ``input_model`` is a pydantic model generated with one field per parameter; ``output_type``
-    is the return annotation. Their JSON Schemas go into plans, durable records and LLM tool
+    is the return annotation. Their JSON Schemas, returned by the *methods*
+    :meth:`input_schema` and :meth:`output_schema`, go into plans, durable records and LLM tool
     definitions.
+
+    Attributes:
+        name: The module's name.
+        parameters: ``{name: (annotation, default)}`` for each parameter not bound by ``with_``.
+        output_type: The return annotation.
     """
 
     __slots__ = ("_input_model", "name", "output_type", "parameters")

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._casting import caster_for
+from ._casting import Payload, caster_for
+from ._config import FRAMEWORK_KEYS
 from ._context import Frame, current_frame
-from ._errors import ConfigError, LoopLimitExceeded
+from ._errors import CastError, ConfigError, LoopLimitExceeded, short_repr
 from ._module import Module, module
 from ._signature import Spec
 
@@ -84,8 +86,6 @@ class Composite(Module[..., Any]):
     @property
     def payload(self) -> Any:
         """Input described by the first child, output by :attr:`output_type`."""
-        from ._casting import Payload  # noqa: PLC0415
-
         p = self._payload
         if p is None:
             child = getattr(self, "_input_child", None)
@@ -193,8 +193,6 @@ class Parallel(Composite):
         **named: Any,
     ) -> None:
         """Compose branches given positionally or by keyword (not both)."""
-        from ._config import FRAMEWORK_KEYS  # noqa: PLC0415
-
         config = {k: named.pop(k) for k in list(named) if k in FRAMEWORK_KEYS}
         if branches and named:
             raise ConfigError("Parallel takes branches positionally or by keyword, not both")
@@ -274,8 +272,6 @@ class Map(Composite):
     @property
     def payload(self) -> Any:
         """The input is a list of the mapped module's input; the output a list of its output."""
-        from ._casting import Payload  # noqa: PLC0415
-
         p = self._payload
         if p is None:
             params = list(self.fn.payload.parameters.values())
@@ -292,7 +288,7 @@ class Map(Composite):
     async def forward(self, items: Iterable[Any]) -> list[Any]:
         """Run the module on every item; results in input order."""
         frame = current_frame.get()
-        values = list(items)
+        values = _items(self.name, frame.step_id, items)
         n = len(values)
         base = frame.reserve(n)
         results: list[Any] = [None] * n
@@ -324,6 +320,39 @@ class Map(Composite):
                     )
         failures.raise_for(f"Map {self.name!r}")
         return results
+
+
+_HINTS: dict[type, str] = {
+    str: "a str would be mapped character by character; pass list(text) to do that on purpose, "
+    "or [text] to map over one text",
+    bytes: "bytes would be mapped byte by byte as integers; pass list(data) to do that on purpose",
+    bytearray: "bytes would be mapped byte by byte as integers; pass list(data) to do that on "
+    "purpose",
+}
+
+
+def _items(name: str, step_id: str, items: Any) -> list[Any]:
+    """The list a Map runs over; a str, bytes, mapping or non-iterable is a clear CastError."""
+    hint = _HINTS.get(type(items))
+    if hint is None and isinstance(items, Mapping):
+        hint = (
+            "a mapping would be mapped over its keys; pass list(d) for the keys, "
+            "list(d.values()) or list(d.items()) to choose on purpose"
+        )
+    if hint is None:
+        try:
+            return list(items)
+        except TypeError:
+            hint = "it is not iterable; pass a list (or any iterable) of items"
+    raise CastError(
+        f"Map {name!r} (step {step_id}) expects a list of items, received {short_repr(items)}: "
+        f"{hint}",
+        module_name=name,
+        step_id=step_id,
+        parameter="items",
+        value=items,
+        expected="list",
+    )
 
 
 async def _worker(

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Mapping  # noqa: TC003 - pydantic resolves Context's fields at runtime
 from contextvars import ContextVar, Token
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_serializer
 
 from ._backend import Backend, Spawner, current_backend
 from ._errors import ConfigError
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from ._seam import Interceptor
 
@@ -41,6 +42,7 @@ class RunState:
         "durable",
         "failures",
         "interceptors",
+        "interrupted",
         "nursery",
         "run_id",
     )
@@ -56,6 +58,8 @@ class RunState:
         self.durable: Any = None
         self.deadline = math.inf
         self.deadline_owner: str | None = None
+        #: Calls a passed deadline interrupted, until the deadline's owner reports them.
+        self.interrupted: list[Frame] | None = None
 
     def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         """Start ``fn(*args)`` in the background of this run; its failure fails the run."""
@@ -236,6 +240,14 @@ class Context(BaseModel):
     idempotency_key: str | None = None
 
     settable: ClassVar[tuple[str, ...]] = _SETTABLE
+
+    @field_serializer("metadata")
+    def _dump_metadata(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(value)
+
+    @field_serializer("span", when_used="json")
+    def _dump_span(self, value: Any) -> str | None:
+        return None if value is None else repr(value)
 
     @property
     def remaining(self) -> float:

@@ -9,6 +9,7 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
     ├── CastError(MaiError, TypeError, ValueError) a value that does not fit an annotation
     ├── DeadlineExceeded(MaiError, TimeoutError)  a module's deadline fired
     ├── LoopLimitExceeded(MaiError, RuntimeError) a Loop ran out of iterations
+    ├── EventLoopRunningError(MaiError, RuntimeError) mai.run() inside a running event loop
     │
     │   MCP (mai/core/mcp/_errors.py)
     ├── MCPToolError(ModelRetry, RuntimeError)    an MCP server's tool reported an error
@@ -166,12 +167,15 @@ class DeadlineExceeded(MaiError, TimeoutError):
     """A deadline fired while a module was running.
 
     ``module_name`` names the module whose deadline fired (its own ``timeout``, or the one it
-    inherited); ``running`` names the module call that was running when it fired.
+    inherited); ``running_calls`` names every innermost module call that was still running when
+    it fired (each branch of a Parallel or item of a Map), the same on every backend.
 
     Attributes:
         deadline: The deadline that fired, on the running event loop's clock.
         timeout: The timeout in seconds that produced the deadline, when known.
-        running: Name of the innermost module that was running.
+        running: Name of the first (in step order) innermost module that was running.
+        running_calls: ``(step id, module name)`` of each innermost call still running, in
+            step order; the module itself when nothing inside it was running.
     """
 
     def __init__(
@@ -183,12 +187,14 @@ class DeadlineExceeded(MaiError, TimeoutError):
         deadline: float = 0.0,
         timeout: float | None = None,
         running: str | None = None,
+        running_calls: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """Create the error naming the module whose deadline fired."""
         super().__init__(message, module_name=module_name, step_id=step_id)
         self.deadline = deadline
         self.timeout = timeout
         self.running = running
+        self.running_calls = running_calls
 
 
 class LoopLimitExceeded(MaiError, RuntimeError):
@@ -212,6 +218,10 @@ class LoopLimitExceeded(MaiError, RuntimeError):
         super().__init__(message, module_name=module_name, step_id=step_id)
         self.max_iterations = max_iterations
         self.last_value = last_value
+
+
+class EventLoopRunningError(MaiError, RuntimeError):
+    """:func:`mai.run` was called where an event loop already runs; ``await`` the module there."""
 
 
 class ModelRetry(MaiError):

@@ -15,9 +15,13 @@ import copy
 import functools
 import inspect
 import math
+import sys
 import threading
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+import anyio
+import trio
 
 from ._backend import Backend, current_backend
 from ._casting import Payload
@@ -41,6 +45,16 @@ _ASYNC, _INLINE, _THREAD = 0, 1, 2
 _INF = math.inf
 
 
+class _BodySignature:
+    """``Module.__signature__``: an instance's body signature, ``None`` on the class.
+
+    ``None`` lets ``inspect.signature(mai.Map)`` read the constructor, as for any class.
+    """
+
+    def __get__(self, obj: Module[..., Any] | None, owner: type | None = None) -> Any:
+        return None if obj is None else obj._signature()
+
+
 class Module(Generic[P, R]):
     """A composable, typed, awaitable unit of work.
 
@@ -62,6 +76,7 @@ class Module(Generic[P, R]):
     _mode: int = _ASYNC
     _limiter: tuple[object, Any] | None = None
     _payload: Payload | None = None
+    __signature__ = _BodySignature()
     #: ``True`` for composites (they orchestrate other modules), ``False`` for leaves.
     composite: bool = False
 
@@ -117,8 +132,7 @@ class Module(Generic[P, R]):
             spec.resolve()
         return Any if spec.ret is None else spec.ret.annotation
 
-    @property
-    def __signature__(self) -> inspect.Signature:
+    def _signature(self) -> inspect.Signature:
         """The body's signature, without ``self`` and without bound parameters."""
         sig = self._spec.signature
         if self._bound:
@@ -383,18 +397,13 @@ class Module(Generic[P, R]):
             return await self._attempts(frame, args, kwargs, body)
         backend = frame.run.backend  # type: ignore[union-attr]
         if frame.deadline <= backend.current_time():  # already past: never start the body
-            raise _deadline_error(frame, frame.name)
+            raise _deadline_error(frame, ())
         result: Any = None
-        running = frame.name
         with backend.scope(deadline=frame.deadline) as scope:
             frame.enforced = True
-            try:
-                result = await self._attempts(frame, args, kwargs, body)
-            except backend.cancelled as exc:
-                running = getattr(exc, "_mai_running", running)
-                raise
+            result = await self._attempts(frame, args, kwargs, body)
         if scope.cancelled_caught:
-            err = _deadline_error(frame, running)
+            err = _deadline_error(frame, _still_running(frame))
             _log().info(
                 "mai.deadline_exceeded", module=frame.name, step_id=err.step_id, error=str(err)
             )
@@ -472,8 +481,6 @@ class Module(Generic[P, R]):
 
     def _semaphore(self, backend: Backend) -> Any:
         """The per-event-loop semaphore that enforces ``max_concurrency``."""
-        import anyio  # noqa: PLC0415 - only modules with max_concurrency need it
-
         key = _loop_key(backend)
         cached = self._limiter
         if cached is None or cached[0] is not key:
@@ -481,17 +488,25 @@ class Module(Generic[P, R]):
         return cached[1]
 
 
-def _log() -> Any:
-    """The library's structlog logger (looked up lazily: only slow paths log)."""
-    import structlog  # noqa: PLC0415 - keeps `import mai` light
+def library_logger(name: str = "mai") -> Any:
+    """The logger of the library's own events (``mai.retry``, ...), looked up when one is logged.
 
-    return structlog.get_logger("mai")
+    When the application configured structlog, its configuration applies. Otherwise the lines go
+    to **stderr** with structlog's default rendering: stdout belongs to the program (``mai run``
+    prints its result there, and a script's output must stay parseable).
+    """
+    import structlog  # noqa: PLC0415 - only slow paths log; `import mai` does not load structlog
+
+    if structlog.is_configured():
+        return structlog.get_logger(name)
+    return structlog.wrap_logger(structlog.PrintLogger(sys.stderr))
+
+
+_log = library_logger
 
 
 def _loop_key(backend: Backend) -> object:
     if backend.name == "trio":
-        import trio  # noqa: PLC0415
-
         return trio.lowlevel.current_trio_token()
     import asyncio  # noqa: PLC0415
 
@@ -516,25 +531,72 @@ async def _in_thread(
 
 
 def _tag_cancelled(frame: Frame, exc: BaseException) -> None:
-    """Remember, on a cancellation passing through, the innermost module it interrupted."""
-    if isinstance(exc, frame.run.backend.cancelled) and not hasattr(exc, "_mai_running"):  # type: ignore[union-attr]
-        exc._mai_running = frame.name  # type: ignore[attr-defined]
+    """Note a call that a passed deadline interrupted (a cancellation, or a group of them).
+
+    Calls finish innermost first, so when the deadline's owner reports, every interrupted call
+    under it is in the run's list, on every backend (asyncio folds cancelled branches into one
+    exception, so the exception alone cannot tell).
+    """
+    if isinstance(exc, Exception):
+        return
+    run = frame.run
+    if frame.deadline <= run.backend.current_time():  # type: ignore[union-attr]
+        if run.interrupted is None:  # type: ignore[union-attr]
+            run.interrupted = []  # type: ignore[union-attr]
+        run.interrupted.append(frame)  # type: ignore[union-attr]
 
 
-def _deadline_error(frame: Frame, running: str | None) -> DeadlineExceeded:
+def _order(step_id: str) -> tuple[tuple[int, int | str], ...]:
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in step_id.split("."))
+
+
+def _still_running(frame: Frame) -> tuple[tuple[str, str], ...]:
+    """The innermost calls under ``frame`` that its deadline interrupted: ``(step id, name)``."""
+    run = frame.run
+    noted = run.interrupted  # type: ignore[union-attr]
+    if not noted:
+        return ()
+    sid = frame.step_id
+    prefix = f"{sid}." if sid else ""
+    mine = {f.step_id: f.name or "?" for f in noted if f.step_id.startswith(prefix)}
+    run.interrupted = [f for f in noted if not f.step_id.startswith(prefix)] or None  # type: ignore[union-attr]
+    parents = _parents(mine)
+    inner = {s: n for s, n in mine.items() if s not in parents}
+    return tuple(sorted(inner.items(), key=lambda item: _order(item[0])))
+
+
+def _parents(step_ids: dict[str, str]) -> set[str]:
+    """Every proper ancestor of the given step ids."""
+    out: set[str] = set()
+    for s in step_ids:
+        head, dot, _ = s.rpartition(".")
+        while dot and head not in out:
+            out.add(head)
+            head, dot, _ = head.rpartition(".")
+    return out
+
+
+def _deadline_error(frame: Frame, running: tuple[tuple[str, str], ...]) -> DeadlineExceeded:
     owner = frame.deadline_owner or frame.name
     sid = frame.step_id
     if owner == frame.name and frame.timeout is not None:
         msg = f"module {frame.name!r} (step {sid}) exceeded its timeout of {frame.timeout:g}s"
     else:
         msg = f"module {frame.name!r} (step {sid}) ran past the deadline set by {owner!r}"
+    if running:
+        shown = ", ".join(f"{n!r} (step {s})" for s, n in running[:5])
+        more = f" and {len(running) - 5} more" if len(running) > 5 else ""
+        msg += f"; still running: {shown}{more}"
+    else:
+        running = ((sid, frame.name or "?"),)
     return DeadlineExceeded(
         msg,
         module_name=owner if owner != "Context.set" else frame.name,
         step_id=sid,
         deadline=frame.deadline,
         timeout=frame.timeout,
-        running=running,
+        running=running[0][1],
+        running_calls=running,
     )
 
 

@@ -34,16 +34,19 @@ if TYPE_CHECKING:
 
 
 class Call:
-    """One module call, as an interceptor sees it.
+    """One module call, as an interceptor sees it (see :func:`mai.intercept`).
 
     Attributes:
         module: The module being called.
-        frame: The kernel frame of the call (use :attr:`step_id`, :attr:`name`).
+        frame: The kernel's record of the call (read :attr:`step_id` and :attr:`name`).
         args: Positional arguments, already cast to the module's parameter types.
         kwargs: Keyword arguments, already cast.
+        replayed: ``True`` once an interceptor further in returned the call's result without
+            running its body: a durable run replaying a step committed by an earlier attempt.
+            Read it after ``await proceed()``.
     """
 
-    __slots__ = ("args", "frame", "kwargs", "module")
+    __slots__ = ("args", "frame", "kwargs", "module", "replayed")
 
     def __init__(
         self,
@@ -57,6 +60,7 @@ class Call:
         self.frame = frame
         self.args = args
         self.kwargs = kwargs
+        self.replayed = False
 
     @property
     def step_id(self) -> str:
@@ -165,7 +169,21 @@ def remove_run_hook(hook: Callable[[], Interceptor | None]) -> None:
 
 @contextmanager
 def intercept(*interceptors: Interceptor) -> Iterator[None]:
-    """Install interceptors for runs started inside the ``with`` block (outermost first)."""
+    """Install interceptors for the runs started inside the ``with`` block (outermost first).
+
+    An interceptor is an async callable ``(call, proceed)``: it sees every module call of
+    those runs (a :class:`Call`), runs code around ``await proceed()`` and returns its result.
+    A durable run keeps the interceptors it started with on the worker task that drives it.
+
+    Example::
+
+        async def log_calls(call: mai.Call, proceed):
+            print("start", call.step_id, call.name)
+            return await proceed()
+
+        with mai.intercept(log_calls):
+            await pipeline(x)
+    """
     token = _run_interceptors.set((*_run_interceptors.get(), *interceptors))
     try:
         yield

@@ -7,11 +7,16 @@ guards: collection fails otherwise.
 
 from __future__ import annotations
 
+import asyncio
+import selectors
 import threading
-from typing import Self
+from collections.abc import Awaitable, Callable
+from typing import Any, Self
 
+import anyio
 import pytest
 import structlog
+import trio.testing
 from hypothesis import settings
 
 # No example database: the suite must not write outside tests/, and runs stay reproducible.
@@ -71,3 +76,52 @@ def _structlog_config():
         structlog.configure(**saved)
     else:
         structlog.reset_defaults()
+
+
+class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """A selector that, instead of blocking until a timer is due, moves its loop's clock there."""
+
+    def __init__(self, loop: VirtualTimeLoop) -> None:
+        super().__init__()
+        self._loop = loop
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        ready = super().select(0)
+        if ready or (timeout is not None and timeout <= 0):
+            return ready
+        if timeout is None:  # nothing scheduled: wait for real I/O (a thread finishing)
+            return super().select(None)
+        self._loop.now += timeout
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop on a virtual clock that jumps to the next timer when every task waits.
+
+    The asyncio counterpart of Trio's ``MockClock(autojump_threshold=0)``: timed tests on
+    asyncio assert exact virtual times and never wait for real.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        super().__init__(_JumpingSelector(self))
+
+    def time(self) -> float:
+        return self.now
+
+
+Runner = Callable[[Callable[[], Awaitable[Any]]], Any]
+
+
+@pytest.fixture(params=["trio", "asyncio"])
+def autojump_run_on(request: pytest.FixtureRequest) -> Runner:
+    """Run an async function on each backend in turn, on a virtual clock that autojumps."""
+
+    def run(fn: Callable[[], Awaitable[Any]]) -> Any:
+        if request.param == "trio":
+            clock = trio.testing.MockClock(autojump_threshold=0)
+            return anyio.run(fn, backend="trio", backend_options={"clock": clock})
+        return anyio.run(fn, backend="asyncio", backend_options={"loop_factory": VirtualTimeLoop})
+
+    run.backend = request.param  # type: ignore[attr-defined]
+    return run

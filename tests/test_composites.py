@@ -575,3 +575,43 @@ async def test_composite_with_timeout(autojump_clock):
         await seq(None)
     assert trio.current_time() - start == 3
     assert info.value.module_name == "pipe"
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 10: Map refuses what it cannot (or should not) iterate
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"), [(5, "int"), ("abc", "str"), (b"abc", "bytes"), ({"a": 1}, "dict")]
+)
+async def test_map_refuses_non_lists_naming_itself(value, kind):
+    """Map given a non-iterable, a str, bytes or a dict raises a CastError naming the Map."""
+
+    @mai.module
+    async def echo(x: object) -> object:
+        return x
+
+    with pytest.raises(mai.CastError) as info:
+        await mai.Map(echo, name="per_item")(value)
+    err = info.value
+    assert isinstance(err, TypeError)
+    assert err.module_name == "per_item"
+    assert "'per_item'" in str(err)
+    assert kind in str(err)
+    assert err.value == value
+
+
+async def test_map_refusal_says_how_to_map_deliberately():
+    """The refusal of a str says how to map over its characters on purpose."""
+
+    @mai.module
+    async def echo(x: object) -> object:
+        return x
+
+    with pytest.raises(mai.CastError, match=r"list\(") as info:
+        await mai.Map(echo)("abc")
+    assert "step 1" in str(info.value)
+    assert await mai.Map(echo)(list("ab")) == ["a", "b"]
+    assert await mai.Map(echo)(x for x in (1, 2)) == [1, 2]
+    assert await mai.Map(echo)((1, 2)) == [1, 2]

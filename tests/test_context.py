@@ -212,3 +212,51 @@ async def test_parallel_step_ids_are_deterministic(autojump_clock):
     flat = [entry for result in runs[0] for entry in (result[0], result[1])]
     step_ids = [sid for _, sid, _ in flat]
     assert len(set(step_ids)) == len(step_ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 10: the context dumps like any pydantic model
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_context_dumps_inside_a_module_a_thread_and_a_branch():
+    """Context.get().model_dump() and model_dump_json() work in a module, a thread and a branch."""
+    dumps = []
+
+    @mai.module
+    async def in_task(x: int) -> int:
+        ctx = mai.Context.get()
+        dumps.append((ctx.model_dump(), ctx.model_dump_json()))
+        return x
+
+    @mai.module
+    def in_thread(x: int) -> int:
+        ctx = mai.Context.get()
+        dumps.append((ctx.model_dump(), ctx.model_dump_json()))
+        return x
+
+    token = mai.Context.set(metadata={"user": "ada"})
+    try:
+        await mai.Parallel(in_task, in_thread)(1)
+    finally:
+        mai.Context.reset(token)
+    assert len(dumps) == 2
+    for data, text in dumps:
+        assert data["metadata"] == {"user": "ada"}
+        assert data["step_id"] in {"1.1", "1.2"}
+        assert '"user":"ada"' in text
+    assert mai.Context.get().model_dump()["step_id"] == ""
+
+
+def test_context_with_a_span_object_dumps_to_json():
+    """A context carrying a tracer's span object still dumps to JSON (the span as its repr)."""
+
+    class SpanLike:
+        def __repr__(self) -> str:
+            return "<span 7>"
+
+    token = mai.Context.set(span=SpanLike())
+    try:
+        assert '"span":"<span 7>"' in mai.Context.get().model_dump_json()
+    finally:
+        mai.Context.reset(token)

@@ -369,3 +369,104 @@ async def test_deadline_exceeded_is_not_retried(autojump_clock):
         await outer()
     assert attempts == [start]
     assert trio.current_time() - start == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 10: a deadline on a composite names the innermost calls still running, on both backends
+# ---------------------------------------------------------------------------------------------
+
+
+def _napper(name: str, seconds: float) -> mai.Module:
+    """A module named ``name`` that sleeps ``seconds`` (anyio, so it runs on every backend)."""
+    import anyio
+
+    @mai.module(name=name)
+    async def body(x: object) -> object:
+        await anyio.sleep(seconds)
+        return x
+
+    return body
+
+
+def test_sequential_deadline_names_the_slow_step(autojump_run_on):
+    """A Sequential's timeout names the slow step still running, at exactly t=1, both backends."""
+    import anyio
+
+    async def main():
+        seq = mai.Sequential(_napper("fast", 0.5), _napper("slow", 10)).with_(timeout=1)
+        start = anyio.current_time()
+        with pytest.raises(mai.DeadlineExceeded) as info:
+            await seq(0)
+        return info.value, anyio.current_time() - start
+
+    err, took = autojump_run_on(main)
+    assert took == 1
+    assert err.module_name == "Sequential"
+    assert err.running == "slow"
+    assert err.running_calls == (("1.2", "slow"),)
+    assert "still running: 'slow' (step 1.2)" in str(err)
+
+
+def test_parallel_deadline_names_every_slow_branch(autojump_run_on):
+    """A Parallel's timeout names every branch still running (not the composite), both backends."""
+
+    async def main():
+        par = mai.Parallel(_napper("a", 10), _napper("b", 0.5), _napper("c", 20), name="par")
+        with pytest.raises(mai.DeadlineExceeded) as info:
+            await par.with_(timeout=1)(0)
+        return info.value
+
+    err = autojump_run_on(main)
+    assert err.module_name == "par"
+    assert err.running == "a"
+    assert err.running_calls == (("1.1", "a"), ("1.3", "c"))
+    assert "'a' (step 1.1)" in str(err)
+    assert "'c' (step 1.3)" in str(err)
+
+
+def test_map_deadline_in_nested_composites_names_the_leaves(autojump_run_on):
+    """A deadline on an outer Sequential names each Map item still running, both backends."""
+
+    @mai.module
+    async def items(n: int) -> list[int]:
+        return list(range(n))
+
+    async def main():
+        import anyio
+
+        @mai.module
+        async def work(i: int) -> int:
+            await anyio.sleep(0.5 if i == 1 else 5)
+            return i
+
+        flow = mai.Sequential(items, mai.Map(work)).with_(timeout=2, name="flow")
+        with pytest.raises(mai.DeadlineExceeded) as info:
+            await flow(3)
+        return info.value
+
+    err = autojump_run_on(main)
+    assert err.module_name == "flow"
+    assert err.running_calls == (("1.2.1", "work"), ("1.2.3", "work"))
+
+
+def test_failed_trace_shows_no_exception_group(autojump_run_on):
+    """The trace of a run cut by a deadline shows no raw exception group, the same on both."""
+
+    async def main():
+        par = mai.Parallel(_napper("a", 10), _napper("b", 10), name="par")
+        flow = mai.Sequential(par, _napper("after", 0)).with_(timeout=1)
+        with pytest.raises(mai.DeadlineExceeded) as info:
+            await mai.trace(flow, 0)
+        return mai.TraceHandle.of(info.value)
+
+    trace = autojump_run_on(main)
+    rows = [(s.step_id, s.name, s.status, s.error_type) for s in trace.spans]
+    assert all("Group" not in (s.error_type or "") for s in trace.spans), rows
+    by_name = {s.name: s for s in trace.spans}
+    assert by_name["par"].status == "timed_out"
+    assert by_name["par"].error_type == "Cancelled"
+    assert by_name["a"].status == "timed_out"
+    assert by_name["b"].status == "timed_out"
+    assert by_name["a"].error_type == by_name["b"].error_type == "Cancelled"
+    assert by_name["Sequential"].error_type == "mai.DeadlineExceeded"
+    assert "Group" not in trace.render()

@@ -65,6 +65,7 @@ def test_error_has_the_documented_bases(name):
         (mai.CastError, TypeError),
         (mai.DeadlineExceeded, TimeoutError),
         (mai.LoopLimitExceeded, RuntimeError),
+        (mai.EventLoopRunningError, RuntimeError),
     ],
 )
 def test_error_is_caught_by_the_matching_builtin(cls, builtin):
@@ -101,6 +102,7 @@ SAMPLES = [
         "late", module_name="outer", step_id="1.1", deadline=12.5, timeout=3.0, running="inner"
     ),
     mai.LoopLimitExceeded("loops", module_name="L", step_id="2", max_iterations=4, last_value=[9]),
+    mai.EventLoopRunningError("inside a loop", module_name="m"),
     mai.DurableError("durable", run_id="r1", module_name="m", step_id="1"),
     mai.NonDeterminismError("changed input", run_id="r1", module_name="m", step_id="1.2"),
     mai.PlanMismatchError("changed plan", run_id="r1", step_id="1.3"),

@@ -122,3 +122,34 @@ def test_llm_example_against_a_local_compatible_endpoint(tmp_path: Path) -> None
         thread.join()
     assert len(_FakeModel.calls) == 4
     assert all(key.startswith("llm-summaries/1.") for key in _FakeModel.calls)
+
+
+def _private_uses(path: Path) -> list[str]:
+    """Imports of private mai modules and private attributes an example reaches for."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mai"):
+            if any(part.startswith("_") for part in node.module.split(".")):
+                found.append(f"line {node.lineno}: from {node.module} import ...")
+            found += [f"line {node.lineno}: {a.name}" for a in node.names if a.name.startswith("_")]
+        elif isinstance(node, ast.Import):
+            found += [
+                f"line {node.lineno}: import {a.name}"
+                for a in node.names
+                if a.name.startswith("mai") and any(p.startswith("_") for p in a.name.split("."))
+            ]
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not (node.attr.startswith("__") and node.attr.endswith("__"))
+        ):
+            found.append(f"line {node.lineno}: .{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_examples_use_only_public_api(script: Path) -> None:
+    """Examples are templates users copy: no private module, no private attribute."""
+    assert _private_uses(script) == []

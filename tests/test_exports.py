@@ -26,6 +26,7 @@ REQUIRED = {
     "ArgumentError",
     "DeadlineExceeded",
     "LoopLimitExceeded",
+    "EventLoopRunningError",
 }
 
 

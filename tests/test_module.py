@@ -566,3 +566,29 @@ def test_callable_without_signature_is_a_config_error():
     """A callable whose signature cannot be read (a builtin like str) gives a ConfigError."""
     with pytest.raises(mai.ConfigError, match="cannot read the signature"):
         mai.module(str)
+
+
+@pytest.mark.parametrize(
+    "cls", [mai.Module, mai.Sequential, mai.Parallel, mai.Map, mai.Loop, mai.Race]
+)
+def test_classes_have_readable_signatures(cls):
+    """inspect.signature works on the Module class and every composite class (IDE help)."""
+    sig = inspect.signature(cls)
+    assert isinstance(sig, inspect.Signature)
+
+
+def test_composite_class_signature_shows_its_parameters():
+    """inspect.signature(mai.Map) shows the constructor's parameters, not a property."""
+    assert list(inspect.signature(mai.Map).parameters)[:2] == ["fn", "max_concurrency"]
+    assert "max_iterations" in inspect.signature(mai.Loop).parameters
+
+
+def test_instance_signature_is_still_the_body():
+    """A module instance still reports its body's signature, bound parameters removed."""
+
+    @mai.module
+    async def greet(name: str, punctuation: str = "!") -> str:
+        return name + punctuation
+
+    assert list(inspect.signature(greet).parameters) == ["name", "punctuation"]
+    assert list(inspect.signature(greet.with_(punctuation="?")).parameters) == ["name"]

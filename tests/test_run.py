@@ -103,3 +103,39 @@ def test_run_is_usable_from_several_threads():
     for t in threads:
         t.join(5)
     assert results == {i: 2 * i for i in range(4)}
+
+
+def test_run_accepts_a_plain_function():
+    """mai.run(lambda x: x + 1, 1) runs a plain callable as a module."""
+    assert mai.run(lambda x: x + 1, 1) == 2
+
+    assert mai.run(lambda x: x * 2, "ab") == "abab"
+
+    async def entry(x: int) -> int:
+        return await add(x, 2)
+
+    assert mai.run(entry, 1) == 3  # an async function is an entry point, as with trio.run
+
+
+def test_run_refuses_what_is_not_callable():
+    """mai.run given something that is not a module or a function says so (a ConfigError)."""
+    with pytest.raises(mai.ConfigError, match="module or a function"):
+        mai.run(42, 1)  # type: ignore[arg-type]
+
+
+async def test_run_inside_an_event_loop_says_to_await():
+    """mai.run inside a running event loop tells the user to await the module instead."""
+    with pytest.raises(mai.MaiError, match=r"await add\(\.\.\.\)") as info:
+        mai.run(add, 1)
+    assert isinstance(info.value, RuntimeError)
+
+
+def test_run_inside_asyncio_says_to_await():
+    """mai.run inside a running asyncio loop also tells the user to await."""
+    import asyncio
+
+    async def main():
+        with pytest.raises(mai.MaiError, match="await"):
+            mai.run(add, 1)
+
+    asyncio.run(main())

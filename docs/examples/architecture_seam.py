@@ -1,7 +1,7 @@
 """The seam: an interceptor sees every module call of a run, and may answer without running it.
 
-Run: ``python docs/examples/architecture_seam.py``. The seam is internal (``mai._seam``): this is
-how the tracer and the durable runtime attach, shown here to document the architecture.
+Run: ``python docs/examples/architecture_seam.py``. This is how the tracer and the durable runtime
+attach; the same public door (``mai.intercept``, ``mai.Call``) is open to any program.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 import mai
-from mai._seam import Call, intercept
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -33,7 +32,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, tuple[Any, ...]]] = []
 
-    async def __call__(self, call: Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
+    async def __call__(self, call: mai.Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
         self.calls.append((call.step_id, call.name, call.args))
         return await proceed()
 
@@ -44,7 +43,7 @@ class Replayer:
     def __init__(self, recorded: dict[str, Any]) -> None:
         self.recorded = recorded
 
-    async def __call__(self, call: Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
+    async def __call__(self, call: mai.Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
         if call.step_id in self.recorded:
             return call.module.cast_output(self.recorded[call.step_id])
         return await proceed()
@@ -54,7 +53,7 @@ async def main() -> None:
     pipeline = double >> mai.Parallel(double, square)
 
     recorder = Recorder()
-    with intercept(recorder):  # installed for the runs started inside the block
+    with mai.intercept(recorder):  # installed for the runs started inside the block
         assert await pipeline(3) == (12, 36)
     calls = sorted(recorder.calls)
     assert calls[0] == ("1", "Sequential", (3,))
@@ -62,7 +61,7 @@ async def main() -> None:
     assert sorted(calls[3:]) == [("1.2.1", "double", (6,)), ("1.2.2", "square", (6,))]
 
     # Step 1.1 "was recorded" as 5 (the string is cast back to int): double does not run again.
-    with intercept(Replayer({"1.1": "5"})):
+    with mai.intercept(Replayer({"1.1": "5"})):
         assert await pipeline(3) == (10, 25)
 
     # Outside the block no interceptor is installed, and calls pay nothing for the seam.

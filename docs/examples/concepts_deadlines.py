@@ -72,10 +72,14 @@ async def who_is_named() -> None:
         await answer("mai", quick_search)
     except mai.DeadlineExceeded as err:
         print(err)
-        assert str(err) == "module 'quick_search' (step 1.1) exceeded its timeout of 2s"
+        assert str(err) == (
+            "module 'quick_search' (step 1.1) exceeded its timeout of 2s; "
+            "still running: 'search' (step 1.1.1)"
+        )
         assert err.module_name == "quick_search"
         assert err.step_id == "1.1"
         assert err.running == "search"  # the innermost module that was running
+        assert err.running_calls == (("1.1.1", "search"),)
         assert trio.current_time() - start == 2
     else:
         raise AssertionError("expected DeadlineExceeded")
@@ -87,7 +91,10 @@ async def who_is_named() -> None:
         await answer("mai", search)
     except mai.DeadlineExceeded as err:
         print(err)
-        assert str(err) == "module 'answer' (step 1) exceeded its timeout of 5s"
+        assert str(err) == (
+            "module 'answer' (step 1) exceeded its timeout of 5s; "
+            "still running: 'search' (step 1.1)"
+        )
         assert err.module_name == "answer"
         assert err.running == "search"
         assert isinstance(err, TimeoutError)

@@ -28,9 +28,12 @@ name.
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 import threading
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mai import _casting
@@ -40,6 +43,7 @@ from mai._seam import add_interceptor, add_run_hook, remove_interceptor
 if TYPE_CHECKING:
     from collections.abc import Callable
     from importlib.metadata import EntryPoint
+    from types import FrameType
 
     from mai._seam import Interceptor
 
@@ -268,8 +272,37 @@ def _discover(group: str) -> None:
         finally:
             _discovering.discard(group)
             _discovered.add(group)
+    level = _outside_mai()
     for info in broken:
-        warnings.warn(_warning_text(info), PluginWarning, stacklevel=3)
+        warnings.warn(_warning_text(info), PluginWarning, stacklevel=level)
+
+
+def _package_dirs() -> tuple[str, ...]:
+    """Where mai and the event-loop machinery between it and the user's code live."""
+    import asyncio  # noqa: PLC0415 - only when a broken plugin is reported
+    import contextlib  # noqa: PLC0415
+
+    import anyio  # noqa: PLC0415
+    import trio  # noqa: PLC0415
+
+    dirs = [f"{Path(m.__file__ or '').parent}{os.sep}" for m in (_casting, trio, anyio, asyncio)]
+    return (*dirs, contextlib.__file__ or "")
+
+
+def _outside_mai() -> int:
+    """The ``stacklevel`` of the first caller outside mai and the event loop (the user's line).
+
+    Discovery starts from many places (a first run, a first cast, ``mai.plugins()``), at
+    different depths and sometimes inside a Trio or asyncio task, so a fixed level would name
+    mai's own code.
+    """
+    skip = _package_dirs()
+    level = 2  # level 1 is this function's caller, _discover
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(skip):
+        frame = frame.f_back
+        level += 1
+    return level if frame is not None else 2
 
 
 def _load_group(group: str, broken: list[PluginInfo]) -> None:

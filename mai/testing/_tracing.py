@@ -238,7 +238,6 @@ def run_virtual(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     Returns:
         What ``fn`` returned.
     """
-    import trio  # noqa: PLC0415
     import trio.testing  # noqa: PLC0415
 
     return trio.run(fn, *args, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -302,6 +302,38 @@ def test_identical_plans_have_no_differences():
     assert mai.plan(build_rag()).diff(mai.plan(build_rag())) == []
 
 
+def test_a_renamed_step_is_reported_as_a_rename():
+    """Renaming a step with .with_(name=...) is one rename, not a changed input schema."""
+
+    @mai.module
+    async def first(x: int) -> int:
+        return x
+
+    @mai.module
+    async def second(x: int) -> int:
+        return x
+
+    changes = mai.plan(first >> second).diff(mai.plan(first >> second.with_(name="bee")))
+    assert [(c.kind, c.node, c.step) for c in changes] == [("renamed", "n2", "2")]
+    assert changes[0].description == "node n2 was renamed from 'second' to 'bee'"
+    assert not changes[0].compatible  # a recorded run names its steps: it cannot resume
+
+
+def test_a_rename_inside_a_composite_is_a_rename():
+    """A renamed step inside a nested composite is reported as a rename too."""
+
+    @mai.module
+    async def item(x: int) -> int:
+        return x
+
+    old = mai.plan(mai.Sequential(item, mai.Map(mai.module(lambda x: [x])), name="flow"))
+    new = mai.plan(
+        mai.Sequential(item.with_(name="thing"), mai.Map(mai.module(lambda x: [x])), name="flow")
+    )
+    kinds = [c.kind for c in old.diff(new)]
+    assert kinds == ["renamed"]
+
+
 def test_an_appended_node_is_compatible():
     """A node added after the others (and its edges) is compatible with resuming."""
     changes = mai.plan(build_rag()).diff(mai.plan(build_rag(extra=True)))

@@ -364,3 +364,25 @@ def test_a_graph_runs_under_asyncio():
         g.output(pair(shout(text), exclaim(text)))
     assert mai.run(g, "a", backend="asyncio") == "A|a!"
     assert mai.run(g, "a") == "A|a!"
+
+
+async def test_a_graph_deadline_names_the_nodes_still_running(autojump_clock):
+    """A graph's timeout names each node it cut off (DeadlineExceeded.running_calls)."""
+
+    @mai.module
+    async def slow(x: int) -> int:
+        await trio.sleep(10)
+        return x
+
+    @mai.module
+    async def slower(x: int) -> int:
+        await trio.sleep(20)
+        return x
+
+    with mai.Graph(name="g", timeout=1) as g:
+        x = g.input("x", int)
+        g.output(a=slow(x), b=slower(x))
+    with pytest.raises(mai.DeadlineExceeded) as info:
+        await g(1)
+    assert [name for _, name in info.value.running_calls] == ["slow", "slower"]
+    assert "still running: 'slow'" in str(info.value)

@@ -530,3 +530,24 @@ def test_a_broken_plugin_never_breaks_import_mai(installed_plugin):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_plugin_warning_points_at_the_callers_code(entry_points):
+    """A PluginWarning is attributed to the user's line that triggered discovery, not to mai."""
+    entry_points["mai.tracers"] = [_ep("mai.tracers", "junk", "fake_plugins_missing:thing")]
+
+    @mai.module
+    async def one() -> int:
+        return 1
+
+    with pytest.warns(PluginWarning) as caught:
+        mai.run(one)
+    assert [Path(w.filename).name for w in caught] == [Path(__file__).name]
+
+
+def test_plugin_warning_from_plugins_points_at_the_caller(entry_points):
+    """mai.plugins() warns at the line that called it."""
+    entry_points["mai.stores"] = [_ep("mai.stores", "junk", "fake_plugins_missing:thing")]
+    with pytest.warns(PluginWarning) as caught:
+        mai.plugins()
+    assert [Path(w.filename).name for w in caught] == [Path(__file__).name]

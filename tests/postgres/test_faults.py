@@ -27,6 +27,10 @@ from pgharness import (
     wait_until,
 )
 
+# Real processes killed and restarted, judged by their timing: these tests run one at a time
+# (in one xdist worker, `--dist loadgroup`), beside the rest of the suite, not beside each other.
+pytestmark = pytest.mark.xdist_group("pg-faults")
+
 if TYPE_CHECKING:
     from pathlib import Path
 

@@ -12,21 +12,33 @@
     mai mcp serve pkg.module:obj [--http [--host H --port P --allow-remote]]
 
 Errors are one line on stderr with a non-zero exit code (1: the run or operation failed,
-2: usage); ``MAI_DEBUG=1`` shows the traceback. Imports are lazy so ``--help`` is instant.
-Nothing printed carries the store URL's password (``mai.redact_url``); keep the password out
-of the command line with ``MAI_STORE``, ``PGPASSWORD`` or a ``~/.pgpass`` file.
+2: usage); ``MAI_DEBUG=1`` shows the traceback. Only the result goes to stdout: progress,
+the trace and the library's log lines go to stderr. The durable runtime is imported by the
+commands that use it, not by ``mai --help``. Nothing printed carries the store URL's password
+(``mai.redact_url``); keep the password out of the command line with ``MAI_STORE``,
+``PGPASSWORD`` or a ``~/.pgpass`` file.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime as dt
+import importlib
+import inspect
 import json
 import os
 import sys
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._args import UsageError
+import trio
+from pydantic_core import to_json
+
+import mai
+
+from ._args import UsageError, bind_cli_args, load_target
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -131,12 +143,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="queue to serve (repeatable; default: default)",
     )
+    p.formatter_class = _WorkerHelp
+    p.add_argument("--concurrency", type=int, help="runs executed at once by this worker")
     p.add_argument(
-        "--concurrency",
-        type=int,
-        default=8,
-        help="runs executed at once by this worker (default 8)",
+        "--lease", type=float, metavar="SECONDS", help="seconds a claimed run's lease lasts"
     )
+    p.add_argument(
+        "--poll-interval", type=float, metavar="SECONDS", help="seconds between polls of the store"
+    )
+    p.add_argument("--max-attempts", type=int, help="attempts of a run before it is dead-lettered")
     p.add_argument("--name", help="worker name (default: host name)")
     p.add_argument(
         "--executor",
@@ -152,6 +167,26 @@ def _parser() -> argparse.ArgumentParser:
 
     add_mcp_parser(sub)
     return parser
+
+
+#: ``mai worker`` options that are :class:`mai.Worker` parameters of the same name.
+_WORKER_OPTIONS = ("concurrency", "lease", "poll_interval", "max_attempts")
+
+
+def _worker_defaults() -> dict[str, Any]:
+    """:class:`mai.Worker`'s own defaults: the one place they are written."""
+    params = inspect.signature(mai.Worker).parameters
+    return {name: params[name].default for name in _WORKER_OPTIONS}
+
+
+class _WorkerHelp(argparse.HelpFormatter):
+    """Shows mai.Worker's defaults in ``mai worker --help`` (the worker loads only then)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if action.dest in _WORKER_OPTIONS:
+            text = f"{text} (default {_worker_defaults()[action.dest]:g})"
+        return text
 
 
 def main_exit() -> None:
@@ -201,16 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _json(value: Any) -> str:
-    from pydantic_core import to_json  # noqa: PLC0415
 
     return to_json(value, indent=2, fallback=repr).decode()
 
 
 def _with_runtime(ns: argparse.Namespace, fn: Callable[[Runtime], Any]) -> Any:
     """Open the runtime on ``--store`` and run ``await fn(rt)`` under Trio."""
-    import trio  # noqa: PLC0415
-
-    import mai  # noqa: PLC0415
 
     async def go() -> Any:
         async with mai.Runtime(ns.store) as rt:
@@ -223,13 +254,7 @@ def _with_runtime(ns: argparse.Namespace, fn: Callable[[Runtime], Any]) -> Any:
 
 
 def _cmd_run(ns: argparse.Namespace) -> int:
-    import trio  # noqa: PLC0415
-
-    from mai._seam import intercept  # noqa: PLC0415
-    from mai.core.durable import redact_url  # noqa: PLC0415
-
-    from ._args import bind_cli_args, load_target  # noqa: PLC0415
-    from ._progress import Progress  # noqa: PLC0415
+    from mai.core.durable import redact_url  # noqa: PLC0415 - the durable runtime loads on use
 
     module = load_target(ns.target)
     args, kwargs = bind_cli_args(module, ns.args)
@@ -237,13 +262,9 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     out = sys.stderr
 
     async def go(rt: Runtime) -> Any:
-        def recorded(step_id: str) -> bool:
-            active = rt._active.get(run_id)
-            return active is not None and step_id in active.recorded
-
-        progress = Progress(recorded, out=out, live=out.isatty() and not ns.quiet)
+        progress = mai.Progress(out=out, live=out.isatty() and not ns.quiet)
         done = trio.Event()
-        with intercept(*([] if ns.quiet else [progress])):
+        with mai.intercept(*([] if ns.quiet else [progress])):
             handle = await rt.start(module, *args, run_id=run_id, deadline=ns.deadline, **kwargs)
         if not ns.quiet:
             print(f"run {run_id}: {module.name} on {redact_url(rt.url)}", file=out)
@@ -285,7 +306,6 @@ def _cmd_runs(ns: argparse.Namespace) -> int:
 
 
 def _when(epoch: float | None) -> str:
-    import datetime as dt  # noqa: PLC0415
 
     if not epoch:
         return "-"
@@ -303,28 +323,33 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def _runs_list(ns: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> Any:
-        return rt.list_runs(status=ns.status, limit=ns.limit)
+        return [(r, _owner_gone(rt, r)) for r in rt.list_runs(status=ns.status, limit=ns.limit)]
 
     if ns.status:
-        import mai  # noqa: PLC0415
-
         valid = [s.value.lower() for s in mai.RunStatus]
         if ns.status.lower() not in valid:
             raise UsageError(f"--status must be one of {', '.join(valid)}, got {ns.status!r}")
     runs = _with_runtime(ns, go)
     if ns.json:
-        print(_json([_run_dict(r) for r in runs]))
+        print(
+            _json(
+                [
+                    {**_run_dict(r), "owner_alive": None if gone is None else not gone}
+                    for r, gone in runs
+                ]
+            )
+        )
         return 0
     rows = [
         [
             r.run_id,
             r.workflow,
-            r.status.value,
+            f"{r.status.value} (owner gone)" if gone else r.status.value,
             _when(r.created_at),
             _when(r.updated_at),
             str(r.attempts),
         ]
-        for r in runs
+        for r, gone in runs
     ]
     print(
         _table(rows, ["RUN", "WORKFLOW", "STATUS", "CREATED (UTC)", "UPDATED (UTC)", "ATTEMPTS"])
@@ -423,9 +448,6 @@ def _runs_steps(ns: argparse.Namespace) -> int:
 
 def _import_app(app: str | None) -> None:
     if app:
-        import importlib  # noqa: PLC0415
-        from pathlib import Path  # noqa: PLC0415
-
         if str(Path.cwd()) not in sys.path:
             sys.path.insert(0, str(Path.cwd()))
         try:
@@ -462,11 +484,40 @@ def _runs_send(ns: argparse.Namespace) -> int:
         raise UsageError(f"PAYLOAD must be JSON, got {ns.payload!r} ({exc})") from None
 
     async def go(rt: Runtime) -> Any:
+        info = rt.get(ns.run_id)
+        if info.status.terminal:
+            return info, False, False
+        gone = bool(_owner_gone(rt, info))
         await rt.send(ns.run_id, ns.topic, payload)
+        return info, True, gone
 
-    _with_runtime(ns, go)
-    print(f"sent {ns.topic!r} to run {ns.run_id}")
+    info, sent, gone = _with_runtime(ns, go)
+    if not sent:
+        return _fail(
+            f"run {ns.run_id} is not waiting for messages: it has finished "
+            f"({info.status.value.lower()}); nothing was sent"
+        )
+    note = (
+        f"; the owner is gone ({info.owner}), so the run receives it when it is resumed "
+        "(mai runs resume, or a worker)"
+        if gone
+        else ""
+    )
+    print(f"sent {ns.topic!r} to run {ns.run_id}{note}")
     return 0
+
+
+def _owner_gone(rt: Runtime, info: Any) -> bool | None:
+    """For a RUNNING run, whether its owner is certainly gone; ``None`` for other statuses.
+
+    Gone: its lease expired on the store's clock, or (same host) its process no longer exists.
+    """
+    if info.status != mai.RunStatus.RUNNING:
+        return None
+    from mai.core.durable._runtime import _owner_dead  # noqa: PLC0415 - durable loads on use
+
+    lease = info.record.lease_until
+    return (lease is not None and lease < rt.clock()) or _owner_dead(info.owner)
 
 
 # -- mai trace / plan / plugins / worker -------------------------------------------------------
@@ -489,9 +540,6 @@ def _cmd_trace(ns: argparse.Namespace) -> int:
 
 
 def _cmd_plan(ns: argparse.Namespace) -> int:
-    import mai  # noqa: PLC0415
-
-    from ._args import load_target  # noqa: PLC0415
 
     plan = mai.plan(load_target(ns.target))
     if ns.mermaid:
@@ -511,9 +559,6 @@ def _cmd_mcp(ns: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(ns: argparse.Namespace) -> int:
-    import dataclasses  # noqa: PLC0415
-
-    import mai  # noqa: PLC0415
 
     found = mai.plugins()
     if ns.json:
@@ -545,18 +590,20 @@ def _cmd_ui(ns: argparse.Namespace) -> int:
 
 
 def _cmd_worker(ns: argparse.Namespace) -> int:
-    from mai.core.durable import run_worker  # noqa: PLC0415
+    from mai.core.durable import run_worker  # noqa: PLC0415 - the durable runtime loads on use
     from mai.core.durable._runtime import default_url  # noqa: PLC0415
     from mai.core.executor import executor_factory  # noqa: PLC0415
 
+    options = {k: v for k in _WORKER_OPTIONS if (v := getattr(ns, k)) is not None}
+    options = {**_worker_defaults(), **options}
     queues = ns.queues or ["default"]
     url = ns.store or (f"{ns.executor}://" if ns.executor else default_url())
     factory = executor_factory(url)
     if factory is not None:
-        return factory(url).serve(ns.app, queues, ns.concurrency, ns.name)  # type: ignore[no-any-return]
+        return factory(url).serve(ns.app, queues, options["concurrency"], ns.name)  # type: ignore[no-any-return]
     if ns.executor:
         raise UsageError(
             f"--executor {ns.executor!r}: no installed plugin provides it "
             f"(for Temporal: pip install mai-temporal)"
         )
-    return run_worker(url, ns.app, queues, ns.concurrency, ns.name)
+    return run_worker(url, ns.app, queues, name=ns.name, **options)

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import outcome
 import sniffio
 
+from mai._module import library_logger
+
 from ._crash import crash_point
 from ._errors import StoreError
 from ._urls import redact_url
@@ -125,11 +127,7 @@ class StoreExecutor:
 
         def deliver(result: outcome.Outcome[Any]) -> None:
             if isinstance(result, outcome.Error):
-                import structlog  # noqa: PLC0415
-
-                structlog.get_logger("mai").warning(
-                    "mai.store.write_failed", error=repr(result.error)
-                )
+                library_logger().warning("mai.store.write_failed", error=repr(result.error))
 
         self._put(_Item(fn, args, True, deliver))
 

@@ -52,6 +52,7 @@ class _DurableCalls:
         recorded = active.recorded.get(sid)
         if recorded is not None:
             self._check(recorded, sid, module.name, "call", input_text)
+            call.replayed = True
             span = frame.span
             if span is not None and hasattr(span, "set_attribute"):
                 # a replayed step did no work now: marked, and no usage (tokens) on its span

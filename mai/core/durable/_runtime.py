@@ -27,6 +27,7 @@ from mai._backend import current_backend
 from mai._composites import Composite
 from mai._context import Context
 from mai._errors import DeadlineExceeded, MaiError
+from mai._module import library_logger
 from mai._seam import intercept, run_binding
 
 from . import _serde
@@ -58,9 +59,7 @@ _HOST = socket.gethostname()
 
 
 def _log() -> Any:
-    import structlog  # noqa: PLC0415
-
-    return structlog.get_logger(_log_name)
+    return library_logger(_log_name)
 
 
 def default_url() -> str:

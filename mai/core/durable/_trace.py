@@ -10,7 +10,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import to_json
+
 from mai.core.tracing import Span, TraceHandle
+
+from . import _serde
 
 if TYPE_CHECKING:
     from ._store import RunRecord, StepRecord
@@ -25,8 +29,8 @@ def _order(step_id: str) -> tuple[int, ...]:
     return tuple(int(p) for p in step_id.split("."))
 
 
-def _plan_name(nodes: dict[str, Any], step_id: str) -> str:
-    """The plan's name for a step path (Map items match the plan's ``*`` child)."""
+def _plan_node(nodes: dict[str, Any], step_id: str) -> dict[str, Any]:
+    """The plan's description of a step path (Map items match the plan's ``*`` child)."""
     node = nodes.get(step_id)
     if node is None:
         parts = step_id.split(".")
@@ -34,18 +38,60 @@ def _plan_name(nodes: dict[str, Any], step_id: str) -> str:
             node = nodes.get(".".join([*parts[:i], "*", *parts[i + 1 :]]))
             if node is not None:
                 break
-    return str(node["name"]) if node else "(composite)"
+    return node or {"name": "(composite)"}
 
 
 def _names(plan: dict[str, Any], step: str, out: dict[str, Any]) -> None:
-    """Map absolute step paths to ``{"name": ...}`` from a WorkflowPlan's JSON."""
-    out[step] = {"name": plan.get("name", "?")}
+    """Map absolute step paths to ``{"name", "kind", "collect", "keys"}`` from a plan's JSON."""
+    out[step] = {
+        "name": plan.get("name", "?"),
+        "kind": plan.get("kind"),
+        "collect": plan.get("options", {}).get("collect"),
+        "keys": [o.get("name") for o in plan.get("outputs", [])],
+    }
     for node in plan.get("nodes", []):
         path = f"{step}.{node.get('step', '?')}"
-        out[path] = {"name": node.get("name", "?")}
+        out[path] = {"name": node.get("name", "?"), "kind": node.get("kind")}
         inner = node.get("plan")
         if isinstance(inner, dict):
-            _names({**inner, "name": node.get("name", "?")}, path, out)
+            _names({**inner, "name": node.get("name", "?"), "kind": node.get("kind")}, path, out)
+
+
+def _json_size(value: Any) -> int:
+    return len(to_json(value))
+
+
+def _args_size(text: str | None, fmt: str) -> tuple[int, list[int]]:
+    """The summed JSON size of recorded arguments (as the in-process trace counts them)."""
+    if text is None:
+        return 0, []
+    try:
+        data = _serde.loads(text, fmt)
+        values = [*data.get("args", []), *data.get("kwargs", {}).values()]
+    except (ValueError, AttributeError, TypeError):
+        return len(text.encode()), []
+    sizes = [_json_size(v) for v in values]
+    return sum(sizes), sizes
+
+
+def _array(sizes: list[int]) -> int:
+    """JSON size of an array whose items have ``sizes`` (compact: commas, no spaces)."""
+    return 2 + sum(sizes) + max(len(sizes) - 1, 0)
+
+
+def _composite_sizes(node: dict[str, Any], kids: list[dict[str, Any]]) -> tuple[int, int | None]:
+    """Input and output sizes of a composite, from its children's (it is not recorded)."""
+    kind = node.get("kind")
+    outs = [k["output_bytes"] or 0 for k in kids]
+    if kind == "map":  # a list of items in, a list of results out
+        return _array([k["arg_sizes"][0] if k["arg_sizes"] else 0 for k in kids]), _array(outs)
+    if kind == "parallel":
+        keys = node.get("keys") or []
+        if node.get("collect") == "dict" and len(keys) == len(kids):
+            pairs = [_json_size(k) + 1 + o for k, o in zip(keys, outs, strict=True)]
+            return kids[0]["input_bytes"], _array(pairs)
+        return kids[0]["input_bytes"], _array(outs)
+    return kids[0]["input_bytes"], kids[-1]["output_bytes"]
 
 
 def _usage_attributes(output: str) -> dict[str, Any] | None:
@@ -66,7 +112,13 @@ def _usage_attributes(output: str) -> dict[str, Any] | None:
 
 
 def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
-    """Rebuild a :class:`~mai.TraceHandle` of a durable run from its records."""
+    """Rebuild a :class:`~mai.TraceHandle` of a durable run from its records.
+
+    Sizes are those the in-process trace reports: a step's input is the JSON size of its
+    arguments (not of the stored envelope), and a composite's are worked out from its children
+    and the plan (a Map's input is the list of its items, a Parallel's output the array or
+    object of its branches' results); the run's own input and output are recorded exactly.
+    """
     nodes: dict[str, Any] = {}
     try:
         _names(json.loads(run.plan), "1", nodes)
@@ -74,45 +126,48 @@ def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
         nodes = {}
     rows: dict[str, dict[str, Any]] = {}
     for s in steps:
+        in_bytes, arg_sizes = _args_size(s.input, s.format)
         rows[s.step_id] = {
             "name": s.name,
             "start": s.started_at,
             "end": max(s.finished_at, s.started_at),
-            "input_bytes": len(s.input.encode()) if s.input is not None else 0,
+            "input_bytes": in_bytes,
+            "arg_sizes": arg_sizes,
             "output_bytes": len(s.output.encode()),
             "sizes_exact": s.input is not None,
             "retries": max(s.attempts - 1, 0),
             "attributes": _usage_attributes(s.output),
         }
-    for sid in list(rows):
-        child = rows[sid]
+    composites: set[str] = set()
+    for sid in rows:
         parent = _parent(sid)
-        while parent is not None:
-            row = rows.get(parent)
-            if row is None:
-                row = rows[parent] = {
-                    "name": _plan_name(nodes, parent),
-                    "start": child["start"],
-                    "end": child["end"],
-                    "input_bytes": 0,
-                    "output_bytes": 0,
-                    "sizes_exact": True,
-                    "retries": 0,
-                    "first": sid,
-                    "last": sid,
-                }
-            if "first" in row:  # a composite: it spans its children, first input to last output
-                row["start"] = min(row["start"], child["start"])
-                row["end"] = max(row["end"], child["end"])
-                if _order(sid) < _order(row["first"]):
-                    row["first"] = sid
-                if _order(sid) > _order(row["last"]):
-                    row["last"] = sid
-            child, parent = row, _parent(parent)
-    for row in rows.values():
-        if "first" in row:
-            row["input_bytes"] = rows[row["first"]]["input_bytes"]
-            row["output_bytes"] = rows[row["last"]]["output_bytes"]
+        while parent is not None and parent not in rows:
+            composites.add(parent)
+            parent = _parent(parent)
+    for sid in sorted(composites, key=lambda c: (-len(_order(c)), _order(c))):  # inner first
+        prefix = f"{sid}."
+        kids = [
+            rows[k]
+            for k in sorted(rows, key=_order)
+            if k.startswith(prefix) and "." not in k[len(prefix) :]
+        ]
+        node = _plan_node(nodes, sid)
+        in_bytes, out_bytes = _composite_sizes(node, kids)
+        rows[sid] = {
+            "name": str(node.get("name", "(composite)")),
+            "start": min(k["start"] for k in kids),
+            "end": max(k["end"] for k in kids),
+            "input_bytes": in_bytes,
+            "arg_sizes": [in_bytes] if node.get("kind") != "map" else [],
+            "output_bytes": out_bytes,
+            "sizes_exact": all(k["sizes_exact"] for k in kids),
+            "retries": 0,
+        }
+    top = rows.get("1")
+    if top is not None and "1" in composites:  # the run's own input and output are recorded
+        top["input_bytes"], _ = _args_size(run.input, run.format)
+        if run.output is not None:
+            top["output_bytes"] = len(run.output.encode())
     order = sorted(rows, key=_order)
     ids = {sid: i for i, sid in enumerate(order, 1)}
     spans = []

@@ -8,7 +8,8 @@ with the same module, inputs and types. So:
   input with a default; configuration (name, timeout, retries, backoff, concurrency, inline,
   sync/async); options that change how, not what (``max_concurrency``, ``max_iterations``,
   delays); outputs; fusion.
-- incompatible: a removed node; a node whose module, kind, step, parameter or output types,
+- incompatible: a removed or renamed node (a run records each step's name); a node whose
+  module, kind, step, parameter or output types,
   bound values or constants changed; an edge added to, removed from or rewired on an existing
   node (and its cast); a removed input, an input whose type changed, an added input without a
   default; options that change what is computed (``collect``, ``pred``, ``until``); the kind
@@ -148,6 +149,15 @@ class _Diff:
 
     def node(self, old: dict[str, Any], new: dict[str, Any], ref: str, step: str) -> None:
         label = f"node {ref} ({new['name']!r})"
+        renamed = old["name"] != new["name"] and old["module"] == new["module"]
+        if renamed:  # a durable run records each step's name, so it cannot resume past this
+            self.add(
+                "renamed",
+                ref,
+                step,
+                f"node {ref} was renamed from {old['name']!r} to {new['name']!r}",
+                False,
+            )
         if old["kind"] != new["kind"]:
             self.add(
                 "kind_changed",
@@ -173,7 +183,7 @@ class _Diff:
                 False,
             )
         for key in _NODE_TYPES:
-            if old.get(key) != new.get(key):
+            if _untitled(old.get(key)) != _untitled(new.get(key)):
                 what = {
                     "params": f"parameter types from {old.get('params')} to {new.get('params')}",
                     "input_schema": "input schema",
@@ -196,7 +206,7 @@ class _Diff:
         cfg_keys = [
             k
             for k in sorted({*old["config"], *new["config"]})
-            if old["config"].get(k) != new["config"].get(k)
+            if old["config"].get(k) != new["config"].get(k) and not (renamed and k == "name")
         ]
         if old.get("mode") != new.get("mode"):
             cfg_keys.append("mode")
@@ -237,6 +247,13 @@ class _Diff:
                     f"{what} into {where} changed: {text(old)} is now {text(new)}",
                     False,
                 )
+
+
+def _untitled(value: Any) -> Any:
+    """A schema without its top-level title (made from the module's name: a rename says so)."""
+    if isinstance(value, dict) and "title" in value:
+        return {k: v for k, v in value.items() if k != "title"}
+    return value
 
 
 def _strip(item: dict[str, Any]) -> dict[str, Any]:

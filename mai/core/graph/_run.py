@@ -23,7 +23,7 @@ from mai._casting import Caster, caster_for
 from mai._composites import _Failures
 from mai._context import Frame, child_frame, current_frame, thread_cancel
 from mai._errors import ArgumentError
-from mai._module import _ASYNC, _in_thread
+from mai._module import _ASYNC, _in_thread, _tag_cancelled
 
 from ._nodes import CONST, INPUT, MISSING, NODE
 from ._reach import dump_models
@@ -361,6 +361,9 @@ class _Execution:
                     token = current_frame.set(frame)
                     try:
                         result = await coro
+                    except BaseException as exc:
+                        _tag_cancelled(frame, exc)  # a deadline names the nodes it cut off
+                        raise
                     finally:
                         current_frame.reset(token)
                     rc = st.ret

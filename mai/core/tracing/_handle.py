@@ -7,13 +7,13 @@ import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from ._render import can_encode, render, wants_colour
 from ._span import STATUSES, Span
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
-
-    from pydantic import TypeAdapter
 
     from ._span import SpanStatus
 
@@ -239,8 +239,6 @@ class TraceHandle:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             got = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise ValueError(f"not a mai trace: expected format {FORMAT!r}, received {got!r}")
-        from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415 - only here
-
         adapter = _spans_adapter
         if adapter is None:
             adapter = _spans_adapter = TypeAdapter(list[Span])

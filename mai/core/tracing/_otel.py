@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 from mai._context import current_frame
 from mai._seam import add_run_hook
 
-from ._span import arguments_size, classify, effective_deadline, result_attributes, size_of
+from ._span import (
+    arguments_size,
+    classify,
+    effective_deadline,
+    error_of,
+    result_attributes,
+    size_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -120,10 +127,13 @@ class OtelInterceptor:
             status = classify(exc, backend, deadline, backend.current_time())
             end["mai.status"] = status
             if status != "cancelled":
-                span.record_exception(exc)
-                span.set_status(
-                    trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
-                )
+                kind, message = error_of(exc, status)
+                if kind == "Cancelled":  # cut by a deadline: never record a nursery's raw group
+                    text = f"Cancelled: {message}"
+                else:
+                    span.record_exception(exc)
+                    text = f"{type(exc).__name__}: {exc}"
+                span.set_status(trace.Status(trace.StatusCode.ERROR, text))
             raise
         else:
             out_bytes, out_exact = size_of(result)

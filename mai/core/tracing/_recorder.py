@@ -18,9 +18,9 @@ from ._span import (
     arguments_size,
     classify,
     effective_deadline,
+    error_of,
     result_attributes,
     size_of,
-    type_name,
 )
 
 if TYPE_CHECKING:
@@ -123,8 +123,8 @@ class Recorder:
                     sizes_exact=exact,
                     retries=frame.attempts - 1,
                     status=status,
-                    error_type=None if error is None else type_name(error),
-                    error_message=None if error is None else str(error),
+                    error_type=None if error is None else error_of(error, status)[0],
+                    error_message=None if error is None else error_of(error, status)[1],
                     deadline=None if deadline == math.inf else anchor + deadline,
                     attributes=attrs,
                 )

@@ -6,11 +6,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import TypeAdapter
+
 from mai._errors import DeadlineExceeded
 
 if TYPE_CHECKING:
-    from pydantic import TypeAdapter
-
     from mai._backend import Backend
 
 #: How a module call ended.
@@ -110,8 +110,6 @@ def size_of(value: Any) -> tuple[int, bool]:
         return 4, True
     adapter = _json
     if adapter is None:
-        from pydantic import TypeAdapter  # noqa: PLC0415 - only tracing needs it
-
         adapter = _json = TypeAdapter(Any)
     try:
         return len(adapter.dump_json(value)), True
@@ -160,6 +158,17 @@ def classify(exc: BaseException, backend: Backend, deadline: float, now: float) 
     if is_cancel:
         return "timed_out" if deadline <= now else "cancelled"
     return "error"
+
+
+def error_of(exc: BaseException, status: SpanStatus) -> tuple[str, str]:
+    """The ``(type, message)`` a span shows for ``exc``.
+
+    A cancellation, or the group of cancellations a nursery raises, shows as ``Cancelled``
+    whatever the backend (``trio.Cancelled``, ``asyncio.CancelledError``): never a raw group.
+    """
+    if status in {"cancelled", "timed_out"} and not isinstance(exc, DeadlineExceeded):
+        return "Cancelled", ("the deadline passed" if status == "timed_out" else "cancelled")
+    return type_name(exc), str(exc)
 
 
 def type_name(exc: BaseException) -> str:
