@@ -59,7 +59,12 @@ test: venv
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
+# The newest capability first: a durable agent (scripted model unless MAI_DEMO_MODEL names an
+# endpoint) killed with SIGKILL mid-run and resumed without re-asking the model; then the durable
+# research pipeline over this repository, killed and resumed the same way.
 demo: venv
+	$(BIN)/python examples/agent_durable_demo.py
+	@echo
 	$(BIN)/python examples/demo.py
 
 bench: venv
