@@ -6,9 +6,14 @@ import json
 import sqlite3
 import subprocess
 
+import pytest
 from uihelpers import HERE, _env, store_status, wait_until
 
 WAIT_MS = 20_000
+
+# One browser and one live `mai ui` for the whole file, on one xdist worker: the pages share a
+# store whose runs the actions change.
+pytestmark = pytest.mark.xdist_group("ui-browser")
 
 
 def expect():
@@ -185,11 +190,11 @@ def test_approve_sends_the_event_and_the_waiting_run_finishes(browser, live_ui, 
     shoot(page, "run-approved")
 
 
-def test_a_bad_payload_is_reported_and_nothing_is_sent(browser, live_ui):
-    """A payload that is not JSON is reported on the page; no event reaches the store."""
+def test_a_finished_run_offers_no_send_and_an_unknown_run_is_named(browser, live_ui):
+    """A finished run shows no send action; an unknown run id is reported by name."""
     page = browser.page
-    page.goto(f"{live_ui.base}/#/run/stuck-6")
-    expect()(page.locator("h1 .badge")).to_have_text("CANCELLED")
+    page.goto(f"{live_ui.base}/#/run/broken-7")
+    expect()(page.locator("h1 .badge")).to_have_text("FAILED")
     expect()(page.locator("#act-send")).to_have_count(0)  # no action on a finished run
     page.goto(f"{live_ui.base}/#/run/no-such-run")
     expect()(page.locator("p.error")).to_contain_text("no-such-run")

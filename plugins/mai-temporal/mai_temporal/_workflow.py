@@ -152,7 +152,10 @@ class _Steps:
         remaining = ctx.deadline - asyncio.get_running_loop().time()
         schedule_to_close = None
         if remaining != math.inf:
-            request["timeout"] = max(remaining, 0.001)
+            # The deadline is the workflow's to enforce (a timer, which names the module whose
+            # deadline it is and cancels this activity); the body's own copy is a safety net
+            # that fires only if that cancellation never reaches the activity.
+            request["timeout"] = max(remaining, 0.001) + _SLACK / 2
             schedule_to_close = timedelta(seconds=max(remaining, 0.001) + _SLACK)
         aid = sid if ctx.retry_count == 0 else f"{sid}@{ctx.retry_count}"
         handle = workflow.start_activity(
