@@ -36,6 +36,7 @@ from .core.durable import RunFailedError as RunFailedError
 from .core.durable import RunHandle as RunHandle
 from .core.durable import RunInfo as RunInfo
 from .core.durable import RunNotFoundError as RunNotFoundError
+from .core.durable import RunNotRetryableError as RunNotRetryableError
 from .core.durable import RunStatus as RunStatus
 from .core.durable import Runtime as Runtime
 from .core.durable import SerializationError as SerializationError
@@ -49,6 +50,8 @@ from .core.durable import StoreSchemaError as StoreSchemaError
 from .core.durable import StoreUnavailableError as StoreUnavailableError
 from .core.durable import WaitTimeoutError as WaitTimeoutError
 from .core.durable import Worker as Worker
+from .core.durable import WorkflowIdentityError as WorkflowIdentityError
+from .core.durable import WorkflowNotFoundError as WorkflowNotFoundError
 from .core.durable import now as now
 from .core.durable import random as random
 from .core.durable import sleep as sleep
@@ -126,6 +129,7 @@ __all__ = [
     "RunHandle",
     "RunInfo",
     "RunNotFoundError",
+    "RunNotRetryableError",
     "RunStatus",
     "Runtime",
     "Sequential",
@@ -142,6 +146,8 @@ __all__ = [
     "TraceHandle",
     "WaitTimeoutError",
     "Worker",
+    "WorkflowIdentityError",
+    "WorkflowNotFoundError",
     "WorkflowPlan",
     "extract_trace_context",
     "inject_trace_context",

@@ -37,15 +37,19 @@ async def approve_then_charge(order: int) -> str:
     return await charge(invoice)
 
 
+#: A workflow's name is how another process finds it to resume its runs.
+checkout = mai.Sequential(fetch, charge, name="checkout")
+
+
 async def main() -> None:
     """Run, attach, inspect, and answer a human-in-the-loop wait."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'demo.db'}"
         async with mai.Runtime(url) as rt:
-            handle = await rt.start(fetch >> charge, 7, run_id="order-7")
+            handle = await rt.start(checkout, 7, run_id="order-7")
             print(await handle.result())
             # Starting the same id attaches: nothing runs twice.
-            again = await rt.start(fetch >> charge, 7, run_id="order-7")
+            again = await rt.start(checkout, 7, run_id="order-7")
             print(await again.result())
             assert executed == ["fetch(7)", "charge(7) key=order-7/1.2"]
             for step in rt.steps("order-7"):

@@ -59,7 +59,7 @@ def _clear_calls() -> None:
 async def test_start_returns_typed_result() -> None:
     """A durable run returns its result cast to the workflow's return type."""
     async with mai.Runtime(memory_url()) as rt:
-        handle = await rt.start(add_one >> to_doc, 4, run_id="typed")
+        handle = await rt.start((add_one >> to_doc).with_(name="typed"), 4, run_id="typed")
         result = await handle.result()
     assert result == Doc(title="doc 5", words=5)
     assert isinstance(result, Doc)
@@ -85,7 +85,10 @@ async def test_step_ids_are_deterministic_over_50_runs() -> None:
         return x * 2
 
     flow = mai.Sequential(
-        mai.Parallel(jitter, jitter, add_one), mai.module(list), mai.Map(jitter, max_concurrency=3)
+        mai.Parallel(jitter, jitter, add_one),
+        mai.module(list),
+        mai.Map(jitter, max_concurrency=3),
+        name="det",
     )
     seen = set()
     async with mai.Runtime(memory_url()) as rt:
@@ -110,7 +113,9 @@ async def test_step_committed_before_the_next_step_runs() -> None:
     async with mai.Runtime(memory_url()) as rt:
         holder["rt"] = rt
         await (
-            await rt.start(add_one >> look >> add_one >> look, 1, run_id="commit-order")
+            await rt.start(
+                (add_one >> look >> add_one >> look).with_(name="look"), 1, run_id="commit-order"
+            )
         ).result()
     assert seen == [["1.1"], ["1.1", "1.2", "1.3"]]
 
@@ -260,7 +265,7 @@ async def test_cancel_cancels_running_steps_and_records_cancelled() -> None:
         return x
 
     async with mai.Runtime(memory_url()) as rt:
-        handle = await rt.start(add_one >> forever, 1, run_id="to-cancel")
+        handle = await rt.start((add_one >> forever).with_(name="forever"), 1, run_id="to-cancel")
         while not rt.steps("to-cancel"):  # noqa: ASYNC110 - polls the store
             await trio.sleep(0.001)
         await rt.cancel("to-cancel")
@@ -279,7 +284,7 @@ async def test_fan_out_commits_are_grouped(tmp_path: Path) -> None:
 
     async with mai.Runtime(f"sqlite:///{tmp_path}/group.db?synchronous=normal") as rt:
         before = rt.executor.commits
-        handle = await rt.start(numbers >> mai.Map(add_one), 1000, run_id="fan")
+        handle = await rt.start((numbers >> mai.Map(add_one)).with_(name="fan"), 1000, run_id="fan")
         assert len(await handle.result()) == 1000
         commits = rt.executor.commits - before
         assert len(rt.steps("fan")) == 1001
@@ -466,7 +471,7 @@ async def test_non_blocking_delay_uses_durable_timers() -> None:
     async def later(x: int) -> None:
         done.set()
 
-    flow = mai.Sequential(mai.NonBlockingDelay(0.01, later), add_one)
+    flow = mai.Sequential(mai.NonBlockingDelay(0.01, later), add_one, name="nbd")
     async with mai.Runtime(memory_url()) as rt:
         assert await (await rt.start(flow, 1, run_id="nbd")).result() == 2
         kinds = {(s.name, s.kind) for s in rt.steps("nbd")}
@@ -487,6 +492,6 @@ async def test_run_id_is_known_before_the_first_interceptor_runs() -> None:
 
     async with mai.Runtime(memory_url()) as rt:
         with intercept(spy):
-            handle = await rt.start(add_one >> add_one, 1, run_id="known")
+            handle = await rt.start((add_one >> add_one).with_(name="twice"), 1, run_id="known")
         assert await handle.result() == 3
     assert seen == [("1", "known"), ("1.1", "known"), ("1.2", "known")]

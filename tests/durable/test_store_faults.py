@@ -423,20 +423,17 @@ POISON = {
         '{"args": ["bad-json"',
         "the run's input is not valid JSON",
     ),
-    "ghost": (
-        "ghost",
-        "no_such_module_for_mai:flow",
-        '{"args": ["x"], "kwargs": {}}',
-        "no_such_module_for_mai",
-    ),
 }
+#: A run of a workflow this process cannot find: it may belong to another app; left alone.
+GHOST = ("ghost", "no_such_module_for_mai:flow", '{"args": ["x"], "kwargs": {}}')
 
 
 async def test_poisoned_rows_are_dead_lettered_once_and_others_recover(half_done: Cluster) -> None:
-    """Rows with invalid JSON or an unknown workflow are dead-lettered once; the rest recover."""
+    """Rows with invalid JSON are dead-lettered once; an unknown workflow's run is left alone."""
     db = half_done.db
     for run_id, (workflow, ref, data, _) in POISON.items():
         insert_run(db, run_id, workflow, ref, data, "PENDING")
+    insert_run(db, "ghost", *GHOST, "PENDING")
     good = ["run-000", "run-001"]
     async with mai.Runtime(url_of(db), workflows=[workflows.chain5]) as rt:
         with capture_logs() as logs:
@@ -452,9 +449,17 @@ async def test_poisoned_rows_are_dead_lettered_once_and_others_recover(half_done
                 await mai.RunHandle(rt, run_id).result()
         dead = sorted(e["run_id"] for e in logs if e["event"] == "mai.run_dead_lettered")
         assert dead == sorted(POISON)
+        ghost = runs(db)["ghost"]
+        assert (ghost.status, ghost.owner, ghost.attempts) == ("PENDING", None, 0)
+        left = [e for e in logs if e["event"] == "mai.run_left_alone"]
+        assert [e["run_id"] for e in left] == ["ghost"]
+        assert "no_such_module_for_mai" in left[0]["why"]
+        with pytest.raises(mai.WorkflowNotFoundError, match="no_such_module_for_mai"):
+            await rt.resume("ghost")
         rows = runs(db)
+        assert rows["ghost"] == ghost
         with capture_logs() as again:
-            assert await rt.recover() == []
+            await rt.recover()
         assert not [e for e in again if e["event"] == "mai.run_dead_lettered"]
         assert runs(db) == rows
     check_complete(db, good, 5)

@@ -89,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--app", metavar="pkg.module", help="import this module first (it defines the workflow)"
     )
+    p = rsub.add_parser(
+        "retry", help="requeue a DEAD or FAILED run (keeps its id and steps) and wait for it"
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    _store_arg(p)
+    p.add_argument(
+        "--app", metavar="pkg.module", help="import this module first (it defines the workflow)"
+    )
     p = rsub.add_parser("cancel", help="cancel a run")
     p.add_argument("run_id", metavar="RUN_ID")
     _store_arg(p)
@@ -205,6 +213,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     from ._progress import Progress  # noqa: PLC0415
 
     module = load_target(ns.target)
+    ref = ns.target  # how `mai runs resume` finds the workflow again (same directory rules)
     args, kwargs = bind_cli_args(module, ns.args)
     run_id = ns.run_id or uuid.uuid4().hex[:12]
     out = sys.stderr
@@ -217,7 +226,9 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         progress = Progress(recorded, out=out, live=out.isatty() and not ns.quiet)
         done = trio.Event()
         with intercept(*([] if ns.quiet else [progress])):
-            handle = await rt.start(module, *args, run_id=run_id, deadline=ns.deadline, **kwargs)
+            handle = await rt.start(
+                module, *args, run_id=run_id, deadline=ns.deadline, ref=ref, **kwargs
+            )
         if not ns.quiet:
             print(f"run {run_id}: {module.name} on {rt.url}", file=out)
         try:
@@ -252,6 +263,8 @@ def _cmd_runs(ns: argparse.Namespace) -> int:
         return _runs_steps(ns)
     if action == "resume":
         return _runs_resume(ns)
+    if action == "retry":
+        return _runs_resume(ns, retry=True)
     if action == "cancel":
         return _runs_cancel(ns)
     return _runs_send(ns)
@@ -385,24 +398,38 @@ def _runs_steps(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _import_app(app: str | None) -> None:
-    if app:
-        import importlib  # noqa: PLC0415
-        from pathlib import Path  # noqa: PLC0415
+def _import_app(app: str | None) -> list[Any]:
+    """Import ``--app`` (from the current directory, as ``mai run`` does); its workflows."""
+    from pathlib import Path  # noqa: PLC0415
 
-        if str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))
-        try:
-            importlib.import_module(app)
-        except ImportError as exc:
-            raise UsageError(f"cannot import --app {app!r}: {exc}") from exc
+    from mai.core.durable import load_app  # noqa: PLC0415
+
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    if not app:
+        return []
+    try:
+        return load_app(app)
+    except ImportError as exc:
+        raise UsageError(f"cannot import --app {app!r}: {exc}") from exc
 
 
-def _runs_resume(ns: argparse.Namespace) -> int:
-    _import_app(ns.app)
+def _runs_resume(ns: argparse.Namespace, *, retry: bool = False) -> int:
+    modules = _import_app(ns.app)
 
     async def go(rt: Runtime) -> Any:
-        handle = await rt.resume(ns.run_id)
+        for module in modules:
+            rt.register(module)
+        handle = await (rt.retry(ns.run_id) if retry else rt.resume(ns.run_id))
+        if ns.run_id not in rt._active:
+            info = await rt.get(ns.run_id)
+            if not info.status.terminal and info.owner is not None:
+                print(
+                    f"run {ns.run_id} is owned by {info.owner}, a process that is still alive "
+                    "or whose lease has not expired yet; waiting for it to finish (the run is "
+                    "taken over here if its lease expires)",
+                    file=sys.stderr,
+                )
         return await handle.result()
 
     print(_json(_with_runtime(ns, go)))

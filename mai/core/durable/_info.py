@@ -159,6 +159,8 @@ class RunHandle:
             await active.done.wait()
             if active.error is not None:
                 raise active.error
+            if active.succeeded:  # ran here: the very values the workflow returned
+                return active.value
         delay = poll
         while True:
             record = await rt._read_run(self.run_id)
@@ -169,7 +171,15 @@ class RunHandle:
                 await active.done.wait()
                 if active.error is not None:
                     raise active.error
+                if active.succeeded:
+                    return active.value
                 continue
+            adopted = rt._adopted.get(self.run_id)
+            if adopted is not None and rt.claimable(record):
+                # the owner we were waiting for is gone: take the run over (fencing it)
+                await rt._attach(record, adopted)
+                if self.run_id in rt._active:
+                    continue
             await anyio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
         return rt._outcome(record)

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ._errors import LeaseLostError
-from ._store import EventRecord, RunRecord, RunStatus, StepRecord
+from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -28,6 +28,7 @@ class _Data:
         self.runs: dict[str, RunRecord] = {}
         self.steps: dict[str, dict[str, StepRecord]] = {}
         self.events: dict[int, EventRecord] = {}
+        self.history: dict[str, list[AttemptRecord]] = {}
         self.ids = itertools.count(1)
         self.lock = threading.RLock()
 
@@ -71,10 +72,11 @@ class MemoryStore:
             runs = dict(d.runs)
             steps = {k: dict(v) for k, v in d.steps.items()}
             events = dict(d.events)
+            history = {k: list(v) for k, v in d.history.items()}
             try:
                 yield
             except BaseException:
-                d.runs, d.steps, d.events = runs, steps, events
+                d.runs, d.steps, d.events, d.history = runs, steps, events, history
                 raise
 
     # -- runs ----------------------------------------------------------------------------------
@@ -255,6 +257,34 @@ class MemoryStore:
             if run.owner is None or run.lease_until is None or run.lease_until < self.now():
                 run = self._update(run_id, status=RunStatus.CANCELLED, owner=None, lease_until=None)
             return run
+
+    def requeue_run(self, run_id: str) -> RunRecord | None:
+        """Keep the DEAD/FAILED outcome as history and make the run PENDING again."""
+        with self._data.lock:
+            run = self._data.runs.get(run_id)
+            if run is None or run.status not in (RunStatus.DEAD, RunStatus.FAILED):
+                return None
+            kept = self._data.history.setdefault(run_id, [])
+            kept.append(
+                AttemptRecord(
+                    run_id, len(kept) + 1, str(run.status), run.output, run.error, run.updated_at
+                )
+            )
+            return self._update(
+                run_id,
+                status=RunStatus.PENDING,
+                output=None,
+                error=None,
+                owner=None,
+                lease_until=None,
+                attempts=0,
+                cancel_requested=False,
+            )
+
+    def load_history(self, run_id: str) -> list[AttemptRecord]:
+        """Return the kept outcomes, oldest first."""
+        with self._data.lock:
+            return list(self._data.history.get(run_id, ()))
 
     # -- steps ---------------------------------------------------------------------------------
 

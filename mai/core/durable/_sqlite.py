@@ -37,6 +37,7 @@ from ._errors import (
 from ._store import (
     RUN_COLUMNS,
     STEP_COLUMNS,
+    AttemptRecord,
     EventRecord,
     RunRecord,
     RunStatus,
@@ -47,7 +48,7 @@ from ._store import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -97,6 +98,17 @@ _MIGRATIONS: dict[int, str] = {
         consumed_by TEXT
     );
     CREATE INDEX mai_events_run ON mai_events (run_id, topic, consumed_by);
+    """,
+    2: """
+    CREATE TABLE IF NOT EXISTS mai_attempts (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        output TEXT,
+        error TEXT,
+        finished_at REAL NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
     """,
 }
 
@@ -527,6 +539,32 @@ class SQLiteStore:
             (run_id, now),
         )
         return self.get_run(run_id)
+
+    def requeue_run(self, run_id: str) -> RunRecord | None:
+        """Keep the DEAD/FAILED outcome as history and make the run PENDING again."""
+        self._x(
+            "INSERT INTO mai_attempts (run_id, seq, status, output, error, finished_at) "
+            "SELECT run_id, (SELECT count(*) FROM mai_attempts WHERE run_id = ?) + 1, status, "
+            "output, error, updated_at FROM mai_runs WHERE run_id = ? AND status IN ('DEAD', "
+            "'FAILED')",
+            (run_id, run_id),
+        )
+        cur = self._x(
+            "UPDATE mai_runs SET status = 'PENDING', output = NULL, error = NULL, owner = NULL, "
+            "lease_until = NULL, attempts = 0, cancel_requested = 0, updated_at = ? "
+            "WHERE run_id = ? AND status IN ('DEAD', 'FAILED')",
+            (self.now(), run_id),
+        )
+        return self.get_run(run_id) if cur.rowcount == 1 else None
+
+    def load_history(self, run_id: str) -> list[AttemptRecord]:
+        """Return the kept outcomes, oldest first."""
+        rows = self._read(
+            "SELECT run_id, seq, status, output, error, finished_at FROM mai_attempts "
+            "WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+        )
+        return [AttemptRecord(*r) for r in rows]
 
     # -- steps ---------------------------------------------------------------------------------
 

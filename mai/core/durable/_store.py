@@ -96,6 +96,18 @@ class StepRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """The outcome of an earlier attempt of a run, kept when the run was requeued."""
+
+    run_id: str
+    seq: int
+    status: str
+    output: str | None
+    error: str | None
+    finished_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     """A message sent to a run with ``Runtime.send``."""
 
@@ -260,6 +272,17 @@ class Store(Protocol):
         Returns ``True`` when this call recorded it, ``False`` when the same step was already
         recorded. Raises ``LeaseLostError`` when ``(owner, epoch)`` does not own the run.
         """
+
+    def requeue_run(self, run_id: str) -> RunRecord | None:
+        """Give a DEAD or FAILED run a new attempt: keep its outcome as history, make it PENDING.
+
+        The run keeps its id and its committed steps; its owner, lease, outcome, cancellation
+        flag and attempt count are cleared. Returns the requeued run, or ``None`` when there is
+        no such run or it is not DEAD or FAILED (nothing changes then).
+        """
+
+    def load_history(self, run_id: str) -> list[AttemptRecord]:
+        """Return the outcomes kept by :meth:`requeue_run`, oldest first."""
 
     def add_event(self, run_id: str, topic: str, payload: str) -> int:
         """Store a message for the run; return its id."""

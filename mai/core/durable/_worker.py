@@ -27,7 +27,7 @@ import anyio
 from mai._errors import MaiError
 
 from . import _serde
-from ._errors import StoreError
+from ._errors import StoreError, WorkflowNotFoundError
 from ._runtime import _HOST, Runtime, _log
 from ._store import RunStatus
 from ._versioning import check_resumable
@@ -78,7 +78,9 @@ class Worker:
             ``sqlite:///...`` for several processes on one host).
         app: The application's workflows: a module, an import name (``"myapp.workflows"``) or
             an iterable of modules. Every :class:`mai.Module` found at module level is
-            registered under its name. Runs of other workflows are dead-lettered.
+            registered under its identity (its name, or for a composite with a default name
+            ``pkg.mod:attr``). Runs of workflows it does not know are handed back untouched
+            (they may belong to another application sharing the store).
         workflows: More workflow modules to register.
         queues: Names of the queues to claim from.
         concurrency: Most runs this worker executes at once (its per-worker limit).
@@ -136,6 +138,7 @@ class Worker:
         self.worker_queue_limits = dict(worker_queue_limits or {})
         self.runtime: Runtime | None = None
         self._mine: dict[str, _Active] = {}
+        self._foreign: set[str] = set()
         self._wake: anyio.Event | None = None
         self._tg: Any = None
 
@@ -289,8 +292,12 @@ class Worker:
             await rt._dead_letter(record, record.invalid)
             return
         found = rt._module_for(record)
-        if isinstance(found, str):
-            await rt._dead_letter(record, found)
+        if isinstance(found, WorkflowNotFoundError):
+            # it may belong to another app sharing the store: hand it back untouched
+            await rt.executor.write(rt.store.release_run, record.run_id, rt.owner, record.epoch)
+            if record.run_id not in self._foreign:
+                self._foreign.add(record.run_id)
+                _log().warning("mai.run_left_alone", run_id=record.run_id, why=str(found))
             return
         try:
             _serde.loads(record.input, record.format)
