@@ -52,7 +52,7 @@ def worker(run_id: str) -> None:
 
             progress = Progress(recorded, out=sys.stdout)
             with intercept(progress):
-                if rt.list_runs():
+                if await rt.list_runs():
                     (handle,) = await rt.recover()
                 else:
                     handle = await rt.start(agent, corpus(), run_id=run_id)
@@ -145,7 +145,7 @@ def show_results(run_id: str, first_pid: int, elapsed: float) -> None:
 
     async def read() -> tuple[object, list[mai.StepInfo], mai.TraceHandle]:
         async with mai.Runtime(URL) as rt:
-            return rt.get(run_id), list(rt.steps(run_id)), rt.trace(run_id)
+            return await rt.get(run_id), await rt.steps(run_id), await rt.trace(run_id)
 
     info, steps, trace = trio.run(read)
     by_worker = Counter(

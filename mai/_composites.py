@@ -473,8 +473,9 @@ class Conditional(Composite):
 async def _sleep(frame: Frame, seconds: float) -> None:
     """Sleep in a branch; a durable run makes it a durable timer (a step of its own)."""
     run = frame.run
-    if run.durable is not None:  # type: ignore[union-attr]
-        await run.durable.sleep(frame, seconds)  # type: ignore[union-attr]
+    durable = run.durable  # type: ignore[union-attr]
+    if durable is not None:
+        await durable.sleep(frame, seconds)
         return
     backend = run.backend  # type: ignore[union-attr]
     await backend.sleep_until(backend.current_time() + seconds)

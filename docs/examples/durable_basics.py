@@ -52,13 +52,13 @@ async def main() -> None:
             again = await rt.start(checkout, 7, run_id="order-7")
             print(await again.result())
             assert executed == ["fetch(7)", "charge(7) key=order-7/1.2"]
-            for step in rt.steps("order-7"):
+            for step in await rt.steps("order-7"):
                 print(f"  step {step.step_id} {step.name}: {step.output}")
 
             waiting = await rt.start(approve_then_charge, 8, run_id="order-8")
             await rt.send("order-8", "approval", "yes")
             print(await waiting.result())
-            assert rt.get("order-8").status == mai.RunStatus.SUCCEEDED
+            assert (await rt.get("order-8")).status == mai.RunStatus.SUCCEEDED
 
 
 if __name__ == "__main__":

@@ -47,10 +47,10 @@ async def test_ten_thousand_branches_hit_the_deadline_cleanly(tmp_path: Path) ->
         failed_at = time.time()
         assert info.value.module_name == "guarded"
         assert "timeout of 1s" in str(info.value)
-        info_run = rt.get("storm")
+        info_run = await rt.get("storm")
         assert info_run.status == mai.RunStatus.FAILED
         assert "guarded" in info_run.error["message"]
-        steps = rt.steps("storm")
+        steps = await rt.steps("storm")
         branches = [s for s in steps if s.name == "branch"]
         # Every even branch finished before the deadline and was committed; no odd one was.
         assert len(branches) == 5_000

@@ -119,8 +119,8 @@ async def test_submitted_runs_are_executed_by_a_worker(pg_url):
         async with worker(pg_url, concurrency=5):
             results = [await h.result() for h in handles]
         assert results == [4 * i for i in range(20)]
-        assert [s.name for s in client.steps("t3")] == ["twice", "double", "double"]
-        assert client.get("t3").attempts == 1
+        assert [s.name for s in await client.steps("t3")] == ["twice", "double", "double"]
+        assert (await client.get("t3")).attempts == 1
 
 
 async def test_submit_validates_input_before_writing(pg_url):
@@ -128,7 +128,7 @@ async def test_submit_validates_input_before_writing(pg_url):
     async with mai.Runtime(pg_url) as client:
         with pytest.raises(mai.CastError, match="x"):
             await client.submit(twice, "not a number", run_id="bad")
-        assert client.list_runs() == []
+        assert await client.list_runs() == []
 
 
 async def test_submitting_an_existing_id_attaches(pg_url):
@@ -137,8 +137,8 @@ async def test_submitting_an_existing_id_attaches(pg_url):
         a = await client.submit(twice, 1, run_id="same")
         b = await client.submit(twice, 2, run_id="same")
         assert a.run_id == b.run_id
-        assert len(client.list_runs()) == 1
-        assert client.get("same").input == {"args": [1], "kwargs": {}}
+        assert len(await client.list_runs()) == 1
+        assert (await client.get("same")).input == {"args": [1], "kwargs": {}}
 
 
 async def test_wait_for_wakes_through_notify(pg_url):
@@ -164,12 +164,12 @@ async def test_a_durable_timer_survives_a_handover(pg_url):
         handle = await client.submit(nap_then_double, 4, run_id="nap")
         async with worker(pg_url, name="first"):
             await eventually(lambda: client.steps("nap"))
-        assert client.get("nap").status == RunStatus.PENDING, "drained: handed back at once"
-        (timer,) = client.steps("nap")
+        assert (await client.get("nap")).status == RunStatus.PENDING, "drained: handed back at once"
+        (timer,) = await client.steps("nap")
         assert timer.name == "mai.sleep"
         async with worker(pg_url, name="second"):
             assert await handle.result() == 8
-        finished = client.get("nap").record.updated_at
+        finished = (await client.get("nap")).record.updated_at
         assert timer.output == pytest.approx(started + 1.5, abs=1.0)
         assert finished >= timer.output, "the timer fired no earlier than its recorded time"
         assert finished - started < 1.5 + 5.0, "the second worker did not restart the timer"
@@ -253,7 +253,7 @@ async def test_incompatible_code_fails_the_run_fast(pg_url):
             with pytest.raises(mai.RunFailedError, match="PlanMismatchError"):
                 await mai.RunHandle(client, "pm").result()
             nursery.cancel_scope.cancel()
-        assert client.steps("pm") == []
+        assert await client.steps("pm") == []
 
 
 async def test_trace_context_travels_with_the_run(pg_url):

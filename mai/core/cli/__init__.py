@@ -243,7 +243,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
             if not ns.quiet:
                 print(progress.summary(), file=out)
             if ns.trace:
-                print(rt.trace(run_id).render(colour=out.isatty()), file=out)
+                print((await rt.trace(run_id)).render(colour=out.isatty()), file=out)
 
     result = _with_runtime(ns, go)
     print(_json(result))
@@ -289,7 +289,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def _runs_list(ns: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> Any:
-        return rt.list_runs(status=ns.status, limit=ns.limit)
+        return await rt.list_runs(status=ns.status, limit=ns.limit)
 
     if ns.status:
         import mai  # noqa: PLC0415
@@ -339,7 +339,7 @@ def _run_dict(info: Any) -> dict[str, Any]:
 
 def _runs_show(ns: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> Any:
-        return rt.get(ns.run_id), len(rt.steps(ns.run_id))
+        return await rt.get(ns.run_id), len(await rt.steps(ns.run_id))
 
     info, n_steps = _with_runtime(ns, go)
     data = _run_dict(info)
@@ -355,8 +355,8 @@ def _runs_show(ns: argparse.Namespace) -> int:
 
 def _runs_steps(ns: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> Any:
-        rt.get(ns.run_id)
-        return rt.steps(ns.run_id)
+        await rt.get(ns.run_id)
+        return await rt.steps(ns.run_id)
 
     steps = _with_runtime(ns, go)
     if ns.json:
@@ -439,7 +439,7 @@ def _runs_resume(ns: argparse.Namespace, *, retry: bool = False) -> int:
 def _runs_cancel(ns: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> Any:
         await rt.cancel(ns.run_id)
-        return rt.get(ns.run_id).status
+        return (await rt.get(ns.run_id)).status
 
     status = _with_runtime(ns, go)
     print(f"run {ns.run_id}: {status.value}")
@@ -465,7 +465,7 @@ def _runs_send(ns: argparse.Namespace) -> int:
 
 def _cmd_trace(ns: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> Any:
-        return rt.trace(ns.run_id)
+        return await rt.trace(ns.run_id)
 
     handle = _with_runtime(ns, go)
     if ns.json:

@@ -13,17 +13,7 @@ if TYPE_CHECKING:
     from ._store import RunRecord, RunStatus, StepRecord
 
 
-class _Awaitable:
-    """Lets a synchronous read also be awaited (``rt.get(id)`` and ``await rt.get(id)``)."""
-
-    def __await__(self) -> Any:
-        async def ready() -> Any:
-            return self
-
-        return ready().__await__()
-
-
-class RunInfo(_Awaitable):
+class RunInfo:
     """A run as stored, with its JSON fields decoded.
 
     Attributes:
@@ -93,10 +83,6 @@ class StepInfo:
     def __repr__(self) -> str:
         """Return a short description."""
         return f"<StepInfo {self.step_id} {self.name} {self.kind}>"
-
-
-class RunList(list[Any], _Awaitable):
-    """A list of :class:`RunInfo` or :class:`StepInfo` that can also be awaited."""
 
 
 def _decode(text: str | None) -> Any:

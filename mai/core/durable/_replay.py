@@ -19,7 +19,7 @@ from ._store import EventRecord, StepRecord, Store
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from mai._seam import Call
+    from mai._seam import Call, Durability
 
     from ._runtime import Runtime, _Active
 
@@ -30,6 +30,11 @@ class _DurableCalls:
     def __init__(self, runtime: Runtime, active: _Active) -> None:
         self.runtime = runtime
         self.active = active
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.active.run_id
 
     async def __call__(self, call: Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
         frame = call.frame
@@ -257,7 +262,7 @@ def _take_event(
     return record
 
 
-def current_durable() -> _DurableCalls | None:
+def current_durable() -> Durability | None:
     """The durable run the current task belongs to, if any."""
     frame = current_frame.get()
     run = frame.run

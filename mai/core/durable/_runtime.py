@@ -22,12 +22,13 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
+import sniffio
 
 from mai._backend import current_backend
 from mai._composites import Composite
 from mai._context import Context
 from mai._errors import DeadlineExceeded, MaiError
-from mai._seam import intercept, run_binding
+from mai._seam import durability, intercept
 
 from . import _serde
 from ._crash import crash_point
@@ -50,15 +51,17 @@ from ._identity import describe, has_default_name, ref_of, resolve_ref, unnamed_
 from ._info import (
     RunHandle,
     RunInfo,
-    RunList,
     StepInfo,
     _decode,
     _decode_error,
     _step_sort_key,
 )
+from ._memory import MemoryStore
 from ._replay import _DurableCalls
 from ._results import cast_result
-from ._store import RunRecord, RunStatus, StepRecord, Store
+from ._sqlite import SQLiteStore
+from ._store import RunRecord, RunStatus, StepRecord, Store, missing_methods
+from ._trace import trace_of_run
 from ._versioning import check_resumable, plan_for
 
 if TYPE_CHECKING:
@@ -87,12 +90,8 @@ def open_store(url: str) -> Store:
     """Create the store for ``url`` (built-in schemes, then plugins of the ``mai.stores`` group)."""
     scheme = url.partition("://")[0].lower()
     if scheme == "sqlite":
-        from ._sqlite import SQLiteStore  # noqa: PLC0415
-
         return SQLiteStore(url)
     if scheme == "memory":
-        from ._memory import MemoryStore  # noqa: PLC0415
-
         return MemoryStore(url)
     factory = _plugin_store(scheme)
     if factory is None:
@@ -169,6 +168,51 @@ class _Active:
         self.succeeded = False
 
 
+class BlockingReads:
+    """Synchronous reads of a runtime's store, for code outside the event loop (``rt.blocking``).
+
+    Each call waits for the store thread; calling one from the event loop's own thread would
+    freeze every run (and their heartbeats), so it raises instead.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        """Bind to an open runtime."""
+        self._rt = runtime
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            return self._rt.executor.call_blocking(fn, *args)
+        raise RuntimeError(
+            "rt.blocking reads wait for the store and would block the event loop; "
+            "use the async reads (await rt.get(...), await rt.steps(...)) here"
+        )
+
+    def get(self, run_id: str) -> RunInfo:
+        """Return the run ``run_id``.
+
+        Raises:
+            RunNotFoundError: When no such run exists.
+        """
+        record = self._call(self._rt.store.get_run, run_id)
+        if record is None:
+            raise RunNotFoundError.for_id(run_id)
+        return RunInfo(record)
+
+    def list_runs(
+        self, status: RunStatus | str | None = None, *, limit: int = 1000
+    ) -> list[RunInfo]:
+        """Return runs, newest first, optionally only those with ``status``."""
+        st = RunStatus(status.upper()) if isinstance(status, str) else status
+        return [RunInfo(r) for r in self._call(self._rt.store.list_runs, st, limit)]
+
+    def steps(self, run_id: str) -> list[StepInfo]:
+        """Return the committed steps of a run, in step order."""
+        records = self._call(self._rt.store.load_steps, run_id)
+        return sorted((StepInfo(r) for r in records), key=_step_sort_key)
+
+
 class Runtime:
     """Runs modules durably on a store; an async context manager.
 
@@ -180,7 +224,8 @@ class Runtime:
 
     Args:
         url: Store URL: ``sqlite:///path.db`` (default ``$MAI_STORE`` or
-            ``sqlite:///.mai/mai.db``), ``memory://`` or a plugin's scheme.
+            ``sqlite:///.mai/mai.db``), ``memory://`` or a plugin's scheme; or a store object
+            (anything implementing :class:`~mai.core.durable.Store`, opened by the runtime).
         workflows: Modules this runtime may resume by name (in addition to every module
             started through it and importable ``pkg.mod:attr`` references).
         lease: Seconds a run's lease lasts; it is renewed every third of it.
@@ -194,7 +239,7 @@ class Runtime:
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | Store | None = None,
         *,
         workflows: Iterable[Module[..., Any]] = (),
         lease: float = 30.0,
@@ -203,6 +248,9 @@ class Runtime:
         store_patience: float = 120.0,
     ) -> None:
         """Configure the runtime; nothing is opened before ``async with``."""
+        self._given: Store | None = None
+        if url is not None and not isinstance(url, str):
+            self._given, url = url, str(getattr(url, "url", type(url).__name__))
         self.url = url or default_url()
         self.store_patience = float(store_patience)
         self.lease = float(lease)
@@ -241,7 +289,16 @@ class Runtime:
 
     async def __aenter__(self) -> Self:
         """Open the store (migrating it if needed) and start the background tasks."""
-        store = open_store(self.url)
+        store = self._given if self._given is not None else open_store(self.url)
+        lacking = missing_methods(store)
+        if lacking:
+            raise StoreError(
+                f"the store for {self.url!r} ({type(store).__module__}."
+                f"{type(store).__qualname__}) lacks {', '.join(lacking)}: it was written for an "
+                "older mai store protocol; implement these methods (see mai.core.durable.Store "
+                "and the conformance suite mai.testing.StoreConformance)",
+                url=self.url,
+            )
         executor = StoreExecutor(store)
         executor.start()
         try:
@@ -334,40 +391,43 @@ class Runtime:
             raise RunNotFoundError.for_id(run_id)
         return record  # type: ignore[no-any-return]
 
-    def get(self, run_id: str) -> RunInfo:
-        """Return the run ``run_id`` (synchronous; the result can also be awaited).
+    async def get(self, run_id: str) -> RunInfo:
+        """Return the run ``run_id``, read on the store thread (the event loop keeps running).
 
         Raises:
             RunNotFoundError: When no such run exists.
         """
-        record = self.executor.call_blocking(self.store.get_run, run_id)
-        if record is None:
-            raise RunNotFoundError.for_id(run_id)
-        return RunInfo(record)
+        return RunInfo(await self._read_run(run_id))
 
-    def list_runs(self, status: RunStatus | str | None = None, *, limit: int = 1000) -> RunList:
+    async def list_runs(
+        self, status: RunStatus | str | None = None, *, limit: int = 1000
+    ) -> list[RunInfo]:
         """Return runs, newest first, optionally only those with ``status``."""
         st = RunStatus(status.upper()) if isinstance(status, str) else status
-        records = self.executor.call_blocking(self.store.list_runs, st, limit)
-        return RunList(RunInfo(r) for r in records)
+        records = await self.executor.read(self.store.list_runs, st, limit)
+        return [RunInfo(r) for r in records]
 
-    def trace(self, run_id: str) -> Any:
+    async def trace(self, run_id: str) -> Any:
         """The run's trace (a :class:`~mai.TraceHandle`) rebuilt from its recorded steps.
 
         Composites are not recorded; their spans are named from the run's plan and span their
         children. Input and output sizes are those of the recorded JSON.
         """
-        from ._trace import trace_of_run  # noqa: PLC0415 - tracing is imported only when asked
+        run = await self._read_run(run_id)
+        return trace_of_run(run, await self.executor.read(self.store.load_steps, run_id))
 
-        run = self.executor.call_blocking(self.store.get_run, run_id)
-        if run is None:
-            raise RunNotFoundError.for_id(run_id)
-        return trace_of_run(run, self.executor.call_blocking(self.store.load_steps, run_id))
-
-    def steps(self, run_id: str) -> RunList:
+    async def steps(self, run_id: str) -> list[StepInfo]:
         """Return the committed steps of a run, in step order, with inputs, outputs, timings."""
-        records = self.executor.call_blocking(self.store.load_steps, run_id)
-        return RunList(sorted((StepInfo(r) for r in records), key=_step_sort_key))
+        records = await self.executor.read(self.store.load_steps, run_id)
+        return sorted((StepInfo(r) for r in records), key=_step_sort_key)
+
+    @property
+    def blocking(self) -> BlockingReads:
+        """The same reads for synchronous code (a thread, a script): they wait for the store.
+
+        Never call them from the event loop's thread: there, ``await rt.get(...)``.
+        """
+        return BlockingReads(self)
 
     # -- starting and resuming -----------------------------------------------------------------
 
@@ -719,12 +779,12 @@ class Runtime:
                     changes["metadata"] = _serde.loads(record.trace_context)
                 if changes:
                     token = Context.set(**changes)
-                binding = run_binding.set((record.run_id, calls))
+                binding = durability.set(calls)
                 try:
                     with intercept(calls):
                         result = await active.module(*args, **kwargs)
                 finally:
-                    run_binding.reset(binding)
+                    durability.reset(binding)
                     if token is not None:
                         Context.reset(token)
                 output = _serde.dumps(result, what=f"the result of run {record.run_id!r}")

@@ -289,3 +289,14 @@ class Store(Protocol):
 
     def take_event(self, run_id: str, topic: str, step_id: str) -> EventRecord | None:
         """Consume the oldest unconsumed message on ``topic`` for ``step_id`` (once)."""
+
+
+#: The methods every store must have (the :class:`Store` protocol), checked when a runtime opens.
+REQUIRED_METHODS = tuple(
+    name for name, value in vars(Store).items() if callable(value) and not name.startswith("_")
+)
+
+
+def missing_methods(store: object) -> list[str]:
+    """The :class:`Store` methods ``store`` lacks (a store written for an older protocol)."""
+    return [name for name in REQUIRED_METHODS if not callable(getattr(store, name, None))]
