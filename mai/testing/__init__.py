@@ -8,10 +8,14 @@ Nothing here is imported by ``import mai``; import ``mai.testing`` in tests.
 * :func:`run_virtual`, :func:`stopwatch`, :func:`assert_elapsed` and :func:`expect_deadline`
   make deadline and retry tests exact on Trio's virtual clock (pytest-trio's
   ``autojump_clock`` fixture, or :func:`run_virtual` outside pytest).
+* :func:`virtual_runtime` is a durable runtime on virtual time (a week-long ``mai.sleep`` or a
+  millisecond run deadline tested at once); :class:`VirtualClock` is its clock.
 * :class:`StoreConformance` / :func:`check_store`: the suite every durable store must pass
   (the memory and SQLite stores do; a store plugin runs it against itself).
 """
 
+from ._durable import VirtualClock as VirtualClock
+from ._durable import virtual_runtime as virtual_runtime
 from ._stores import StoreConformance as StoreConformance
 from ._stores import check_store as check_store
 from ._tracing import RecordedCall as RecordedCall
@@ -31,6 +35,7 @@ __all__ = [
     "SpanCapture",
     "Stopwatch",
     "StoreConformance",
+    "VirtualClock",
     "assert_elapsed",
     "capture_otel_spans",
     "capture_spans",
@@ -38,4 +43,5 @@ __all__ = [
     "expect_deadline",
     "run_virtual",
     "stopwatch",
+    "virtual_runtime",
 ]

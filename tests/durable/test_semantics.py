@@ -22,8 +22,19 @@ if TYPE_CHECKING:
 _names = itertools.count()
 
 
+_kind: dict[str, Any] = {}
+
+
+@pytest.fixture(autouse=True, params=["memory", "sqlite"])
+def _store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Every semantics test runs on the memory store and on a real SQLite file."""
+    _kind["name"], _kind["dir"] = request.param, tmp_path
+
+
 def memory_url() -> str:
-    """A fresh shared in-memory store URL (two runtimes on it see the same runs)."""
+    """A fresh store URL of this test's kind (two runtimes on it see the same runs)."""
+    if _kind.get("name") == "sqlite":
+        return f"sqlite:///{_kind['dir']}/semantics-{next(_names)}.db"
     return f"memory://semantics-{next(_names)}"
 
 

@@ -18,7 +18,7 @@ from ._errors import LeaseLostError
 from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 SCHEMA_VERSION = 1
 
@@ -40,9 +40,13 @@ _shared_lock = threading.Lock()
 class MemoryStore:
     """A store kept in process memory; same-named stores share data."""
 
-    def __init__(self, url: str = "memory://") -> None:
-        """Create (or join) the in-memory store named by ``url``."""
+    def __init__(self, url: str = "memory://", *, clock: Callable[[], float] | None = None) -> None:
+        """Create (or join) the in-memory store named by ``url``.
+
+        ``clock`` (epoch seconds) replaces the wall clock for leases, for tests on virtual time.
+        """
         self.url = url
+        self._clock = clock or time.time
         name = url.removeprefix("memory://")
         if name:
             with _shared_lock:
@@ -61,8 +65,8 @@ class MemoryStore:
         return SCHEMA_VERSION
 
     def now(self) -> float:
-        """Wall-clock epoch seconds."""
-        return time.time()
+        """Epoch seconds from the store's clock (the wall clock unless one was given)."""
+        return self._clock()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -235,6 +235,9 @@ class Runtime:
         store_patience: Seconds a step commit or a run's outcome keeps retrying a transient
             store failure (locked, read-only, full, unreachable) before the run is handed
             back, resumable; a corrupt or wrong-schema store is not retried.
+        clock: Epoch seconds for durable timers, deadlines and ``mai.now()`` (default: the
+            store's clock). Tests pass a virtual clock (see ``mai.testing.virtual_runtime``);
+            give the store the same clock so leases are judged on it too.
     """
 
     def __init__(
@@ -246,6 +249,7 @@ class Runtime:
         max_attempts: int = 5,
         poll_interval: float = 0.2,
         store_patience: float = 120.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         """Configure the runtime; nothing is opened before ``async with``."""
         self._given: Store | None = None
@@ -253,6 +257,7 @@ class Runtime:
             self._given, url = url, str(getattr(url, "url", type(url).__name__))
         self.url = url or default_url()
         self.store_patience = float(store_patience)
+        self._clock = clock
         self.lease = float(lease)
         self.max_attempts = int(max_attempts)
         self.poll_interval = float(poll_interval)
@@ -349,6 +354,17 @@ class Runtime:
         PostgreSQL) and followed with this process's clock, so workers on hosts whose clocks
         disagree still agree on when a timer fires.
         """
+        if self._clock is not None:
+            return self._clock()
+        return time.time() + self._clock_offset
+
+    def store_clock(self) -> float:
+        """This process's estimate of the store's clock (leases are judged by it).
+
+        With a ``clock`` given, the store is assumed to share it (as ``virtual_runtime`` does).
+        """
+        if self._clock is not None:
+            return self._clock()
         return time.time() + self._clock_offset
 
     def register(self, module: Module[..., Any], name: str | None = None) -> str:
@@ -735,7 +751,7 @@ class Runtime:
             return False
         if record.owner is None or record.lease_until is None:
             return True
-        return record.lease_until < self.clock() or _owner_dead(record.owner)
+        return record.lease_until < self.store_clock() or _owner_dead(record.owner)
 
     async def _launch(self, claimed: RunRecord, module: Module[..., Any]) -> _Active | None:
         """Execute a run this process just claimed (or dead-letter it past ``max_attempts``)."""

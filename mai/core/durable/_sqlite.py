@@ -140,9 +140,13 @@ def _row_to_step(r: tuple[Any, ...]) -> StepRecord:
 class SQLiteStore:
     """A durable store in one SQLite file (see the module docstring for the guarantees)."""
 
-    def __init__(self, url: str) -> None:
-        """Prepare the store for ``url``; nothing is opened until :meth:`open`."""
+    def __init__(self, url: str, *, clock: Callable[[], float] | None = None) -> None:
+        """Prepare the store for ``url``; nothing is opened until :meth:`open`.
+
+        ``clock`` (epoch seconds) replaces the wall clock for leases, for tests on virtual time.
+        """
         self.url = url
+        self._clock = clock or time.time
         self.path, opts = parse_url(url)
         sync = opts.get("synchronous", "full").upper()
         if sync not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
@@ -331,8 +335,8 @@ class SQLiteStore:
             raise
 
     def now(self) -> float:
-        """Wall-clock epoch seconds (one process clock for SQLite)."""
-        return time.time()
+        """Epoch seconds (one process clock for SQLite: the wall clock unless one was given)."""
+        return self._clock()
 
     def _x(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         try:
