@@ -94,3 +94,53 @@ def test_every_public_method_has_a_docstring(name):
             if not (func.__doc__ or "").strip():
                 undocumented.append(f"{klass.__name__}.{attr}")
     assert undocumented == []
+
+
+def _type_checking_reexports(path) -> dict[str, str]:
+    """Names imported under ``if TYPE_CHECKING:`` in a facade module, with their module."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom)
+                for alias in imp.names:
+                    found[alias.asname or alias.name] = "." * imp.level + (imp.module or "")
+    return found
+
+
+def test_lazy_exports_match_the_type_checking_reexports():
+    """The lazily loaded names are exactly the ones written out for type checkers."""
+    from pathlib import Path
+
+    declared = _type_checking_reexports(Path(mai.__file__))
+    assert {name: "mai" + mod for name, mod in declared.items()} == mai._LAZY
+    assert set(mai._LAZY) <= set(mai.__all__)
+
+
+@pytest.mark.parametrize("name", sorted(mai._LAZY))
+def test_every_lazy_export_resolves_to_its_definition(name):
+    """A lazily exported name is the very object its defining module holds."""
+    import importlib
+
+    assert getattr(mai, name) is getattr(importlib.import_module(mai._LAZY[name]), name)
+
+
+def test_import_mai_loads_only_the_kernel_and_run_hooks():
+    """`import mai` does not load the durable runtime, the graph or the trace renderer."""
+    import subprocess
+    import sys
+
+    code = "import mai, sys; print(sorted(m for m in sys.modules if m.startswith('mai.core')))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    for heavy in ("mai.core.durable", "mai.core.graph", "mai.core.tracing._handle"):
+        assert f"'{heavy}'" not in out
+
+
+def test_dir_lists_every_public_name():
+    """dir(mai) shows lazily loaded names before they are first used."""
+    assert set(mai.__all__) <= set(dir(mai))

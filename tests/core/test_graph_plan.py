@@ -473,3 +473,30 @@ def test_mermaid_draws_composites_and_fused_chains_as_subgraphs():
     assert 'subgraph fused_1 ["fused: one thread hop"]' in text
     assert 'subgraph n4 ["Parallel (parallel)"]' in text
     assert '    n4_n1["loud"]' in text
+
+
+def test_a_plan_is_computed_once_per_module_and_configuration(monkeypatch):
+    """mai.plan reuses a module's plan; a with_() variant (a new module) gets its own."""
+    from mai.core.graph import _describe
+
+    builds = []
+    original = _describe.Describer.plan
+
+    def counting(self, module):
+        builds.append(module)
+        return original(self, module)
+
+    monkeypatch.setattr(_describe.Describer, "plan", counting)
+
+    @mai.module
+    async def inc(x: int) -> int:
+        return x + 1
+
+    flow = mai.Sequential(inc, inc.with_(name="again"))
+    first = mai.plan(flow)
+    assert mai.plan(flow) is first
+    assert len(builds) == 1
+    renamed = flow.with_(name="renamed")
+    assert mai.plan(renamed) is not first
+    assert mai.plan(renamed).hash != first.hash
+    assert len(builds) == 2

@@ -11,6 +11,8 @@
 
 Errors are one line on stderr with a non-zero exit code (1: the run or operation failed,
 2: usage); ``MAI_DEBUG=1`` shows the traceback. Imports are lazy so ``--help`` is instant.
+Nothing printed carries the store URL's password (``mai.redact_url``); keep the password out
+of the command line with ``MAI_STORE``, ``PGPASSWORD`` or a ``~/.pgpass`` file.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
         "--store",
         metavar="URL",
         default=None,
-        help="store URL (default: $MAI_STORE or sqlite:///.mai/mai.db)",
+        help="store URL (default: $MAI_STORE or sqlite:///.mai/mai.db); "
+        "prefer MAI_STORE or PGPASSWORD for a password, which ps would show here",
     )
 
 
@@ -149,7 +152,11 @@ def main_exit() -> None:
     sys.exit(main())
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> int:
+def _fail(message: str, code: int = EXIT_FAILED, *, store: str = "") -> int:
+    if store:
+        from mai.core.durable._urls import redact_text  # noqa: PLC0415
+
+        message = redact_text(message, store)
     print(f"mai: error: {message}", file=sys.stderr)
     return code
 
@@ -166,10 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plugins": _cmd_plugins,
         "worker": _cmd_worker,
     }
+    # a third-party store may quote its URL in an error: no message shows the password
+    store = getattr(ns, "store", None) or os.environ.get("MAI_STORE") or ""
     try:
         return handlers[ns.command](ns)
     except UsageError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return _fail(str(exc), EXIT_USAGE, store=store)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as exc:  # one clear line, not a traceback
@@ -178,8 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
             exc = exc.exceptions[0]  # type: ignore[assignment]
         if isinstance(exc, UsageError):
-            return _fail(str(exc), EXIT_USAGE)
-        return _fail(f"{type(exc).__name__}: {exc}")
+            return _fail(str(exc), EXIT_USAGE, store=store)
+        return _fail(f"{type(exc).__name__}: {exc}", store=store)
 
 
 def _json(value: Any) -> str:
@@ -208,6 +217,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     import trio  # noqa: PLC0415
 
     from mai._seam import intercept  # noqa: PLC0415
+    from mai.core.durable import redact_url  # noqa: PLC0415
 
     from ._args import bind_cli_args, load_target  # noqa: PLC0415
     from ._progress import Progress  # noqa: PLC0415
@@ -230,7 +240,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
                 module, *args, run_id=run_id, deadline=ns.deadline, ref=ref, **kwargs
             )
         if not ns.quiet:
-            print(f"run {run_id}: {module.name} on {rt.url}", file=out)
+            print(f"run {run_id}: {module.name} on {redact_url(rt.url)}", file=out)
         try:
             async with trio.open_nursery() as nursery:
                 if not ns.quiet:

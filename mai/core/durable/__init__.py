@@ -14,6 +14,7 @@ from ._errors import StoreBusyError as StoreBusyError
 from ._errors import StoreCorruptError as StoreCorruptError
 from ._errors import StoreError as StoreError
 from ._errors import StoreFullError as StoreFullError
+from ._errors import StorePermissionWarning as StorePermissionWarning
 from ._errors import StoreReadOnlyError as StoreReadOnlyError
 from ._errors import StoreSchemaError as StoreSchemaError
 from ._errors import StoreUnavailableError as StoreUnavailableError
@@ -40,6 +41,8 @@ from ._store import RunStatus as RunStatus
 from ._store import StepRecord as StepRecord
 from ._store import Store as Store
 from ._store import run_from_row as run_from_row
+from ._urls import redact_text as redact_text
+from ._urls import redact_url as redact_url
 from ._worker import Worker as Worker
 from ._worker import load_app as load_app
 from ._worker import run_worker as run_worker

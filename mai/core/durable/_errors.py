@@ -23,11 +23,19 @@
         ├── StoreSchemaError                      stamped with a schema newer than this code
         ├── StoreBusyError                        still locked after the retry policy gave up
         └── StoreUnavailableError                 the database server cannot be reached
+
+    UserWarning
+    └── StorePermissionWarning                    other users can read a store you chose
+
+A store error never carries the store URL's password: its ``url`` is redacted and its message
+cleaned of the password when it is created (see :func:`mai.redact_url`).
 """
 
 from __future__ import annotations
 
 from mai._errors import MaiError
+
+from ._urls import redact_text, redact_url
 
 
 class DurableError(MaiError, RuntimeError):
@@ -165,7 +173,7 @@ class StoreError(MaiError, OSError):
     """The durable store cannot do what was asked.
 
     Attributes:
-        url: The store URL.
+        url: The store URL, with its password redacted (:func:`mai.redact_url`).
         kind: A short classification (``full``, ``read_only``, ``corrupt``, ``schema``, ``busy``,
             ``io``).
     """
@@ -173,9 +181,9 @@ class StoreError(MaiError, OSError):
     kind = "io"
 
     def __init__(self, message: str, *, url: str = "") -> None:
-        """Create the error naming the store."""
-        super().__init__(message)
-        self.url = url
+        """Create the error naming the store; ``url``'s password is removed from both."""
+        super().__init__(redact_text(message, url) if url else message)
+        self.url = redact_url(url)
 
 
 class StoreFullError(StoreError):
@@ -223,3 +231,13 @@ class StoreUnavailableError(StoreError):
         """Create the error naming the store."""
         super().__init__(message, url=url)
         self.retryable = retryable
+
+
+class StorePermissionWarning(UserWarning):
+    """A store at a location you chose can be read by other users of the machine.
+
+    pymai creates its own ``.mai/`` folder private (0700, database files 0600) and tightens one
+    an earlier release created, but leaves the permissions of a location you chose alone: it
+    warns once per file instead. The message names the file, its mode and the ``chmod`` that
+    makes it private.
+    """

@@ -12,6 +12,10 @@ to the store's ``retry_seconds``; every write method is conditional, so a re-run
 
 Waiting for a write is shielded: a commit that has been handed to the store thread is never
 abandoned because the waiting task was cancelled; the cancellation is delivered afterwards.
+
+A store whose calls never block (``inline = True``, the in-memory store) skips the thread when it
+is idle: the call runs in the calling task, through the same batch code (one transaction, the
+same crash points and error handling), so a short run pays no cross-thread hand-off per step.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sniffio
 
 from ._crash import crash_point
 from ._errors import StoreError
+from ._urls import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,7 +39,21 @@ if TYPE_CHECKING:
     from ._store import Store
 
 _STOP = object()
+_QUEUED = object()
 _MAX_BATCH = 2000
+
+
+async def _shielded_checkpoint() -> None:
+    """Yield to the scheduler without raising a pending cancellation (as a thread wait does)."""
+    if sniffio.current_async_library() == "trio":
+        import trio  # noqa: PLC0415
+
+        await trio.lowlevel.cancel_shielded_checkpoint()
+    else:
+        import anyio  # noqa: PLC0415
+
+        with anyio.CancelScope(shield=True):
+            await anyio.lowlevel.checkpoint()
 
 
 class _Item:
@@ -68,12 +87,18 @@ class StoreExecutor:
         self._thread: threading.Thread | None = None
         self.commits = 0
         self.writes = 0
+        # Inline calls: allowed for a non-blocking store while nothing is queued; ``_busy`` is
+        # held by whoever runs store calls (the thread for a batch, or an inline caller).
+        self._inline = getattr(store, "inline", False) is True
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._busy = threading.Lock()
 
     def start(self) -> None:
         """Start the store thread."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._loop, name=f"mai-store {self.store.url}", daemon=True
+                target=self._loop, name=f"mai-store {redact_url(self.store.url)}", daemon=True
             )
             self._thread.start()
 
@@ -106,7 +131,27 @@ class StoreExecutor:
                     "mai.store.write_failed", error=repr(result.error)
                 )
 
-        self._queue.put(_Item(fn, args, True, deliver))
+        self._put(_Item(fn, args, True, deliver))
+
+    def _put(self, item: _Item) -> None:
+        with self._lock:
+            self._pending += 1
+        self._queue.put(item)
+
+    def _run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...], *, write: bool) -> Any:
+        """Run one call in the calling thread when nothing is queued; ``None`` box otherwise."""
+        with self._lock:
+            if self._pending:
+                return _QUEUED
+            self._pending = 1
+        box: list[outcome.Outcome[Any]] = []
+        try:
+            with self._busy:
+                self._run_batch([_Item(fn, args, write, box.append)])
+        finally:
+            with self._lock:
+                self._pending -= 1
+        return box[0]
 
     def call_blocking(self, fn: Callable[..., Any], *args: Any, write: bool = False) -> Any:
         """Run ``fn(*args)`` on the store thread from synchronous code and wait for it."""
@@ -117,11 +162,16 @@ class StoreExecutor:
             box.append(result)
             done.set()
 
-        self._queue.put(_Item(fn, args, write, deliver))
+        self._put(_Item(fn, args, write, deliver))
         done.wait()
         return box[0].unwrap()
 
     async def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], *, write: bool) -> Any:
+        if self._inline:
+            done = self._run_inline(fn, args, write=write)
+            if done is not _QUEUED:
+                await _shielded_checkpoint()
+                return done.unwrap()
         if sniffio.current_async_library() == "trio":
             import trio  # noqa: PLC0415
 
@@ -131,7 +181,7 @@ class StoreExecutor:
             def deliver(result: outcome.Outcome[Any]) -> None:
                 token.run_sync_soon(trio.lowlevel.reschedule, task, result)
 
-            self._queue.put(_Item(fn, args, write, deliver))
+            self._put(_Item(fn, args, write, deliver))
             # Abort.FAILED: the wait cannot be cancelled; the commit is never abandoned.
             return await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
         import asyncio  # noqa: PLC0415
@@ -144,7 +194,7 @@ class StoreExecutor:
         def deliver_aio(result: outcome.Outcome[Any]) -> None:
             loop.call_soon_threadsafe(future.set_result, result)
 
-        self._queue.put(_Item(fn, args, write, deliver_aio))
+        self._put(_Item(fn, args, write, deliver_aio))
         with anyio.CancelScope(shield=True):
             result = await future
         return result.unwrap()
@@ -168,7 +218,10 @@ class StoreExecutor:
                     stop = True
                     break
                 batch.append(item)  # type: ignore[arg-type]
-            self._run_batch(batch)
+            with self._busy:
+                self._run_batch(batch)
+            with self._lock:
+                self._pending -= len(batch)
             if stop:
                 return
 

@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._errors import LeaseLostError
 from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord
@@ -31,6 +31,17 @@ class _Data:
         self.history: dict[str, list[AttemptRecord]] = {}
         self.ids = itertools.count(1)
         self.lock = threading.RLock()
+        #: While a transaction is open: (mapping, key, previous value) per change, to undo.
+        self.undo: list[tuple[dict[Any, Any], Any, Any]] | None = None
+
+    def set(self, mapping: dict[Any, Any], key: Any, value: Any) -> None:
+        """``mapping[key] = value``, remembering the previous value for a rollback."""
+        if self.undo is not None:
+            self.undo.append((mapping, key, mapping.get(key, _MISSING)))
+        mapping[key] = value
+
+
+_MISSING = object()
 
 
 _shared: dict[str, _Data] = {}
@@ -39,6 +50,9 @@ _shared_lock = threading.Lock()
 
 class MemoryStore:
     """A store kept in process memory; same-named stores share data."""
+
+    #: Calls never block (no I/O): the runtime may run them in the calling task when idle.
+    inline = True
 
     def __init__(self, url: str = "memory://", *, clock: Callable[[], float] | None = None) -> None:
         """Create (or join) the in-memory store named by ``url``.
@@ -73,15 +87,22 @@ class MemoryStore:
         """Apply all or nothing: state is restored if the block raises."""
         d = self._data
         with d.lock:
-            runs = dict(d.runs)
-            steps = {k: dict(v) for k, v in d.steps.items()}
-            events = dict(d.events)
-            history = {k: list(v) for k, v in d.history.items()}
+            if d.undo is not None:  # nested: the outer transaction undoes everything
+                yield
+                return
+            undo: list[tuple[dict[Any, Any], Any, Any]] = []
+            d.undo = undo
             try:
                 yield
             except BaseException:
-                d.runs, d.steps, d.events, d.history = runs, steps, events, history
+                for mapping, key, previous in reversed(undo):
+                    if previous is _MISSING:
+                        del mapping[key]
+                    else:
+                        mapping[key] = previous
                 raise
+            finally:
+                d.undo = None
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -95,7 +116,7 @@ class MemoryStore:
             stored = dataclasses.replace(
                 record, created_at=record.created_at or now, updated_at=now
             )
-            self._data.runs[record.run_id] = stored
+            self._data.set(self._data.runs, record.run_id, stored)
             return stored, True
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -111,7 +132,7 @@ class MemoryStore:
 
     def _update(self, run_id: str, **changes: object) -> RunRecord:
         run = dataclasses.replace(self._data.runs[run_id], updated_at=self.now(), **changes)  # type: ignore[arg-type]
-        self._data.runs[run_id] = run
+        self._data.set(self._data.runs, run_id, run)
         return run
 
     def claim_run(
@@ -268,12 +289,12 @@ class MemoryStore:
             run = self._data.runs.get(run_id)
             if run is None or run.status not in (RunStatus.DEAD, RunStatus.FAILED):
                 return None
-            kept = self._data.history.setdefault(run_id, [])
-            kept.append(
-                AttemptRecord(
-                    run_id, len(kept) + 1, str(run.status), run.output, run.error, run.updated_at
-                )
+            d = self._data
+            kept = d.history.get(run_id, [])
+            attempt = AttemptRecord(
+                run_id, len(kept) + 1, str(run.status), run.output, run.error, run.updated_at
             )
+            d.set(d.history, run_id, [*kept, attempt])
             return self._update(
                 run_id,
                 status=RunStatus.PENDING,
@@ -309,10 +330,13 @@ class MemoryStore:
                     run_id=record.run_id,
                     step_id=record.step_id,
                 )
-            steps = self._data.steps.setdefault(record.run_id, {})
+            steps = self._data.steps.get(record.run_id)
+            if steps is None:
+                steps = {}
+                self._data.set(self._data.steps, record.run_id, steps)
             if record.step_id in steps:
                 return False
-            steps[record.step_id] = record
+            self._data.set(steps, record.step_id, record)
             return True
 
     # -- events --------------------------------------------------------------------------------
@@ -321,7 +345,8 @@ class MemoryStore:
         """Store a message."""
         with self._data.lock:
             event_id = next(self._data.ids)
-            self._data.events[event_id] = EventRecord(event_id, run_id, topic, payload, self.now())
+            record = EventRecord(event_id, run_id, topic, payload, self.now())
+            self._data.set(self._data.events, event_id, record)
             return event_id
 
     def take_event(self, run_id: str, topic: str, step_id: str) -> EventRecord | None:
@@ -334,6 +359,6 @@ class MemoryStore:
             for e in events:
                 if e.run_id == run_id and e.topic == topic and e.consumed_by is None:
                     taken = dataclasses.replace(e, consumed_by=step_id)
-                    self._data.events[e.event_id] = taken
+                    self._data.set(self._data.events, e.event_id, taken)
                     return taken
             return None

@@ -62,6 +62,7 @@ from ._results import cast_result
 from ._sqlite import SQLiteStore
 from ._store import RunRecord, RunStatus, StepRecord, Store, missing_methods
 from ._trace import trace_of_run
+from ._urls import redact_url
 from ._versioning import check_resumable, plan_for
 
 if TYPE_CHECKING:
@@ -96,8 +97,9 @@ def open_store(url: str) -> Store:
     factory = _plugin_store(scheme)
     if factory is None:
         raise StoreError(
-            f"no durable store for {url!r}: scheme {scheme!r} is not built in (sqlite, memory) "
-            "and no installed plugin registers it in the 'mai.stores' entry-point group"
+            f"no durable store for {redact_url(url)!r}: scheme {redact_url(scheme)!r} is not "
+            "built in (sqlite, memory) and no installed plugin registers it in the 'mai.stores' "
+            "entry-point group"
             + (
                 " (for PostgreSQL: pip install 'pymai[postgres]')"
                 if scheme.startswith("postgres")

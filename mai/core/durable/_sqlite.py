@@ -8,6 +8,9 @@
 - A schema version stamp (``mai_meta``) with forward migrations, applied under the write lock so
   concurrent openers are safe; a store stamped with a newer version is refused.
 - Errors are classified once here (full, read-only, corrupt, schema, busy).
+- Who may read the file: pymai's own ``.mai/`` folder is private (0700, files 0600) whatever
+  the umask; a location the user chose keeps its modes and is warned about when other users
+  can read it (``_perms``).
 
 URLs follow the SQLAlchemy convention: ``sqlite:///relative/path.db``,
 ``sqlite:////absolute/path.db``; query parameters ``synchronous`` (``full``/``normal``) and
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import _perms
 from ._crash import crash_point
 from ._errors import (
     LeaseLostError,
@@ -44,6 +48,7 @@ from ._store import (
     StepRecord,
     run_from_row,
 )
+from ._urls import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -124,10 +129,12 @@ def parse_url(url: str) -> tuple[Path, dict[str, str]]:
     """Split a ``sqlite:///path?opts`` URL into a path and options."""
     parts = urlsplit(url)
     if parts.scheme != "sqlite":
-        raise ValueError(f"not a sqlite URL: {url!r}")
+        raise ValueError(f"not a sqlite URL: {redact_url(url)!r}")
     raw = parts.path
     if not raw or raw == "/":
-        raise ValueError(f"sqlite URL {url!r} names no file; use sqlite:///path/to/file.db")
+        raise ValueError(
+            f"sqlite URL {redact_url(url)!r} names no file; use sqlite:///path/to/file.db"
+        )
     path = Path(raw[1:]) if raw.startswith("/") else Path(raw)
     opts = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
     return path, opts
@@ -145,12 +152,14 @@ class SQLiteStore:
 
         ``clock`` (epoch seconds) replaces the wall clock for leases, for tests on virtual time.
         """
-        self.url = url
+        self.url = redact_url(url)
         self._clock = clock or time.time
         self.path, opts = parse_url(url)
         sync = opts.get("synchronous", "full").upper()
         if sync not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
-            raise ValueError(f"{url!r}: synchronous must be full or normal, got {sync.lower()!r}")
+            raise ValueError(
+                f"{self.url!r}: synchronous must be full or normal, got {sync.lower()!r}"
+            )
         self.synchronous = sync
         self.busy_seconds = float(opts.get("busy_timeout", "10"))
         self._conn: sqlite3.Connection | None = None
@@ -233,13 +242,19 @@ class SQLiteStore:
         directory = self.path.parent
         if str(directory) and not directory.exists():
             try:
-                directory.mkdir(parents=True, exist_ok=True)
+                _perms.make_directory(directory)
             except OSError as exc:
                 raise StoreReadOnlyError(
                     f"cannot create the directory of SQLite store {str(self.path)!r}: {exc}",
                     url=self.url,
                 ) from exc
         self._check_writable()
+        try:
+            _perms.secure(self.path)
+        except OSError as exc:
+            raise StoreReadOnlyError(
+                f"cannot create SQLite store {str(self.path)!r}: {exc}", url=self.url
+            ) from exc
 
         def connect() -> sqlite3.Connection:
             conn = sqlite3.connect(

@@ -175,6 +175,8 @@ class Store(Protocol):
     concurrent steps into one transaction (one commit, one fsync).
     """
 
+    #: The store's URL as shown in messages and thread names: never with a password
+    #: (set it to :func:`mai.redact_url` of the URL the store was opened with).
     url: str
 
     def open(self) -> None:

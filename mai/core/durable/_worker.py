@@ -28,8 +28,9 @@ from mai._errors import MaiError
 
 from . import _serde
 from ._errors import StoreError, WorkflowNotFoundError
-from ._runtime import _HOST, Runtime, _log
+from ._runtime import _HOST, Runtime, _log, default_url
 from ._store import RunStatus
+from ._urls import redact_text
 from ._versioning import check_resumable
 
 if TYPE_CHECKING:
@@ -217,7 +218,8 @@ class Worker:
         try:
             return trio.run(main)
         except MaiError as exc:
-            print(f"mai worker: {type(exc).__name__}: {exc}", file=sys.stderr)  # noqa: T201 - a CLI
+            text = redact_text(f"{type(exc).__name__}: {exc}", self.url or default_url())
+            print(f"mai worker: {text}", file=sys.stderr)  # noqa: T201 - a CLI
             return 1
 
     # -- the claim loop (also the continuous recovery sweep) -----------------------------------

@@ -202,7 +202,6 @@ class Graph(Composite):
         self._tokens: tuple[Token[Any], Token[Frame]] | None = None
         self._program: Program | None = None
         self._chains: list[list[int]] = []
-        self._plan: tuple[Any, Any] | None = None
         self._background: bool | None = None
 
     # -- building ------------------------------------------------------------------------------

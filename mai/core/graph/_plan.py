@@ -7,6 +7,7 @@ module gives the same hash in any process, and any structural change gives anoth
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -212,22 +213,27 @@ class WorkflowPlan:
 def plan(module: Module[..., Any]) -> WorkflowPlan:
     """Return the :class:`WorkflowPlan` of any module: a function module, a composite, a graph.
 
+    A plan is computed once per module object and configuration, then reused: modules are
+    immutable (``with_`` returns a new one), so a workflow started many times pays the build
+    (mostly JSON Schema generation) on its first start only.
+
     Args:
         module: The module to describe.
 
     Returns:
-        The plan (cached for a graph, which cannot change once built).
+        The plan.
     """
-    from ._graph import Graph  # noqa: PLC0415 - the graph module sits beside this one
-
-    if isinstance(module, Graph):
-        cached = module._plan
-        if cached is not None and cached[0] is module._cfg:
-            return cached[1]  # type: ignore[no-any-return]
+    cached = getattr(module, _CACHE, None)
+    if cached is not None and cached[0] is module._cfg:
+        return cached[1]  # type: ignore[no-any-return]
     result = WorkflowPlan(Describer().plan(module), _checked=True)
-    if isinstance(module, Graph):
-        module._plan = (module._cfg, result)
+    with contextlib.suppress(AttributeError, TypeError):  # a __slots__ subclass: no cache
+        setattr(module, _CACHE, (module._cfg, result))
     return result
+
+
+#: Attribute under which a module keeps its plan, keyed by the configuration it was built for.
+_CACHE = "_mai_plan"
 
 
 # -- structure checks ------------------------------------------------------------------------------

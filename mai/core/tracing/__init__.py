@@ -7,15 +7,35 @@
   :class:`mai.Context` metadata, so a span tree can continue in another process.
 """
 
-from ._handle import TraceHandle as TraceHandle
-from ._otel import OtelInterceptor as OtelInterceptor
-from ._otel import extract_trace_context as extract_trace_context
-from ._otel import inject_trace_context as inject_trace_context
-from ._otel import instrument as instrument
-from ._recorder import Recorder as Recorder
-from ._recorder import trace as trace
-from ._span import Span as Span
-from ._span import SpanStatus as SpanStatus
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._handle import TraceHandle as TraceHandle
+    from ._otel import OtelInterceptor as OtelInterceptor
+    from ._otel import extract_trace_context as extract_trace_context
+    from ._otel import inject_trace_context as inject_trace_context
+    from ._otel import instrument as instrument
+    from ._recorder import Recorder as Recorder
+    from ._recorder import trace as trace
+    from ._span import Span as Span
+    from ._span import SpanStatus as SpanStatus
+
+# Loaded on first use: ``import mai`` needs only the OpenTelemetry run hook (``_otel``), not the
+# trace handles and their renderer.
+_LAZY: dict[str, str] = {
+    "TraceHandle": "._handle",
+    "OtelInterceptor": "._otel",
+    "extract_trace_context": "._otel",
+    "inject_trace_context": "._otel",
+    "instrument": "._otel",
+    "Recorder": "._recorder",
+    "trace": "._recorder",
+    "Span": "._span",
+    "SpanStatus": "._span",
+}
 
 __all__ = [
     "OtelInterceptor",
@@ -28,3 +48,13 @@ __all__ = [
     "instrument",
     "trace",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of this package on first use."""
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(target, __name__), name)
+    globals()[name] = value
+    return value

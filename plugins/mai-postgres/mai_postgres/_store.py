@@ -21,6 +21,13 @@ URL: ``postgresql://user:password@host:port/dbname?param=value`` (``postgres://`
 parameters pass through (``sslmode``, ``connect_timeout``, ...); pymai adds ``schema`` (keep
 pymai's tables in that schema, created if needed) and ``reconnect_timeout`` (seconds to keep
 reconnecting before raising :class:`mai.StoreUnavailableError`, default 30).
+
+The password is never shown: it is taken out of the URL (user information or a ``password=``
+parameter) and handed to libpq as a separate connection parameter, so no URI-parsing message
+can quote it; driver messages are still cleaned of it where driver errors are translated
+(``_connection``, ``_error``), a connection error is not chained (psycopg keeps the connection
+object, password included, on it), and ``store.url`` is the redacted URL. Without a password in
+the URL, libpq reads ``PGPASSWORD`` or the ``~/.pgpass`` file (``PGPASSFILE``) as usual.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import contextlib
 import re
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from mai import (
     LeaseLostError,
@@ -48,6 +55,8 @@ from mai.core.durable import (
     EventRecord,
     RunRecord,
     StepRecord,
+    redact_text,
+    redact_url,
     run_from_row,
 )
 
@@ -152,24 +161,35 @@ def psycopg_module() -> Any:
     return psycopg
 
 
-def parse_url(url: str) -> tuple[str, dict[str, str], str]:
-    """Split a store URL into (libpq conninfo, pymai options, URL without password)."""
+def parse_url(url: str) -> tuple[str, str | None, dict[str, str], str]:
+    """Split a store URL into (conninfo without password, password, pymai options, shown URL).
+
+    The password (percent-decoded, from ``user:password@`` or a ``password=`` parameter) is
+    returned apart, to be passed to libpq as its own parameter; the shown URL has neither the
+    password nor the query.
+    """
     parts = urlsplit(url)
     if parts.scheme not in {"postgresql", "postgres"}:
-        raise ValueError(f"not a PostgreSQL URL: {url!r}")
+        raise ValueError(f"not a PostgreSQL URL: {redact_url(url)!r}")
     params = parse_qsl(parts.query, keep_blank_values=True)
     ours = {k: v for k, v in params if k in {"schema", "reconnect_timeout"}}
-    libpq = [(k, v) for k, v in params if k not in ours]
+    password = next((v for k, v in params if k == "password"), None)
+    libpq = [(k, v) for k, v in params if k not in ours and k != "password"]
     if not any(k == "connect_timeout" for k, _ in libpq):
         libpq.append(("connect_timeout", "5"))
-    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(libpq), ""))
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user, colon, secret = userinfo.partition(":")
+    if colon:
+        password = unquote(secret)
+    bare = f"{user}@{hostport}" if at and user else hostport
+    conninfo = urlunsplit(("postgresql", bare, parts.path, urlencode(libpq), ""))
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
     shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    return conninfo, ours, shown
+    return conninfo, password, ours, shown
 
 
 class PostgresStore:
@@ -186,8 +206,9 @@ class PostgresStore:
 
     def __init__(self, url: str) -> None:
         """Prepare the store; nothing is imported or connected until :meth:`open`."""
-        self.url = url
-        self._conninfo, opts, self._shown = parse_url(url)
+        self.url = redact_url(url)
+        self._raw_url = url
+        self._conninfo, self._password, opts, self._shown = parse_url(url)
         self.retry_seconds = float(opts.get("reconnect_timeout", "30"))
         schema = opts.get("schema") or None
         if schema is not None and not _IDENT.fullmatch(schema):
@@ -209,7 +230,9 @@ class PostgresStore:
     def connect(self) -> psycopg.Connection[Any]:
         """Open a new autocommit connection (with this store's search path); no retries."""
         driver = psycopg_module()
-        conn: psycopg.Connection[Any] = driver.Connection.connect(self._conninfo, autocommit=True)
+        conn: psycopg.Connection[Any] = driver.Connection.connect(
+            self._conninfo, autocommit=True, password=self._password
+        )
         if self.schema is not None:
             try:
                 conn.execute(f'SET search_path TO "{self.schema}"')
@@ -229,24 +252,29 @@ class PostgresStore:
         while True:
             try:
                 self._conn = self.connect()
-            except psycopg.OperationalError as exc:
-                text = str(exc)
-                if any(s in text for s in _FATAL_CONNECT):
-                    raise StoreError(
-                        f"PostgreSQL store {self._shown}: cannot connect: {text.strip()}",
-                        url=self.url,
-                    ) from exc
-                if time.monotonic() >= give_up:
-                    raise StoreUnavailableError(
-                        f"PostgreSQL store {self._shown} is unreachable: still failing after "
-                        f"{self.retry_seconds:g}s (reconnect_timeout): {text.strip()}",
-                        url=self.url,
-                        retryable=False,
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+            except psycopg.Error as exc:
+                text = self._clean(str(exc)).strip()
+                fatal = not isinstance(exc, psycopg.OperationalError) or any(
+                    s in text for s in _FATAL_CONNECT
+                )
             else:
                 return self._conn
+            # raised outside the except block on purpose: the driver's connection error is
+            # neither the cause nor the context of ours, because it holds the connection
+            # object, password included (its message is kept, cleaned)
+            if fatal:
+                raise StoreError(
+                    f"PostgreSQL store {self._shown}: cannot connect: {text}", url=self.url
+                )
+            if time.monotonic() >= give_up:
+                raise StoreUnavailableError(
+                    f"PostgreSQL store {self._shown} is unreachable: still failing after "
+                    f"{self.retry_seconds:g}s (reconnect_timeout): {text}",
+                    url=self.url,
+                    retryable=False,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _discard(self) -> None:
         conn, self._conn = self._conn, None
@@ -254,12 +282,19 @@ class PostgresStore:
             with contextlib.suppress(Exception):
                 conn.close()
 
+    def _clean(self, text: str) -> str:
+        """A driver message without this store's password, in any form it could take."""
+        text = redact_text(text, self._raw_url)
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
     def _error(self, exc: Exception) -> StoreError:
         """Translate a driver error into the matching :class:`mai.StoreError` (one boundary)."""
         psycopg = psycopg_module()
         sqlstate = getattr(exc, "sqlstate", None) or ""
         conn = self._conn
-        text = str(exc).strip()
+        text = self._clean(str(exc).strip())
         where = f"PostgreSQL store {self._shown}"
         lost = conn is None or conn.closed or conn.broken
         if (
