@@ -60,14 +60,15 @@ class _DurableCalls:
                 self._check(done, sid, module.name, "call", input_text)
                 await self.runtime.commit(active, done)
                 return module.cast_output(_serde.loads(done.output, done.format))
-            running = active.inflight.get(sid)
-            if running is None:
+            if sid not in active.inflight:
                 break
             # The same step is already executing here (a retried parent scheduled background
             # work again): wait for that call instead of running the body a second time.
+            running = active.inflight[sid]
+            if running is None:
+                running = active.inflight[sid] = anyio.Event()
             await running.wait()
-        finished = anyio.Event()
-        active.inflight[sid] = finished
+        active.inflight[sid] = None  # an event is made only if a second call has to wait
         try:
             crash_point("before_body")
             started = self.runtime.clock()
@@ -89,8 +90,9 @@ class _DurableCalls:
             active.uncommitted[sid] = record
             await self.runtime.commit(active, record)
         finally:
-            del active.inflight[sid]
-            finished.set()
+            finished = active.inflight.pop(sid)
+            if finished is not None:
+                finished.set()
         return result
 
     def _check(

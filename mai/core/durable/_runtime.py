@@ -158,7 +158,7 @@ class _Active:
         #: Set once the run gets somewhere in this attempt (a new commit, or a durable wait).
         self.progressed = anyio.Event()
         #: Steps whose body is executing now (a second call of the same step waits for it).
-        self.inflight: dict[str, anyio.Event] = {}
+        self.inflight: dict[str, anyio.Event | None] = {}
         #: Steps whose body finished but whose commit has not landed yet.
         self.uncommitted: dict[str, StepRecord] = {}
         #: ``mai.now()`` readings not committed yet (they go with the next commit).
@@ -929,17 +929,25 @@ class Runtime:
         A commit cancelled while waiting keeps the finished step in memory: the next call of
         the same step commits it instead of running the body again.
         """
-        pending = list(active.pending)
-        batch = [*pending, record]
-        since = anyio.current_time()
+        pending = list(active.pending) if active.pending else None
+        since: float | None = None
         delay = 0.05
         stalled: str | None = None
         while True:
             try:
-                await self.executor.write(_put_steps, self.store, batch, active.owner, active.epoch)
+                if pending:
+                    await self.executor.write(
+                        _put_steps, self.store, [*pending, record], active.owner, active.epoch
+                    )
+                else:
+                    await self.executor.write(
+                        self.store.put_step, record, active.owner, active.epoch
+                    )
             except StoreError as exc:
                 self._report_store_error(exc)
                 stalled = exc.kind
+                if since is None:
+                    since = anyio.current_time()
                 if not self._retryable(exc, since):
                     active.store_failed = exc
                     active.scope.cancel()
