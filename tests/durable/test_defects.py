@@ -303,3 +303,32 @@ async def test_a_store_error_while_resuming_suspects_never_tears_down_the_runtim
         handles = {h.run_id: h for h in await rt.recover()}
         assert await handles["suspect"].result() == 10
         assert await other.result() == "text 1"
+
+
+async def test_a_store_that_stays_unusable_hands_the_run_back_resumable(
+    db: Path, locked: list[threading.Thread]
+) -> None:
+    """Commit retries are bounded: past store_patience the run is handed back, then resumes."""
+    store = await _prepare(db)
+    bodies: list[int] = []
+
+    @mai.module
+    async def work(x: int) -> int:
+        bodies.append(x)
+        if len(bodies) == 1:
+            locked.append(_held_lock(db, 1.0))  # longer than the runtime's patience
+        return x + 1
+
+    flow = work.with_(name="patient")
+    async with mai.Runtime(store, store_patience=0.2, lease=0.5, poll_interval=0.05) as rt:
+        handle = await rt.start(flow, 1, run_id="u")
+        with trio.fail_after(30), pytest.raises(mai.StoreBusyError):
+            await handle.result()
+        assert "u" not in rt._active  # this process no longer drives (nor heartbeats) it
+        await trio.to_thread.run_sync(locked[-1].join)
+        info = await rt.get("u")
+        assert not info.status.terminal
+        again = await rt.resume("u")
+        with trio.fail_after(30):
+            assert await again.result() == 2
+    assert bodies == [1, 1]  # the first body's commit never landed: at least once, not lost
