@@ -13,7 +13,7 @@ import mai
 from mai.core.durable import RunStatus
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 # -- workflows (module level: workers find them by name) -----------------------------------------
 
@@ -90,10 +90,10 @@ async def limited(x: int) -> int:
 FLOWS = [double, twice, await_go, nap_then_double, busy, limited]
 
 
-async def eventually(predicate: Callable[[], object], interval: float = 0.02) -> None:
-    """Poll ``predicate()`` (a store read) until it is true; fail after 30 s."""
+async def eventually(predicate: Callable[[], Awaitable[object]], interval: float = 0.02) -> None:
+    """Poll ``await predicate()`` (a store read) until it is true; fail after 30 s."""
     with trio.fail_after(30):
-        while not predicate():  # noqa: ASYNC110 - polling a store other processes write
+        while not await predicate():  # noqa: ASYNC110 - polling a store other processes write
             await trio.sleep(interval)
 
 
@@ -145,12 +145,19 @@ async def test_wait_for_wakes_through_notify(pg_url):
     """A message sent from another process wakes mai.wait_for at once (LISTEN/NOTIFY)."""
     async with mai.Runtime(pg_url) as client, worker(pg_url, poll_interval=5.0) as w:
         handle = await client.submit(await_go, 1, run_id="waiter")
-        await eventually(lambda: [s for s in client.steps("waiter") if s.name.endswith("timer")])
+
+        async def timer_committed() -> bool:
+            return any(s.name.endswith("timer") for s in await client.steps("waiter"))
+
+        async def succeeded() -> bool:
+            return (await client.get("waiter")).status == RunStatus.SUCCEEDED
+
+        await eventually(timer_committed)
         assert w.runtime is not None
         assert "waiter" in w.runtime._active
         sent = time.monotonic()
         await client.send("waiter", "go", 41)
-        await eventually(lambda: client.get("waiter").status == RunStatus.SUCCEEDED, 0.005)
+        await eventually(succeeded, 0.005)
         latency = time.monotonic() - sent
         assert await handle.result() == 42
         # the polling fallback would take poll_interval * 5 = 25 s: the notification did it

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractContextManager
 
 
@@ -291,6 +291,39 @@ class Store(Protocol):
 
     def take_event(self, run_id: str, topic: str, step_id: str) -> EventRecord | None:
         """Consume the oldest unconsumed message on ``topic`` for ``step_id`` (once)."""
+
+
+# -- optional capabilities: small protocols a store may also implement ---------------------------
+
+
+@runtime_checkable
+class InlineStore(Protocol):
+    """A store whose calls never block (no I/O): the runtime may run them in the calling task."""
+
+    inline: bool
+
+
+@runtime_checkable
+class OneStatementWrites(Protocol):
+    """A store that can make some lone writes atomic without BEGIN/COMMIT (fewer round trips)."""
+
+    def runs_alone(self, fn: Callable[..., Any]) -> bool:
+        """Whether ``fn`` (one of the store's write methods) is atomic on its own."""
+
+
+@runtime_checkable
+class Reconnecting(Protocol):
+    """A store that reconnects after losing its server; a failed batch is re-run meanwhile."""
+
+    retry_seconds: float
+
+
+@runtime_checkable
+class Notifying(Protocol):
+    """A store that notifies workers of new runs and messages (LISTEN/NOTIFY)."""
+
+    def listener(self) -> Any:
+        """A listener with ``wait(timeout) -> [(channel, payload), ...]`` and ``close()``."""
 
 
 #: The methods every store must have (the :class:`Store` protocol), checked when a runtime opens.

@@ -29,7 +29,7 @@ from mai._errors import MaiError
 from . import _serde
 from ._errors import StoreError, WorkflowNotFoundError
 from ._runtime import _HOST, Runtime, _log, default_url
-from ._store import RunStatus
+from ._store import Notifying, RunStatus
 from ._urls import redact_text
 from ._versioning import check_resumable
 
@@ -175,9 +175,8 @@ class Worker:
             try:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
-                    make_listener = getattr(rt.store, "listener", None)
-                    if callable(make_listener):
-                        listener = make_listener()
+                    if isinstance(rt.store, Notifying):
+                        listener = rt.store.listener()
                         # LISTEN before claiming: a run submitted from now on wakes us
                         self._notified(await anyio.to_thread.run_sync(listener.wait, 0.0))
                         tg.start_soon(self._listen, listener)
