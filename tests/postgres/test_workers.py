@@ -233,8 +233,8 @@ def _queue_of_current_run() -> str:
     return durable.active.record.queue if durable is not None else "?"
 
 
-async def test_unknown_workflow_is_dead_lettered_without_blocking(pg_url):
-    """A run no worker knows is dead-lettered with the reason; the queue keeps flowing."""
+async def test_unknown_workflow_is_left_alone_without_blocking(pg_url):
+    """A run this worker does not know is handed back untouched; the queue keeps flowing."""
 
     @mai.module
     async def stranger(x: int) -> int:
@@ -245,8 +245,10 @@ async def test_unknown_workflow_is_dead_lettered_without_blocking(pg_url):
         ok = await client.submit(twice, 1, run_id="ok")
         async with worker(pg_url):
             assert await ok.result() == 4
-            with pytest.raises(mai.RunDeadLetteredError, match="not registered"):
-                await mai.RunHandle(client, "stranger").result()
+        left = await client.get("stranger")
+        assert (left.status, left.owner) == (RunStatus.PENDING, None)
+        async with mai.Runtime(pg_url, workflows=[stranger]) as app:  # the app that knows it
+            assert await (await app.resume("stranger")).result() == 1
 
 
 async def test_incompatible_code_fails_the_run_fast(pg_url):

@@ -235,10 +235,11 @@ class Worker:
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = self.poll_interval
+            handed_back = 0
             for record in await self._isolate(rt, claimed):
-                await self._start(rt, record)
-            if claimed and len(self._mine) < self.concurrency:
-                continue  # there may be more waiting
+                handed_back += not await self._start(rt, record)
+            if claimed and handed_back < len(claimed) and len(self._mine) < self.concurrency:
+                continue  # there may be more waiting (not only runs of other applications)
             with anyio.move_on_after(self.poll_interval):
                 await self._wake.wait()
 
@@ -287,11 +288,14 @@ class Worker:
                 )
         return out
 
-    async def _start(self, rt: Runtime, record: RunRecord) -> None:
-        """Execute a claimed run, or record why it cannot run (never leave it claimed)."""
+    async def _start(self, rt: Runtime, record: RunRecord) -> bool:
+        """Execute a claimed run, or record why it cannot run (never leave it claimed).
+
+        Returns ``False`` when the run was handed back untouched (another app's workflow).
+        """
         if record.invalid is not None:
             await rt._dead_letter(record, record.invalid)
-            return
+            return True
         found = rt._module_for(record)
         if isinstance(found, WorkflowNotFoundError):
             # it may belong to another app sharing the store: hand it back untouched
@@ -299,12 +303,12 @@ class Worker:
             if record.run_id not in self._foreign:
                 self._foreign.add(record.run_id)
                 _log().warning("mai.run_left_alone", run_id=record.run_id, why=str(found))
-            return
+            return False
         try:
             _serde.loads(record.input, record.format)
         except ValueError as exc:
             await rt._dead_letter(record, f"the run's input is not valid JSON ({exc})")
-            return
+            return True
         try:
             check_resumable(record.run_id, record.plan_hash, record.plan, found)
         except MaiError as exc:  # incompatible code: fail fast, before any new side effect
@@ -313,15 +317,16 @@ class Worker:
                 "message": str(exc),
             }
             await self._finish(rt, record, RunStatus.FAILED, _serde.dumps(error, what="error"))
-            return
+            return True
         if record.cancel_requested:
             error = {"type": "Cancelled", "message": "the run was cancelled"}
             await self._finish(rt, record, RunStatus.CANCELLED, _serde.dumps(error, what="error"))
-            return
+            return True
         active = await rt._launch(record, found)
         if active is not None:
             self._mine[record.run_id] = active
             self._tg.start_soon(self._watch, active)
+        return True
 
     async def _finish(self, rt: Runtime, record: RunRecord, status: RunStatus, error: str) -> None:
         await rt.executor.write(
