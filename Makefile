@@ -12,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: venv test demo bench docs lint typecheck clean chaos
+.PHONY: venv test demo bench docs lint typecheck clean chaos llm-server llama-server
 
 # Create the virtualenv if missing; reinstall only when pyproject.toml
 # is newer than the stamp, so repeated runs are fast.
@@ -20,9 +20,26 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml plugins/mai-postgres/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e ".[test,docs]"
+	$(BIN)/python -m pip install -e ".[test,docs,mcp]"
 	$(BIN)/python -m pip install -e plugins/mai-postgres
 	touch $(STAMP)
+
+# The real OpenAI-compatible model server that tests/llm starts (llama-cpp-python's). PyPI has
+# no Linux wheel of it: pip builds the vendored llama.cpp from the sdist (CMake + Ninja), about
+# 5-6 minutes on 2 cores the first time; pip's wheel cache makes later installs take seconds.
+# LLAVA off trims the build; GGML_NATIVE off makes the cached wheel portable across CPUs.
+# `make llm-server` also builds llama.cpp's C++ llama-server from the same sdist (see
+# tools/build-llama-server; about 6.5 more minutes the first time on a machine).
+LLAMA_CPP_VERSION := 0.3.36
+
+llm-server: venv $(BIN)/llama-server
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF" \
+		$(BIN)/python -m pip install "llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
+
+llama-server: $(BIN)/llama-server
+
+$(BIN)/llama-server: | $(STAMP)
+	tools/build-llama-server $(LLAMA_CPP_VERSION) $@ $(BIN)/python
 
 lint: venv
 	$(BIN)/ruff check .
@@ -49,10 +66,10 @@ bench: venv
 		$(BIN)/python "$$script"; \
 	done
 
-# The long PostgreSQL fault-injection runs (SIGKILL chaos for 60 s, ...); needs the server
-# binaries (apt-get install postgresql).
+# The long fault-injection runs: PostgreSQL SIGKILL chaos for 60 s, ... (needs the server
+# binaries: apt-get install postgresql) and the long random-program run on SQLite.
 chaos: venv
-	$(BIN)/python -m pytest tests/postgres -m chaos -v $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/postgres tests/durable/randprog -m chaos -v $(PYTEST_ARGS)
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html

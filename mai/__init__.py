@@ -4,7 +4,8 @@ The public surface is exactly what this module re-exports; everything else is pr
 
 The kernel (modules, context, casting, composites, errors) is imported eagerly. The heavier
 machinery under :mod:`mai.core` (durable runtime, graph and plans, tracing handles, ...) is
-imported on first use of one of its names, as anyio loads its backends: ``import mai`` costs
+imported on first use of one of its names (the agent layer, :mod:`mai.agents`, too), as anyio
+loads its backends: ``import mai`` costs
 about what the kernel's own dependencies cost. The re-exports are written out below for type
 checkers (``TYPE_CHECKING``) and in ``_LAZY`` for the interpreter; ``tests/test_exports.py``
 checks that the two lists agree and that every lazy name resolves.
@@ -36,6 +37,7 @@ from ._errors import ConfigError as ConfigError
 from ._errors import DeadlineExceeded as DeadlineExceeded
 from ._errors import LoopLimitExceeded as LoopLimitExceeded
 from ._errors import MaiError as MaiError
+from ._errors import ModelRetry as ModelRetry
 from ._module import Module as Module
 from ._module import module as module
 from ._run import run as run
@@ -48,6 +50,12 @@ from .core import plugins as _plugins
 from .core.tracing import _otel
 
 if TYPE_CHECKING:
+    from .agents import Agent as Agent
+    from .agents import AgentRunResult as AgentRunResult
+    from .agents import ModelSettings as ModelSettings
+    from .agents import Tool as Tool
+    from .agents import UsageLimits as UsageLimits
+    from .agents import tool as tool
     from .core.durable import DurableError as DurableError
     from .core.durable import LeaseLostError as LeaseLostError
     from .core.durable import NonDeterminismError as NonDeterminismError
@@ -93,6 +101,15 @@ if TYPE_CHECKING:
     from .core.graph import WorkflowPlan as WorkflowPlan
     from .core.graph import plan as plan
     from .core.logging import log_context as log_context
+    from .core.mcp import MCPConnectionError as MCPConnectionError
+    from .core.mcp import MCPServerError as MCPServerError
+    from .core.mcp import MCPSession as MCPSession
+    from .core.mcp import MCPTool as MCPTool
+    from .core.mcp import MCPToolChangedError as MCPToolChangedError
+    from .core.mcp import MCPToolError as MCPToolError
+    from .core.mcp import MCPToolset as MCPToolset
+    from .core.mcp import mcp_http_app as mcp_http_app
+    from .core.mcp import serve_mcp as serve_mcp
     from .core.plugins import PluginInfo as PluginInfo
     from .core.plugins import PluginWarning as PluginWarning
     from .core.plugins import plugins as plugins
@@ -111,6 +128,12 @@ if TYPE_CHECKING:
 
 #: Public name -> the module that defines it, for the names loaded on first use.
 _LAZY: dict[str, str] = {
+    "Agent": "mai.agents",
+    "AgentRunResult": "mai.agents",
+    "ModelSettings": "mai.agents",
+    "Tool": "mai.agents",
+    "UsageLimits": "mai.agents",
+    "tool": "mai.agents",
     "DurableError": "mai.core.durable",
     "LeaseLostError": "mai.core.durable",
     "NonDeterminismError": "mai.core.durable",
@@ -156,6 +179,15 @@ _LAZY: dict[str, str] = {
     "WorkflowPlan": "mai.core.graph",
     "plan": "mai.core.graph",
     "log_context": "mai.core.logging",
+    "MCPConnectionError": "mai.core.mcp",
+    "MCPServerError": "mai.core.mcp",
+    "MCPSession": "mai.core.mcp",
+    "MCPTool": "mai.core.mcp",
+    "MCPToolChangedError": "mai.core.mcp",
+    "MCPToolError": "mai.core.mcp",
+    "MCPToolset": "mai.core.mcp",
+    "mcp_http_app": "mai.core.mcp",
+    "serve_mcp": "mai.core.mcp",
     "PluginInfo": "mai.core.plugins",
     "PluginWarning": "mai.core.plugins",
     "plugins": "mai.core.plugins",
@@ -176,6 +208,8 @@ _LAZY: dict[str, str] = {
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
+    "AgentRunResult",
     "ArgumentError",
     "Backoff",
     "BlockingDelay",
@@ -196,8 +230,17 @@ __all__ = [
     "LeaseLostError",
     "Loop",
     "LoopLimitExceeded",
+    "MCPConnectionError",
+    "MCPServerError",
+    "MCPSession",
+    "MCPTool",
+    "MCPToolChangedError",
+    "MCPToolError",
+    "MCPToolset",
     "MaiError",
     "Map",
+    "ModelRetry",
+    "ModelSettings",
     "Module",
     "NonBlockingDelay",
     "NonDeterminismError",
@@ -232,7 +275,9 @@ __all__ = [
     "StoreReadOnlyError",
     "StoreSchemaError",
     "StoreUnavailableError",
+    "Tool",
     "TraceHandle",
+    "UsageLimits",
     "WaitTimeoutError",
     "Worker",
     "WorkflowIdentityError",
@@ -242,6 +287,7 @@ __all__ = [
     "inject_trace_context",
     "is_cancelled",
     "log_context",
+    "mcp_http_app",
     "module",
     "now",
     "plan",
@@ -252,8 +298,10 @@ __all__ = [
     "register_store",
     "register_tracer",
     "run",
+    "serve_mcp",
     "sleep",
     "store_factory",
+    "tool",
     "trace",
     "unregister_caster",
     "unregister_store",
@@ -269,6 +317,8 @@ def __getattr__(name: str) -> _Any:
     """Import a lazily exported name on first use and cache it in the module's namespace."""
     target = _LAZY.get(name)
     if target is None:
+        if name == "agents":  # the public subpackage, loaded on first use like its names
+            return _importlib.import_module("mai.agents")
         raise AttributeError(f"module 'mai' has no attribute {name!r}")
     value = getattr(_importlib.import_module(target), name)
     globals()[name] = value

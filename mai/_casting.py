@@ -160,6 +160,10 @@ class Payload:
 
     __slots__ = ("_input_model", "name", "output_type", "parameters")
 
+    #: True when :meth:`input_schema` and :meth:`output_schema` are schemas the module declares
+    #: itself (an MCP server's tool), not derived from annotations: tool definitions use them as is.
+    declared_schema = False
+
     def __init__(self, name: str, parameters: dict[str, tuple[Any, Any]], output_type: Any) -> None:
         """Describe a module: ``parameters`` maps names to ``(annotation, default)``."""
         self.name = name

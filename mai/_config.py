@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import ConfigError, DeadlineExceeded
+from ._errors import ConfigError, DeadlineExceeded, ModelRetry
 
 FRAMEWORK_KEYS = ("name", "timeout", "retries", "backoff", "retry_on", "max_concurrency", "inline")
 
@@ -42,8 +42,8 @@ RetryOn = tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 
 
 def _default_retryable(exc: BaseException) -> bool:
-    """Retry any ordinary error except a deadline that already fired."""
-    return not isinstance(exc, DeadlineExceeded)
+    """Retry any ordinary error except a deadline that already fired or a ``ModelRetry``."""
+    return not isinstance(exc, DeadlineExceeded | ModelRetry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ class Config:
         """Tell whether ``exc`` may be retried under this configuration."""
         retry_on = self.retry_on
         if isinstance(retry_on, tuple):
-            return isinstance(exc, retry_on) and not isinstance(exc, DeadlineExceeded)
+            return isinstance(exc, retry_on) and not isinstance(exc, DeadlineExceeded | ModelRetry)
         return bool(retry_on(exc))
 
     def replace(self, module: str, **changes: Any) -> Config:

@@ -10,6 +10,12 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
     ├── DeadlineExceeded(MaiError, TimeoutError)  a module's deadline fired
     ├── LoopLimitExceeded(MaiError, RuntimeError) a Loop ran out of iterations
     │
+    │   MCP (mai/core/mcp/_errors.py)
+    ├── MCPToolError(ModelRetry, RuntimeError)    an MCP server's tool reported an error
+    ├── MCPServerError(MaiError, RuntimeError)    an MCP server failed a request
+    ├── MCPConnectionError(MaiError, ConnectionError) unreachable, or died during a call
+    ├── MCPToolChangedError(MaiError, LookupError) a tool a durable run recorded changed
+    │
     │   graphs and plans (mai/core/graph/_errors.py)
     ├── GraphError(MaiError, ValueError)          a graph or a plan is not valid
     │   ├── GraphInputError(GraphError)           unknown or missing inputs
@@ -37,6 +43,10 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
         ├── StoreSchemaError(StoreError)          stamped with a newer schema version
         ├── StoreBusyError(StoreError)            still locked after the retry policy
         └── StoreUnavailableError(StoreError)     the database server cannot be reached
+
+The agent layer adds its errors (``mai.agents``; drawn in ``mai/core/agents/_errors.py``) and
+:class:`ModelRetry`, which a tool or an output validator raises to send the model a retry
+prompt instead of failing.
 
 Cancellation is never wrapped or replaced: the backend's own cancellation exception
 (``trio.Cancelled``, ``asyncio.CancelledError``) always propagates unchanged.
@@ -202,3 +212,16 @@ class LoopLimitExceeded(MaiError, RuntimeError):
         super().__init__(message, module_name=module_name, step_id=step_id)
         self.max_iterations = max_iterations
         self.last_value = last_value
+
+
+class ModelRetry(MaiError):
+    """Raised by an agent's tool or output validator to send the model a retry prompt.
+
+    The message goes back to the model (as a retry prompt for the tool call, or for the output)
+    instead of failing the run; a module's own ``retries`` never re-run a body on it. See
+    ``docs/agents.rst`` for the two retry budgets.
+    """
+
+    def __init__(self, message: str) -> None:
+        """Ask the model to try again, telling it ``message``."""
+        super().__init__(message)

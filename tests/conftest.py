@@ -11,6 +11,7 @@ import threading
 from typing import Self
 
 import pytest
+import structlog
 from hypothesis import settings
 
 # No example database: the suite must not write outside tests/, and runs stay reproducible.
@@ -53,3 +54,20 @@ class Meter:
 def meter() -> Meter:
     """A fresh concurrency meter."""
     return Meter()
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config():
+    """Restore structlog's configuration after every test.
+
+    ``structlog.testing.capture_logs`` leaves structlog marked as configured, which turns on
+    pymai's automatic log binding (an interceptor) for every later run in the same process.
+    """
+    config = structlog.get_config()
+    saved = {**config, "processors": list(config["processors"])}
+    was_configured = structlog.is_configured()
+    yield
+    if was_configured:
+        structlog.configure(**saved)
+    else:
+        structlog.reset_defaults()

@@ -134,6 +134,10 @@ SAMPLES = [
     mai.GraphOutputError("twice", graph="g", output="answer"),
     mai.PlanFormatError("not a plan"),
     mai.PlanResolutionError("gone", graph="g", node="n1", node_name="m", path="pkg:fn"),
+    mai.MCPToolError("tool failed", server="calc", tool="add", text="no", module_name="c_add"),
+    mai.MCPServerError("refused", server="calc", tool="add"),
+    mai.MCPConnectionError("went away", server="calc", tool="add", module_name="c_add"),
+    mai.MCPToolChangedError("changed", server="calc", tool="add"),
 ]
 
 

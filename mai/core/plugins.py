@@ -1,6 +1,6 @@
-"""The plugin registry: tracers, casting adapters and durable stores, from entry points or code.
+"""The plugin registry: tracers, casters, stores and models, from entry points or code.
 
-Three entry-point groups, each discovered lazily, the first time it is needed (``import mai``
+Four entry-point groups, each discovered lazily, the first time it is needed (``import mai``
 reads no package metadata):
 
 ==================  ==========================================================  ===============
@@ -14,6 +14,8 @@ group               an entry point resolves to                                  
                     callable (:class:`CasterPlugin`)                            exact-type path
 ``mai.stores``      ``factory(url) -> store``; the entry point's name is the    the first
                     URL scheme (``sqlite``, ``memory``, ``postgresql``)         store lookup
+``mai.models``      ``factory(model_name) -> model``; the entry point's name    the first model
+                    is the provider in model strings (``"openai:gpt-4o"``)      string resolved
 ==================  ==========================================================  ===============
 
 :func:`plugins` discovers every group and lists what it found. A plugin that fails to import or
@@ -44,8 +46,9 @@ if TYPE_CHECKING:
 TRACERS = "mai.tracers"
 CASTERS = "mai.casters"
 STORES = "mai.stores"
+MODELS = "mai.models"
 #: The entry-point groups pymai reads.
-GROUPS = (TRACERS, CASTERS, STORES)
+GROUPS = (TRACERS, CASTERS, STORES, MODELS)
 
 
 class PluginWarning(UserWarning):
@@ -111,6 +114,7 @@ _infos: dict[tuple[str, str], PluginInfo] = {}
 _tracers: dict[str, Interceptor] = {}
 _casters: dict[str, tuple[type, Any, Callable[[Any], Any]]] = {}
 _stores: dict[str, StoreFactory] = {}
+_models: dict[str, Callable[[str], Any]] = {}
 
 
 # -- protocols ------------------------------------------------------------------------------------
@@ -202,6 +206,13 @@ def _install(group: str, name: str, obj: Any) -> None:
         _drop(group, name)
         _casting.register_adapter(source, target, fn)
         _casters[name] = (source, target, fn)
+    elif group == MODELS:
+        if not callable(obj):
+            raise _Invalid(
+                f"a model factory must be callable as factory(model_name) -> model, found "
+                f"{short_repr(obj)}"
+            )
+        _models[name] = obj
     else:
         try:
             factory = check_store_factory(obj)
@@ -223,6 +234,8 @@ def _drop(group: str, name: str) -> bool:
         if entry is not None and all(e[:2] != entry[:2] for e in _casters.values()):
             _casting.unregister_adapter(entry[0], entry[1])
         return entry is not None
+    if group == MODELS:
+        return _models.pop(name, None) is not None
     return _stores.pop(name.lower(), None) is not None
 
 
@@ -358,7 +371,7 @@ def plugins(group: str | None = None) -> list[PluginInfo]:
 
     Args:
         group: Only this entry-point group (``"mai.tracers"``, ``"mai.casters"``,
-            ``"mai.stores"``); default: all of them.
+            ``"mai.stores"``, ``"mai.models"``); default: all of them.
 
     Returns:
         One :class:`PluginInfo` per plugin, sorted by group and name: where it came from
@@ -501,3 +514,43 @@ def store_factory(scheme: str) -> StoreFactory | None:
 
 _install_pending_table()
 add_run_hook(_tracer_hook)
+
+
+def register_model(provider: str, factory: Callable[[str], Any]) -> None:
+    """Make ``factory(model_name)`` build the models of model strings ``"provider:..."``.
+
+    Args:
+        provider: The provider part of model strings (``"acme"`` for ``"acme:large"``).
+        factory: Called with the model name (the part after ``:``); returns a
+            :class:`mai.agents.Model`.
+
+    Raises:
+        TypeError: When ``factory`` is not callable.
+        ValueError: When ``provider`` is empty or contains ``:``.
+    """
+    if not provider or ":" in provider:
+        raise ValueError(f"a model provider is a bare name like 'openai', received {provider!r}")
+    _register(MODELS, provider, factory)
+
+
+def unregister_model(provider: str) -> bool:
+    """Remove the model provider ``provider`` (registered in code or found as an entry point).
+
+    Returns:
+        Whether there was one.
+    """
+    return _unregister(MODELS, provider)
+
+
+def model_factory(provider: str) -> Callable[[str], Any] | None:
+    """Return the factory of the model provider ``provider``, or ``None``."""
+    _discover(MODELS)
+    with _lock:
+        return _models.get(provider)
+
+
+def model_providers() -> list[str]:
+    """The model providers found (entry points and code), sorted."""
+    _discover(MODELS)
+    with _lock:
+        return sorted(_models)

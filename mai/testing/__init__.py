@@ -10,9 +10,17 @@ Nothing here is imported by ``import mai``; import ``mai.testing`` in tests.
   ``autojump_clock`` fixture, or :func:`run_virtual` outside pytest).
 * :func:`virtual_runtime` is a durable runtime on virtual time (a week-long ``mai.sleep`` or a
   millisecond run deadline tested at once); :class:`VirtualClock` is its clock.
+* :class:`ScriptedModel` answers agents from a script (canned replies or a function), records
+  the requests it received and streams in chunks; :func:`tool_call` writes a tool call in a
+  script; :func:`block_model_requests` makes any real model request fail inside a block.
 * :class:`StoreConformance` / :func:`check_store`: the suite every durable store must pass
   (the memory and SQLite stores do; a store plugin runs it against itself).
 """
+
+from mai.core.agents._scripted import ScriptedModel as ScriptedModel
+from mai.core.agents._scripted import ScriptedRequest as ScriptedRequest
+from mai.core.agents._scripted import block_model_requests as block_model_requests
+from mai.core.agents._scripted import tool_call as tool_call
 
 from ._durable import VirtualClock as VirtualClock
 from ._durable import virtual_runtime as virtual_runtime
@@ -32,16 +40,20 @@ from ._tracing import stopwatch as stopwatch
 __all__ = [
     "RecordedCall",
     "RecordingTracer",
+    "ScriptedModel",
+    "ScriptedRequest",
     "SpanCapture",
     "Stopwatch",
     "StoreConformance",
     "VirtualClock",
     "assert_elapsed",
+    "block_model_requests",
     "capture_otel_spans",
     "capture_spans",
     "check_store",
     "expect_deadline",
     "run_virtual",
     "stopwatch",
+    "tool_call",
     "virtual_runtime",
 ]

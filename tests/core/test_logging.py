@@ -14,18 +14,6 @@ from mai.core import logging as mai_logging
 log = structlog.get_logger("user")
 
 
-@pytest.fixture(autouse=True)
-def _structlog_config():
-    """Restore structlog's configuration after each test (capture_logs marks it configured)."""
-    config = structlog.get_config()
-    saved = {**config, "processors": list(config["processors"])}
-    was_configured = structlog.is_configured()
-    yield
-    structlog.reset_defaults()
-    if was_configured:
-        structlog.configure(**saved)
-
-
 @mai.module
 async def talk(x: int) -> int:
     """Log from an async body."""

@@ -8,6 +8,7 @@
     mai plan pkg.module:obj [--mermaid | --json]
     mai plugins
     mai worker --store URL --app pkg.module [--queue Q ...]
+    mai mcp serve pkg.module:obj [--http [--host H --port P --allow-remote]]
 
 Errors are one line on stderr with a non-zero exit code (1: the run or operation failed,
 2: usage); ``MAI_DEBUG=1`` shows the traceback. Imports are lazy so ``--help`` is instant.
@@ -144,6 +145,10 @@ def _parser() -> argparse.ArgumentParser:
         help="runs executed at once by this worker (default 8)",
     )
     p.add_argument("--name", help="worker name (default: host name)")
+
+    from ._mcp import add_parser as add_mcp_parser  # noqa: PLC0415 - `mai mcp`, its own module
+
+    add_mcp_parser(sub)
     return parser
 
 
@@ -172,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plan": _cmd_plan,
         "plugins": _cmd_plugins,
         "worker": _cmd_worker,
+        "mcp": _cmd_mcp,
     }
     # a third-party store may quote its URL in an error: no message shows the password
     store = getattr(ns, "store", None) or os.environ.get("MAI_STORE") or ""
@@ -499,6 +505,12 @@ def _cmd_plan(ns: argparse.Namespace) -> int:
         print(f"plan {plan.hash[:16]}  ({ns.target})")
         print(plan.to_mermaid())
     return 0
+
+
+def _cmd_mcp(ns: argparse.Namespace) -> int:
+    from ._mcp import cmd_mcp  # noqa: PLC0415 - `mai mcp serve` lives in its own module
+
+    return cmd_mcp(ns)
 
 
 def _cmd_plugins(ns: argparse.Namespace) -> int:

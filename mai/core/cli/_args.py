@@ -23,6 +23,16 @@ def load_target(spec: str) -> Module[..., Any]:
     """
     import mai  # noqa: PLC0415
 
+    obj = load_object(spec)
+    if isinstance(obj, mai.Module):
+        return obj
+    if callable(obj):
+        return mai.module(obj)
+    raise UsageError(f"{spec!r} is a {type(obj).__name__}, not a mai module or function")
+
+
+def load_object(spec: str) -> Any:
+    """Import ``pkg.module:obj`` (or ``path/to/file.py:obj``) and return the object."""
     mod_name, sep, attr = spec.partition(":")
     if not sep or not mod_name or not attr:
         raise UsageError(f"expected TARGET as pkg.module:object, got {spec!r}")
@@ -41,11 +51,7 @@ def load_target(spec: str) -> Module[..., Any]:
             obj = getattr(obj, part)
         except AttributeError:
             raise UsageError(f"{mod_name!r} has no attribute {attr!r}") from None
-    if isinstance(obj, mai.Module):
-        return obj
-    if callable(obj):
-        return mai.module(obj)
-    raise UsageError(f"{spec!r} is a {type(obj).__name__}, not a mai module or function")
+    return obj
 
 
 def _looks_like_text(annotation: Any) -> bool:

@@ -52,6 +52,10 @@ class _DurableCalls:
             recorded = active.recorded.get(sid)
             if recorded is not None:
                 self._check(recorded, sid, module.name, "call", input_text)
+                span = frame.span
+                if span is not None and hasattr(span, "set_attribute"):
+                    # a replayed step did no work now: marked, and no usage (tokens) on its span
+                    span.set_attribute("mai.replayed", True)
                 return module.cast_output(_serde.loads(recorded.output, recorded.format))
             done = active.uncommitted.get(sid)
             if done is not None:

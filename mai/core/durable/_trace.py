@@ -48,6 +48,23 @@ def _names(plan: dict[str, Any], step: str, out: dict[str, Any]) -> None:
             _names({**inner, "name": node.get("name", "?")}, path, out)
 
 
+def _usage_attributes(output: str) -> dict[str, Any] | None:
+    """Tokens of a recorded model response (an agent's model request step), else ``None``."""
+    if '"kind":"response"' not in output:  # cheap test before decoding every step's output
+        return None
+    try:
+        value = json.loads(output)
+    except ValueError:
+        return None
+    usage = value.get("usage") if isinstance(value, dict) else None
+    if value.get("kind") != "response" or not isinstance(usage, dict):
+        return None
+    return {
+        "gen_ai.usage.input_tokens": int(usage.get("input_tokens", 0)),
+        "gen_ai.usage.output_tokens": int(usage.get("output_tokens", 0)),
+    }
+
+
 def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
     """Rebuild a :class:`~mai.TraceHandle` of a durable run from its records."""
     nodes: dict[str, Any] = {}
@@ -65,6 +82,7 @@ def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
             "output_bytes": len(s.output.encode()),
             "sizes_exact": s.input is not None,
             "retries": max(s.attempts - 1, 0),
+            "attributes": _usage_attributes(s.output),
         }
     for sid in list(rows):
         child = rows[sid]
@@ -116,6 +134,7 @@ def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
                 sizes_exact=row["sizes_exact"],
                 retries=row["retries"],
                 deadline=run.deadline,
+                attributes=row.get("attributes"),
             )
         )
     return TraceHandle(spans, run_id=run.run_id)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mai._context import current_frame
 from mai._seam import add_run_hook
 
-from ._span import arguments_size, classify, effective_deadline, size_of
+from ._span import arguments_size, classify, effective_deadline, result_attributes, size_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -32,6 +32,14 @@ TRACE_KEYS = ("traceparent", "tracestate")
 _SCOPE = "mai"
 
 _provider: ContextVar[TracerProvider | None] = ContextVar("mai.otel.provider", default=None)
+
+#: A name, attributes and kind (``"internal"`` or ``"client"``) for the span of the next module
+#: call in this task, set by a caller that knows more about the call than the module does (an
+#: agent names a tool call ``execute_tool {name}`` and a model request ``chat {model}``, a
+#: client span). The interceptor consumes it: nested calls never see it.
+span_hint: ContextVar[tuple[str, Mapping[str, Any], str] | None] = ContextVar(
+    "mai.otel.span_hint", default=None
+)
 _cache: tuple[Any, OtelInterceptor] | None = None
 
 
@@ -85,9 +93,20 @@ class OtelInterceptor:
             attributes["mai.deadline.remaining_s"] = max(deadline - now, 0.0)
         in_bytes, exact = arguments_size(call.args, call.kwargs)
         attributes["mai.payload.input_bytes"] = in_bytes
+        span_name = call.name
+        kind = trace.SpanKind.INTERNAL
+        hint = span_hint.get()
+        hint_token = None
+        if hint is not None:
+            span_name = hint[0]
+            attributes.update(hint[1])
+            if hint[2] == "client":
+                kind = trace.SpanKind.CLIENT
+            hint_token = span_hint.set(None)
         span = self._tracer.start_span(
-            call.name,
+            span_name,
             context=parent,
+            kind=kind,
             attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
@@ -111,6 +130,9 @@ class OtelInterceptor:
             exact = exact and out_exact
             end["mai.payload.output_bytes"] = out_bytes
             end["mai.status"] = "ok"
+            extra = result_attributes(result)
+            if extra and not _replayed(span):  # a replayed step spent nothing now
+                end.update(extra)
             return result
         finally:
             if not exact:
@@ -121,7 +143,14 @@ class OtelInterceptor:
                 end["mai.run_id"] = run_id  # an inner interceptor (a durable run) gave the id
             span.set_attributes(end)
             self._context.detach(token)
+            if hint_token is not None:
+                span_hint.reset(hint_token)
             span.end()
+
+
+def _replayed(span: Any) -> bool:
+    attributes = getattr(span, "attributes", None)
+    return bool(attributes and attributes.get("mai.replayed"))
 
 
 def _configured_provider() -> TracerProvider | None:

@@ -13,7 +13,15 @@ from mai._errors import MaiError
 from mai._seam import intercept
 
 from ._handle import ATTRIBUTE, TraceHandle
-from ._span import Span, arguments_size, classify, effective_deadline, size_of, type_name
+from ._span import (
+    Span,
+    arguments_size,
+    classify,
+    effective_deadline,
+    result_attributes,
+    size_of,
+    type_name,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -85,11 +93,13 @@ class Recorder:
         out_bytes: int | None = None
         status: SpanStatus = "ok"
         error: BaseException | None = None
+        attrs: dict[str, Any] | None = None
         token = self._current.set((log, span_id))
         try:
             result = await proceed()
             out_bytes, out_exact = size_of(result)
             exact = exact and out_exact
+            attrs = result_attributes(result)
         except BaseException as exc:
             error = exc
             status = classify(exc, backend, deadline, backend.current_time())
@@ -116,6 +126,7 @@ class Recorder:
                     error_type=None if error is None else type_name(error),
                     error_message=None if error is None else str(error),
                     deadline=None if deadline == math.inf else anchor + deadline,
+                    attributes=attrs,
                 )
             )
         return result

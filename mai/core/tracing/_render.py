@@ -66,6 +66,9 @@ def _line(
     arrow = "→" if unicode else "->"
     out = "-" if span.output_bytes is None else f"{approx}{format_size(span.output_bytes)}"
     parts.append(paint(_DIM, f"{approx}{format_size(span.input_bytes)} {arrow} {out}"))
+    tokens = span.tokens
+    if tokens is not None:
+        parts.append(f"tokens={tokens[0]}{arrow}{tokens[1]}")
     if span.retries:
         parts.append(f"retries={span.retries}")
     if span.deadline is not None:

@@ -47,6 +47,8 @@ class Span:
         error_type: Qualified name of the exception's type when the call did not succeed.
         error_message: ``str()`` of that exception.
         deadline: The deadline in force for the call (epoch seconds), ``None`` when unbounded.
+        attributes: What the call's result reported about itself (for a model request: the
+            ``gen_ai.usage.input_tokens`` / ``output_tokens`` it spent), ``None`` otherwise.
     """
 
     name: str
@@ -65,6 +67,15 @@ class Span:
     error_type: str | None = None
     error_message: str | None = None
     deadline: float | None = None
+    attributes: dict[str, Any] | None = None
+
+    @property
+    def tokens(self) -> tuple[int, int] | None:
+        """``(input, output)`` tokens of a model request's span, ``None`` for other calls."""
+        a = self.attributes
+        if not a or "gen_ai.usage.input_tokens" not in a:
+            return None
+        return int(a["gen_ai.usage.input_tokens"]), int(a.get("gen_ai.usage.output_tokens", 0))
 
     @property
     def ok(self) -> bool:
@@ -75,6 +86,18 @@ class Span:
     def failed(self) -> bool:
         """Whether the call raised an error or timed out (a cancellation is not a failure)."""
         return self.status in {"error", "timed_out"}
+
+
+def result_attributes(result: Any) -> dict[str, Any] | None:
+    """The attributes a call's result reports about itself (``__mai_span_attributes__``)."""
+    method = getattr(type(result), "__mai_span_attributes__", None)
+    if method is None:
+        return None
+    try:
+        attrs = method(result)
+    except Exception:  # a broken hook must not break the traced call
+        return None
+    return dict(attrs) if attrs else None
 
 
 _json: TypeAdapter[Any] | None = None
