@@ -13,6 +13,7 @@ refused, so the test never passes on a file that is in fact writable.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -43,11 +44,18 @@ def url_of(db: Path, **opts: str) -> str:
     return f"sqlite:///{db}" + (f"?{query}" if query else "")
 
 
+async def _at_least(rt: mai.Runtime, run_id: str, n: int) -> bool:
+    """Whether the run has committed at least ``n`` steps."""
+    return len(await rt.steps(run_id)) >= n
+
+
 async def poll(predicate: Callable[[], Any], limit: float, what: str) -> Any:
     """Poll ``predicate()`` on the real clock until it is truthy; fail after ``limit`` seconds."""
     with trio.move_on_after(limit):
         while True:
             value = predicate()
+            if inspect.isawaitable(value):  # an async read of the store
+                value = await value
             if value:
                 return value
             await trio.sleep(0.005)
@@ -146,7 +154,7 @@ async def test_full_database_stalls_the_run_reports_once_and_resumes(
             await poll(lambda: len(spy.errors) >= 4, 10, "four failed commit attempts")
             if beside:  # small commits still fit while the big one cannot: the fault goes on
                 small = await rt.start(ticker, 30, run_id="small")
-                await poll(lambda: len(rt.steps("small")) >= 3, 10, "small commits to land")
+                await poll(lambda: _at_least(rt, "small", 3), 10, "small commits to land")
                 failed = len(spy.errors)
                 await poll(lambda: len(spy.errors) >= failed + 2, 10, "the big commit to fail on")
             stalled = rt.blocking.steps("bulky")
@@ -357,7 +365,7 @@ async def test_locked_database_is_waited_out_without_error(tmp_path: Path) -> No
     async with mai.Runtime(url_of(db), workflows=[ticker]) as rt:
         with capture_logs() as logs:
             handle = await rt.start(ticker, 20, run_id="tick")
-            await poll(lambda: len(rt.steps("tick")) >= 2, 5, "the first commits")
+            await poll(lambda: _at_least(rt, "tick", 2), 5, "the first commits")
             with lock_held(db, 0.5) as times:
                 await poll(lambda: "released" in times, 5, "the lock to be released")
             assert await handle.result() == sum(range(20))
