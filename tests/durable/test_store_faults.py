@@ -157,9 +157,9 @@ async def test_full_database_stalls_the_run_reports_once_and_resumes(
                 await poll(lambda: _at_least(rt, "small", 3), 10, "small commits to land")
                 failed = len(spy.errors)
                 await poll(lambda: len(spy.errors) >= failed + 2, 10, "the big commit to fail on")
-            stalled = rt.blocking.steps("bulky")
+            stalled = await rt.steps("bulky")
             assert 0 < len(stalled) < 8, "the limit should stop the run part-way"
-            assert rt.blocking.get("bulky").status == mai.RunStatus.RUNNING
+            assert (await rt.get("bulky")).status == mai.RunStatus.RUNNING
             assert all(isinstance(e, mai.StoreFullError) for e in spy.errors)
             assert pragma(f"PRAGMA max_page_count = {pages + 10_000}") == pages + 10_000
             assert await handle.result() == 8 * 12_000
