@@ -45,7 +45,7 @@ def worker(run_id: str) -> None:
             # One line per finished step: ✓ ran, ↺ replayed from the store (mai.Call.replayed).
             progress = mai.Progress(out=sys.stdout)
             with mai.intercept(progress):
-                if rt.list_runs():
+                if await rt.list_runs():
                     (handle,) = await rt.recover()
                 else:
                     handle = await rt.start(agent, corpus(), run_id=run_id)
@@ -133,7 +133,7 @@ def show_results(run_id: str, elapsed: float) -> None:
 
     async def read() -> tuple[object, list[mai.StepInfo], mai.TraceHandle]:
         async with mai.Runtime(URL) as rt:
-            return rt.get(run_id), list(rt.steps(run_id)), rt.trace(run_id)
+            return await rt.get(run_id), await rt.steps(run_id), await rt.trace(run_id)
 
     info, steps, trace = trio.run(read)
     # StepInfo.worker names the process that committed a step; the first one to commit is 1.

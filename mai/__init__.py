@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from .core.durable import RunHandle as RunHandle
     from .core.durable import RunInfo as RunInfo
     from .core.durable import RunNotFoundError as RunNotFoundError
+    from .core.durable import RunNotRetryableError as RunNotRetryableError
     from .core.durable import RunStatus as RunStatus
     from .core.durable import Runtime as Runtime
     from .core.durable import SerializationError as SerializationError
@@ -84,6 +85,8 @@ if TYPE_CHECKING:
     from .core.durable import StoreUnavailableError as StoreUnavailableError
     from .core.durable import WaitTimeoutError as WaitTimeoutError
     from .core.durable import Worker as Worker
+    from .core.durable import WorkflowIdentityError as WorkflowIdentityError
+    from .core.durable import WorkflowNotFoundError as WorkflowNotFoundError
     from .core.durable import now as now
     from .core.durable import random as random
     from .core.durable import redact_url as redact_url
@@ -146,6 +149,7 @@ _LAZY: dict[str, str] = {
     "RunHandle": "mai.core.durable",
     "RunInfo": "mai.core.durable",
     "RunNotFoundError": "mai.core.durable",
+    "RunNotRetryableError": "mai.core.durable",
     "RunStatus": "mai.core.durable",
     "Runtime": "mai.core.durable",
     "SerializationError": "mai.core.durable",
@@ -160,6 +164,8 @@ _LAZY: dict[str, str] = {
     "StoreUnavailableError": "mai.core.durable",
     "WaitTimeoutError": "mai.core.durable",
     "Worker": "mai.core.durable",
+    "WorkflowIdentityError": "mai.core.durable",
+    "WorkflowNotFoundError": "mai.core.durable",
     "now": "mai.core.durable",
     "random": "mai.core.durable",
     "redact_url": "mai.core.durable",
@@ -264,6 +270,7 @@ __all__ = [
     "RunHandle",
     "RunInfo",
     "RunNotFoundError",
+    "RunNotRetryableError",
     "RunStatus",
     "Runtime",
     "Sequential",
@@ -283,6 +290,8 @@ __all__ = [
     "UsageLimits",
     "WaitTimeoutError",
     "Worker",
+    "WorkflowIdentityError",
+    "WorkflowNotFoundError",
     "WorkflowPlan",
     "extract_trace_context",
     "inject_trace_context",

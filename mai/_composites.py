@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Mapping
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ._casting import Payload, caster_for
@@ -61,6 +62,8 @@ class Composite(Module[..., Any]):
         """Name the composite and apply framework configuration."""
         self._cfg = self._cfg.replace(name, name=name)
         super().__init__(**config)
+        #: The module whose code built this composite (where a durable run looks for it by name).
+        self.defined_in = _caller_module()
 
     async def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - overridden
         """Run the children."""
@@ -92,6 +95,17 @@ class Composite(Module[..., Any]):
             params = child.payload.parameters if child is not None else {}
             p = self._payload = Payload(self.name, params, self.output_type)
         return p
+
+
+def _caller_module() -> str | None:
+    """The name of the first module outside pymai on the call stack (who built a composite)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if not isinstance(name, str) or not (name == "mai" or name.startswith("mai.")):
+            return name if isinstance(name, str) else None
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
 
 
 class _Failures:
@@ -491,8 +505,9 @@ class Conditional(Composite):
 async def _sleep(frame: Frame, seconds: float) -> None:
     """Sleep in a branch; a durable run makes it a durable timer (a step of its own)."""
     run = frame.run
-    if run.durable is not None:  # type: ignore[union-attr]
-        await run.durable.sleep(frame, seconds)  # type: ignore[union-attr]
+    durable = run.durable  # type: ignore[union-attr]
+    if durable is not None:
+        await durable.sleep(frame, seconds)
         return
     backend = run.backend  # type: ignore[union-attr]
     await backend.sleep_until(backend.current_time() + seconds)

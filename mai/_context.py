@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import threading
     from collections.abc import Callable
 
-    from ._seam import Interceptor
+    from ._seam import Durability, Interceptor
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -54,8 +54,8 @@ class RunState:
         self.nursery: Spawner | None = None
         self.failures: list[BaseException] = []
         self.run_id: str | None = None
-        #: Set by the durable runtime: an object with ``async sleep(frame, seconds)``.
-        self.durable: Any = None
+        #: The durable runtime's primitives for this run, when it is a durable run.
+        self.durable: Durability | None = None
         self.deadline = math.inf
         self.deadline_owner: str | None = None
         #: Calls a passed deadline interrupted, until the deadline's owner reports them.

@@ -35,6 +35,9 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
     │   ├── RunCancelledError(DurableError)       a run was cancelled
     │   └── RunDeadLetteredError(DurableError)    a run was dead-lettered
     ├── RunNotFoundError(MaiError, LookupError)   no run with that id
+    ├── WorkflowNotFoundError(MaiError, LookupError)  this process cannot find a run's workflow
+    ├── WorkflowIdentityError(MaiError, ValueError)   no stable, unique workflow name
+    ├── RunNotRetryableError(MaiError, ValueError)    only DEAD or FAILED runs are requeued
     ├── SerializationError(MaiError, TypeError)   a value cannot be recorded as JSON
     ├── WaitTimeoutError(MaiError, TimeoutError)  mai.wait_for() timed out
     └── StoreError(MaiError, OSError)             the store cannot do what was asked

@@ -28,7 +28,7 @@ from ._casting import Payload
 from ._config import FRAMEWORK_KEYS, Backoff, Config, RetryOn
 from ._context import Frame, RunState, child_frame, current_frame, thread_cancel
 from ._errors import ConfigError, DeadlineExceeded
-from ._seam import Call, active_interceptors, building, run_binding
+from ._seam import Call, active_interceptors, building, durability
 from ._signature import Spec
 
 if TYPE_CHECKING:
@@ -246,9 +246,9 @@ class Module(Generic[P, R]):
         """Run a top-level call: a new run, with a background nursery when one can be needed."""
         backend = current_backend()
         run = RunState(backend, active_interceptors())
-        binding = run_binding.get()
-        if binding is not None:
-            run.run_id, run.durable = binding
+        durable = durability.get()
+        if durable is not None:
+            run.run_id, run.durable = durable.run_id, durable
         root = Frame(
             None,
             0,

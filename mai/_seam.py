@@ -132,9 +132,39 @@ class Builder(Protocol):
 #: The builder that module calls are recorded into, while a graph is being built.
 building: ContextVar[Builder | None] = ContextVar("mai.building", default=None)
 
-#: ``(run_id, durable)`` for the next top-level call: set by the durable runtime so the run's
+
+class Durability(Protocol):
+    """What a durable runtime provides to a run: its identity and the durable primitives.
+
+    ``mai.sleep``, ``mai.now``, ``mai.random`` and ``mai.wait_for`` (and the composites' delays)
+    reach the runtime only through this protocol, bound to a run with :data:`durability`.
+    """
+
+    @property
+    def run_id(self) -> str:
+        """The durable run's id."""
+        ...
+
+    async def sleep(self, frame: Frame, seconds: float) -> None:
+        """A durable timer: the wake-up time is recorded; a restart waits only for the rest."""
+        ...
+
+    def now(self, frame: Frame) -> float:
+        """A recorded clock reading (replayed on resume)."""
+        ...
+
+    def seed(self, frame: Frame) -> str:
+        """A deterministic seed for ``mai.random()`` at this position of the run."""
+        ...
+
+    async def wait_for(self, frame: Frame, topic: str, timeout: float | None) -> Any:  # noqa: ASYNC109 - a durable timeout
+        """Wait durably for a message sent to the run on ``topic``."""
+        ...
+
+
+#: The durable run the next top-level call belongs to: set by the durable runtime so the run's
 #: identity exists before any interceptor sees its first call.
-run_binding: ContextVar[tuple[str, Any] | None] = ContextVar("mai.run_binding", default=None)
+durability: ContextVar[Durability | None] = ContextVar("mai.durability", default=None)
 
 _run_interceptors: ContextVar[tuple[Interceptor, ...]] = ContextVar("mai.interceptors", default=())
 _global_interceptors: list[Interceptor] = []

@@ -37,24 +37,28 @@ async def approve_then_charge(order: int) -> str:
     return await charge(invoice)
 
 
+#: A workflow's name is how another process finds it to resume its runs.
+checkout = mai.Sequential(fetch, charge, name="checkout")
+
+
 async def main() -> None:
     """Run, attach, inspect, and answer a human-in-the-loop wait."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'demo.db'}"
         async with mai.Runtime(url) as rt:
-            handle = await rt.start(fetch >> charge, 7, run_id="order-7")
+            handle = await rt.start(checkout, 7, run_id="order-7")
             print(await handle.result())
             # Starting the same id attaches: nothing runs twice.
-            again = await rt.start(fetch >> charge, 7, run_id="order-7")
+            again = await rt.start(checkout, 7, run_id="order-7")
             print(await again.result())
             assert executed == ["fetch(7)", "charge(7) key=order-7/1.2"]
-            for step in rt.steps("order-7"):
+            for step in await rt.steps("order-7"):
                 print(f"  step {step.step_id} {step.name}: {step.output}")
 
             waiting = await rt.start(approve_then_charge, 8, run_id="order-8")
             await rt.send("order-8", "approval", "yes")
             print(await waiting.result())
-            assert rt.get("order-8").status == mai.RunStatus.SUCCEEDED
+            assert (await rt.get("order-8")).status == mai.RunStatus.SUCCEEDED
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ async def main() -> None:
                 for handle in handles:
                     print(handle.run_id, "->", await handle.result())
                 nursery.cancel_scope.cancel()  # what SIGTERM does in worker.serve(): drain
-            owners = {s.worker.split(":")[2] for h in handles for s in client.steps(h.run_id)}
+            owners = {s.worker.split(":")[2] for h in handles for s in await client.steps(h.run_id)}
             print("executed by", sorted(owners))
 
 

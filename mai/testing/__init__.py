@@ -8,6 +8,8 @@ Nothing here is imported by ``import mai``; import ``mai.testing`` in tests.
 * :func:`run_virtual`, :func:`stopwatch`, :func:`assert_elapsed` and :func:`expect_deadline`
   make deadline and retry tests exact on Trio's virtual clock (pytest-trio's
   ``autojump_clock`` fixture, or :func:`run_virtual` outside pytest).
+* :func:`virtual_runtime` is a durable runtime on virtual time (a week-long ``mai.sleep`` or a
+  millisecond run deadline tested at once); :class:`VirtualClock` is its clock.
 * :class:`ScriptedModel` answers agents from a script (canned replies or a function), records
   the requests it received and streams in chunks; :func:`tool_call` writes a tool call in a
   script; :func:`block_model_requests` makes any real model request fail inside a block.
@@ -22,6 +24,8 @@ from mai.core.agents._scripted import block_model_requests as block_model_reques
 from mai.core.agents._scripted import tool_call as tool_call
 
 from ._pages import check_paged_store as check_paged_store
+from ._durable import VirtualClock as VirtualClock
+from ._durable import virtual_runtime as virtual_runtime
 from ._stores import StoreConformance as StoreConformance
 from ._stores import check_store as check_store
 from ._tracing import RecordedCall as RecordedCall
@@ -43,6 +47,7 @@ __all__ = [
     "SpanCapture",
     "Stopwatch",
     "StoreConformance",
+    "VirtualClock",
     "assert_elapsed",
     "block_model_requests",
     "capture_otel_spans",
@@ -53,4 +58,5 @@ __all__ = [
     "run_virtual",
     "stopwatch",
     "tool_call",
+    "virtual_runtime",
 ]

@@ -259,6 +259,33 @@ def check_dead_letter_once_with_reason(store: Store) -> None:
     assert dead.error == "invalid JSON input"
 
 
+def check_requeue_keeps_steps_and_history(store: Store) -> None:
+    """requeue_run brings a DEAD or FAILED run back PENDING, keeping its steps and its outcome."""
+    live = _claimed(store)
+    assert _write(store, store.requeue_run, live.run_id) is None, "a RUNNING run is not requeued"
+    assert store.load_history(live.run_id) == []
+    _write(store, store.put_step, _step(live.run_id, "1"), live.owner, live.epoch)
+    error = '{"type": "ValueError", "message": "boom"}'
+    assert _write(
+        store, store.finish_run, live.run_id, live.owner, live.epoch, RunStatus.FAILED, None, error
+    )
+    again = _write(store, store.requeue_run, live.run_id)
+    assert again is not None, "a FAILED run must be requeued"
+    assert again.status == RunStatus.PENDING
+    assert (again.owner, again.lease_until, again.output, again.error) == (None, None, None, None)
+    assert again.attempts == 0
+    assert [s.step_id for s in store.load_steps(live.run_id)] == ["1"]
+    (first,) = store.load_history(live.run_id)
+    assert (first.seq, first.status, first.error) == (1, "FAILED", error)
+    dead, _ = _write(store, store.create_run, _run())
+    assert _write(store, store.dead_letter, dead.run_id, "poison")
+    assert _write(store, store.requeue_run, dead.run_id) is not None
+    assert [(h.seq, h.status, h.error) for h in store.load_history(dead.run_id)] == [
+        (1, "DEAD", "poison")
+    ]
+    assert _write(store, store.requeue_run, "no-such-run") is None
+
+
 def check_cancel_requests(store: Store) -> None:
     """request_cancel cancels an unowned run at once and flags an owned one."""
     free, _ = _write(store, store.create_run, _run())
@@ -321,6 +348,7 @@ CHECKS: tuple[Callable[[Store], None], ...] = (
     check_release_does_not_count_an_attempt,
     check_progress_resets_attempts,
     check_dead_letter_once_with_reason,
+    check_requeue_keeps_steps_and_history,
     check_cancel_requests,
     check_events_are_taken_once_in_order,
     check_transactions_roll_back,

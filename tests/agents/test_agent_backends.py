@@ -103,7 +103,7 @@ async def test_durable_records_grow_linearly_with_the_conversation():
         async with mai.Runtime(url, workflows=[agent]) as rt:
             handle = await rt.start(agent, "count", run_id="r")
             assert await handle.result() == "done"
-            steps = [s for s in rt.steps("r") if s.name == "model_request"]
+            steps = [s for s in await rt.steps("r") if s.name == "model_request"]
         assert len(steps) == turns
         return sum(len(json.dumps(s.input)) for s in steps)
 

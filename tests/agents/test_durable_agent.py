@@ -47,8 +47,8 @@ async def test_resume_replays_recorded_turns_without_asking_the_model() -> None:
     async with mai.Runtime(url, workflows=[agent]) as rt:
         (handle,) = await rt.recover()
         assert await handle.result() == "forty"
-        steps = list(rt.steps("agent-1"))
-        trace = rt.trace("agent-1")
+        steps = list(await rt.steps("agent-1"))
+        trace = await rt.trace("agent-1")
     assert len(model.requests) == 2  # turn 1 was replayed, not asked again
     assert gate_calls == [4, 4]  # the interrupted tool body ran again (at least once)
     assert [(s.step_id, s.name) for s in steps] == [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -40,23 +39,23 @@ async def test_ten_thousand_branches_hit_the_deadline_cleanly(tmp_path: Path) ->
     threads_before = threading.active_count()
     url = f"sqlite:///{tmp_path}/storm.db?synchronous=normal"
     async with mai.Runtime(url) as rt:
-        started = time.time()
-        handle = await rt.start(numbers >> guarded, 10_000, run_id="storm")
-        with trio.fail_after(120), pytest.raises(mai.DeadlineExceeded) as info:  # a hang guard
+        handle = await rt.start((numbers >> guarded).with_(name="storm"), 10_000, run_id="storm")
+        with trio.fail_after(120), pytest.raises(mai.DeadlineExceeded) as info:
             await handle.result()
-        failed_at = time.time()
         assert info.value.module_name == "guarded"
         assert "timeout of 1s" in str(info.value)
-        info_run = rt.get("storm")
+        info_run = await rt.get("storm")
         assert info_run.status == mai.RunStatus.FAILED
         assert "guarded" in info_run.error["message"]
-        steps = rt.steps("storm")
+        steps = await rt.steps("storm")
         branches = [s for s in steps if s.name == "branch"]
-        # Every even branch finished before the deadline and was committed; no odd one was.
-        assert len(branches) == 5_000
+        # Only even branches (those that finish at once) were committed, odd ones never; and no
+        # step was committed after the run's outcome was recorded (no checkpoint after the
+        # cancellation). No wall-clock bound: how many even branches beat the deadline depends
+        # on the machine's load.
+        assert branches
         assert all(s.output % 2 == 0 for s in branches)
-        # No checkpoint after the deadline: every committed step finished before the failure
-        # was reported (no wall-clock bound: the machine may be busy).
-        assert started <= max(s.finished_at for s in steps) <= failed_at
+        assert len({s.step_id for s in branches}) == len(branches)
+        assert max(s.finished_at for s in steps) <= info_run.record.updated_at
     # The store thread stopped; nothing else is left running.
     assert threading.active_count() <= threads_before

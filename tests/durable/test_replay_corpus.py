@@ -61,7 +61,7 @@ async def test_recorded_history_replays_without_running_any_step(path: Path) -> 
     async with mai.Runtime(url) as rt:
         handle = await rt.resume(run.run_id, module)
         result = await handle.result()
-        assert rt.get(run.run_id).status == mai.RunStatus.SUCCEEDED
+        assert (await rt.get(run.run_id)).status == mai.RunStatus.SUCCEEDED
     recorded = json.loads(mai.core.durable._serde.dumps(result, what="result"))
     assert recorded == expected
     leaf_runs = {k: v for k, v in corpus_workflows.EXECUTED.items() if k != name}
@@ -78,6 +78,6 @@ async def test_the_deliberately_changed_workflow_is_refused() -> None:
     async with mai.Runtime(url) as rt:
         with pytest.raises(mai.PlanMismatchError) as info:
             await rt.resume(run.run_id, module)
-        assert rt.get(run.run_id).status == mai.RunStatus.PENDING
+        assert (await rt.get(run.run_id)).status == mai.RunStatus.PENDING
     assert info.value.step_id == "1.1"
     assert corpus_workflows.EXECUTED == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -21,8 +22,19 @@ if TYPE_CHECKING:
 _names = itertools.count()
 
 
+_kind: dict[str, Any] = {}
+
+
+@pytest.fixture(autouse=True, params=["memory", "sqlite"])
+def _store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Every semantics test runs on the memory store and on a real SQLite file."""
+    _kind["name"], _kind["dir"] = request.param, tmp_path
+
+
 def memory_url() -> str:
-    """A fresh shared in-memory store URL (two runtimes on it see the same runs)."""
+    """A fresh store URL of this test's kind (two runtimes on it see the same runs)."""
+    if _kind.get("name") == "sqlite":
+        return f"sqlite:///{_kind['dir']}/semantics-{next(_names)}.db"
     return f"memory://semantics-{next(_names)}"
 
 
@@ -59,7 +71,7 @@ def _clear_calls() -> None:
 async def test_start_returns_typed_result() -> None:
     """A durable run returns its result cast to the workflow's return type."""
     async with mai.Runtime(memory_url()) as rt:
-        handle = await rt.start(add_one >> to_doc, 4, run_id="typed")
+        handle = await rt.start((add_one >> to_doc).with_(name="typed"), 4, run_id="typed")
         result = await handle.result()
     assert result == Doc(title="doc 5", words=5)
     assert isinstance(result, Doc)
@@ -72,7 +84,7 @@ async def test_starting_an_existing_run_id_attaches() -> None:
         assert await first.result() == 2
         second = await rt.start(add_one, 1, run_id="same")
         assert await second.result() == 2
-        assert len(rt.list_runs()) == 1
+        assert len(await rt.list_runs()) == 1
     assert calls == ["add_one(1)"]
 
 
@@ -85,13 +97,16 @@ async def test_step_ids_are_deterministic_over_50_runs() -> None:
         return x * 2
 
     flow = mai.Sequential(
-        mai.Parallel(jitter, jitter, add_one), mai.module(list), mai.Map(jitter, max_concurrency=3)
+        mai.Parallel(jitter, jitter, add_one),
+        mai.module(list),
+        mai.Map(jitter, max_concurrency=3),
+        name="det",
     )
     seen = set()
     async with mai.Runtime(memory_url()) as rt:
         for i in range(50):
             await (await rt.start(flow, 3, run_id=f"det-{i}")).result()
-            seen.add(tuple(s.step_id for s in rt.steps(f"det-{i}")))
+            seen.add(tuple(s.step_id for s in await rt.steps(f"det-{i}")))
     assert len(seen) == 1
     (ids,) = seen
     assert ids == ("1.1.1", "1.1.2", "1.1.3", "1.2", "1.3.1", "1.3.2", "1.3.3")
@@ -104,13 +119,15 @@ async def test_step_committed_before_the_next_step_runs() -> None:
 
     @mai.module
     def look(x: int) -> int:  # a sync body in a worker thread may read the store
-        seen.append([s.step_id for s in holder["rt"].steps("commit-order")])
+        seen.append([s.step_id for s in holder["rt"].blocking.steps("commit-order")])
         return x
 
     async with mai.Runtime(memory_url()) as rt:
         holder["rt"] = rt
         await (
-            await rt.start(add_one >> look >> add_one >> look, 1, run_id="commit-order")
+            await rt.start(
+                (add_one >> look >> add_one >> look).with_(name="look"), 1, run_id="commit-order"
+            )
         ).result()
     assert seen == [["1.1"], ["1.1", "1.2", "1.3"]]
 
@@ -148,7 +165,7 @@ async def test_resume_replays_committed_steps_without_running_them() -> None:
     assert calls == ["add_one(1)", "to_doc(2)", "gate"]
     release.set()
     async with mai.Runtime(url, workflows=[flow]) as rt:
-        assert rt.get("resume-1").status == mai.RunStatus.PENDING
+        assert (await rt.get("resume-1")).status == mai.RunStatus.PENDING
         handles = await rt.recover()
         assert [h.run_id for h in handles] == ["resume-1"]
         result = await handles[0].result()
@@ -238,13 +255,13 @@ async def test_run_deadline_is_stored_as_wall_clock_and_enforced() -> None:
     async with mai.Runtime(memory_url()) as rt:
         started = trio.current_time()
         handle = await rt.start(slow, 1, run_id="late", deadline=0.2)
-        info = rt.get("late")
+        info = await rt.get("late")
         assert info.deadline is not None
         assert info.deadline > info.created_at
         with pytest.raises(mai.DeadlineExceeded):
             await handle.result()
         assert trio.current_time() - started < 2
-        assert rt.get("late").status == mai.RunStatus.FAILED
+        assert (await rt.get("late")).status == mai.RunStatus.FAILED
 
 
 async def test_cancel_cancels_running_steps_and_records_cancelled() -> None:
@@ -260,12 +277,12 @@ async def test_cancel_cancels_running_steps_and_records_cancelled() -> None:
         return x
 
     async with mai.Runtime(memory_url()) as rt:
-        handle = await rt.start(add_one >> forever, 1, run_id="to-cancel")
-        while not rt.steps("to-cancel"):  # noqa: ASYNC110 - polls the store
+        handle = await rt.start((add_one >> forever).with_(name="forever"), 1, run_id="to-cancel")
+        while not await rt.steps("to-cancel"):  # noqa: ASYNC110 - polls the store
             await trio.sleep(0.001)
         await rt.cancel("to-cancel")
         assert cancelled.is_set()
-        assert rt.get("to-cancel").status == mai.RunStatus.CANCELLED
+        assert (await rt.get("to-cancel")).status == mai.RunStatus.CANCELLED
         with pytest.raises(mai.RunCancelledError):
             await handle.result()
 
@@ -279,10 +296,10 @@ async def test_fan_out_commits_are_grouped(tmp_path: Path) -> None:
 
     async with mai.Runtime(f"sqlite:///{tmp_path}/group.db?synchronous=normal") as rt:
         before = rt.executor.commits
-        handle = await rt.start(numbers >> mai.Map(add_one), 1000, run_id="fan")
+        handle = await rt.start((numbers >> mai.Map(add_one)).with_(name="fan"), 1000, run_id="fan")
         assert len(await handle.result()) == 1000
         commits = rt.executor.commits - before
-        assert len(rt.steps("fan")) == 1001
+        assert len(await rt.steps("fan")) == 1001
     assert commits < 100
 
 
@@ -308,7 +325,7 @@ async def test_durable_sleep_and_now_are_recorded_and_replayed() -> None:
     async with mai.Runtime(url, workflows=[body]) as rt:
         (handle,) = await rt.recover()
         assert await handle.result() == readings[0]
-        kinds = [(s.step_id, s.kind) for s in rt.steps("timers")]
+        kinds = [(s.step_id, s.kind) for s in await rt.steps("timers")]
     assert readings == [readings[0], readings[0]]
     assert kinds == [("1", "call"), ("1.1", "now"), ("1.2", "timer")]
 
@@ -396,8 +413,8 @@ async def test_non_serialisable_output_fails_the_step_with_a_typed_error() -> No
             with pytest.raises(mai.SerializationError) as info:
                 await handle.result()
         assert "step 1" in str(info.value)
-        assert rt.get("leak").status == mai.RunStatus.FAILED
-        assert rt.steps("leak") == []
+        assert (await rt.get("leak")).status == mai.RunStatus.FAILED
+        assert await rt.steps("leak") == []
 
 
 @mai.module
@@ -443,11 +460,11 @@ def test_bad_input_is_rejected_before_any_row_is_written(tmp_path: Path, bad: ob
         assert conn.execute("SELECT count(*) FROM mai_steps").fetchone() == (0,)
 
 
-async def test_reads_are_synchronous_and_awaitable() -> None:
-    """rt.get/list_runs/steps work directly and can also be awaited."""
+async def test_reads_are_async_and_a_blocking_api_sits_beside_them() -> None:
+    """rt.get/list_runs/steps are awaited; rt.blocking offers them to threads, not to the loop."""
     async with mai.Runtime(memory_url()) as rt:
         await (await rt.start(add_one, 1, run_id="reads")).result()
-        assert rt.get("reads").status == mai.RunStatus.SUCCEEDED
+        assert (await rt.get("reads")).status == mai.RunStatus.SUCCEEDED
         assert (await rt.get("reads")).output == 2
         assert [r.run_id for r in await rt.list_runs(status="succeeded")] == ["reads"]
         (step,) = await rt.steps("reads")
@@ -455,7 +472,44 @@ async def test_reads_are_synchronous_and_awaitable() -> None:
         assert step.output == 2
         assert step.duration >= 0
         with pytest.raises(mai.RunNotFoundError):
-            rt.get("missing")
+            await rt.get("missing")
+        blocking = rt.blocking
+        info = await trio.to_thread.run_sync(blocking.get, "reads")
+        assert info.output == 2
+        assert [s.step_id for s in await trio.to_thread.run_sync(blocking.steps, "reads")] == ["1"]
+        assert len(await trio.to_thread.run_sync(blocking.list_runs)) == 1
+        with pytest.raises(RuntimeError, match=r"await rt\.get"):
+            blocking.get("reads")
+
+
+async def test_an_async_read_never_blocks_the_event_loop(tmp_path: Path) -> None:
+    """While the store thread is busy, awaiting a read lets other tasks run."""
+    ticks: list[int] = []
+    async with mai.Runtime(f"sqlite:///{tmp_path / 'reads.db'}") as rt:
+        await (await rt.start(add_one, 1, run_id="r")).result()
+        busy = trio.Event()
+
+        def occupy_the_store_thread() -> None:
+            trio.from_thread.run_sync(busy.set, trio_token=token)
+            time.sleep(0.3)
+
+        token = trio.lowlevel.current_trio_token()
+
+        async def tick() -> None:
+            while True:
+                ticks.append(1)
+                await trio.sleep(0.01)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(rt.executor.read, occupy_the_store_thread)
+            await busy.wait()
+            nursery.start_soon(tick)
+            ticks.clear()
+            info = await rt.get("r")
+            seen = len(ticks)
+            nursery.cancel_scope.cancel()
+    assert info.output == 2
+    assert seen > 0
 
 
 async def test_non_blocking_delay_uses_durable_timers() -> None:
@@ -466,10 +520,10 @@ async def test_non_blocking_delay_uses_durable_timers() -> None:
     async def later(x: int) -> None:
         done.set()
 
-    flow = mai.Sequential(mai.NonBlockingDelay(0.01, later), add_one)
+    flow = mai.Sequential(mai.NonBlockingDelay(0.01, later), add_one, name="nbd")
     async with mai.Runtime(memory_url()) as rt:
         assert await (await rt.start(flow, 1, run_id="nbd")).result() == 2
-        kinds = {(s.name, s.kind) for s in rt.steps("nbd")}
+        kinds = {(s.name, s.kind) for s in await rt.steps("nbd")}
     assert done.is_set()
     assert ("mai.sleep", "timer") in kinds
     assert ("later", "call") in kinds
@@ -487,6 +541,6 @@ async def test_run_id_is_known_before_the_first_interceptor_runs() -> None:
 
     async with mai.Runtime(memory_url()) as rt:
         with intercept(spy):
-            handle = await rt.start(add_one >> add_one, 1, run_id="known")
+            handle = await rt.start((add_one >> add_one).with_(name="twice"), 1, run_id="known")
         assert await handle.result() == 3
     assert seen == [("1", "known"), ("1.1", "known"), ("1.2", "known")]

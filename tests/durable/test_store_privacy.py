@@ -254,7 +254,7 @@ def world_readable_dir() -> Iterator[Path]:
 
 async def _open_close(url: str) -> Any:
     async with mai.Runtime(url) as rt:
-        return rt.list_runs()
+        return await rt.list_runs()
 
 
 async def test_a_readable_store_at_a_chosen_location_is_warned_about_once(

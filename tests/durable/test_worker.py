@@ -35,13 +35,13 @@ async def test_worker_executes_submitted_runs_on_sqlite(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'w.db'}"
     async with mai.Runtime(url) as client:
         handles = [await client.submit(inc, i, run_id=f"r{i}") for i in range(5)]
-        assert client.get("r0").status == RunStatus.PENDING
+        assert (await client.get("r0")).status == RunStatus.PENDING
         async with trio.open_nursery() as nursery:
             worker = mai.Worker(url, workflows=[inc], concurrency=2, poll_interval=0.05)
             await nursery.start(worker.run)
             assert [await h.result() for h in handles] == [1, 2, 3, 4, 5]
             nursery.cancel_scope.cancel()
-        assert {s.worker for s in client.steps("r0")} == {worker.owner}
+        assert {s.worker for s in await client.steps("r0")} == {worker.owner}
 
 
 async def test_a_cancelled_worker_hands_its_runs_back(tmp_path: Path):
@@ -53,12 +53,12 @@ async def test_a_cancelled_worker_hands_its_runs_back(tmp_path: Path):
             async with trio.open_nursery() as nursery:
                 worker = mai.Worker(url, workflows=[slow_pair], poll_interval=0.05)
                 await nursery.start(worker.run)
-                while not client.steps("slow"):  # noqa: ASYNC110 - polling the store
+                while not await client.steps("slow"):  # noqa: ASYNC110 - polling the store
                     await trio.sleep(0.01)
                 nursery.cancel_scope.cancel()
-        run = client.get("slow")
+        run = await client.get("slow")
         assert (run.status, run.owner, run.attempts) == (RunStatus.PENDING, None, 0)
-        assert [s.name for s in client.steps("slow")] == ["inc"]
+        assert [s.name for s in await client.steps("slow")] == ["inc"]
 
 
 def test_worker_identity_is_name_plus_incarnation():

@@ -100,7 +100,7 @@ async def main(args: argparse.Namespace) -> None:
         handles = {h.run_id: h for h in await rt.recover()}
         for run_id, name in wanted:
             try:
-                rt.get(run_id)
+                await rt.get(run_id)
             except mai.RunNotFoundError:
                 module = workflows.WORKFLOWS[name]
                 handles[run_id] = await rt.start(

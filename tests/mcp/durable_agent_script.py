@@ -65,7 +65,7 @@ async def main() -> None:
         await rt.recover()
         handle = await rt.start(mcp_agent, "count", run_id="mcp-1")
         print(await handle.result())
-        print(" ".join(f"{s.step_id}={s.name}" for s in rt.steps("mcp-1")))
+        print(" ".join(f"{s.step_id}={s.name}" for s in await rt.steps("mcp-1")))
 
 
 trio.run(main)

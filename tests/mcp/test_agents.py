@@ -107,7 +107,7 @@ async def test_durable_agent_resume_repeats_no_list_and_no_call(tmp_path: Path):
         async with mai.Runtime(url, workflows=[mcp_agent]) as rt:
             (handle,) = await rt.recover()
             assert await handle.result() == "done"
-            steps = [(s.step_id, s.name) for s in rt.steps("mcp-1")]
+            steps = [(s.step_id, s.name) for s in await rt.steps("mcp-1")]
     # Resume: the recorded listing and call 1 were not repeated; one unrecorded listing checks
     # the recorded tools before the first new call.
     assert log.read_text().split("\n")[:-1] == ["list", "call 1", "list", "call 2"]

@@ -188,9 +188,14 @@ async def test_threads_logs_traces_and_spans_hide_the_password(pg_url: str) -> N
     try:
         with instrument(provider), capture_logs() as logs:
             async with mai.Runtime(url) as rt:
-                assert await (await rt.start(look >> double, 1, run_id="t1")).result() == 4
+                assert (
+                    await (
+                        await rt.start((look >> double).with_(name="look-double"), 1, run_id="t1")
+                    ).result()
+                    == 4
+                )
                 assert_no_secret(repr(rt.store) + rt.store.url)
-                trace = rt.trace("t1").to_json()
+                trace = (await rt.trace("t1")).to_json()
     finally:
         provider.shutdown()
     assert any(n.startswith("mai-store postgresql://postgres:***@") for n in names), names

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 import trio
+from mai_postgres._store import SCHEMA_VERSION
 
 import mai
 import mai.testing
@@ -151,7 +152,7 @@ def test_four_processes_migrate_an_empty_database_once(pg_url):
 
     parsed = [json.loads(r) for r in results]
     assert sorted(r["migrated"] for r in parsed) == [False, False, False, True]
-    assert {r["version"] for r in parsed} == {1}
+    assert {r["version"] for r in parsed} == {SCHEMA_VERSION}
 
 
 def test_a_newer_schema_is_refused(pg_url):
@@ -310,9 +311,10 @@ def test_store_reconnects_after_a_server_restart(own_cluster: PostgresCluster):
         async with mai.Runtime(url) as rt:
             await rt.executor.write(rt.store.create_run, new_run("before"))
             await trio.to_thread.run_sync(own_cluster.restart, "immediate")
-            assert rt.get("before").status == RunStatus.PENDING  # a read on a dead connection
+            before = await rt.get("before")  # a read on a dead connection
+            assert before.status == RunStatus.PENDING
             await rt.executor.write(rt.store.create_run, new_run("after"))
-            assert {r.run_id for r in rt.list_runs()} == {"before", "after"}
+            assert {r.run_id for r in await rt.list_runs()} == {"before", "after"}
 
     trio.run(main)
 

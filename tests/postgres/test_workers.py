@@ -13,7 +13,7 @@ import mai
 from mai.core.durable import RunStatus
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 # -- workflows (module level: workers find them by name) -----------------------------------------
 
@@ -90,10 +90,10 @@ async def limited(x: int) -> int:
 FLOWS = [double, twice, await_go, nap_then_double, busy, limited]
 
 
-async def eventually(predicate: Callable[[], object], interval: float = 0.02) -> None:
-    """Poll ``predicate()`` (a store read) until it is true; fail after 30 s."""
+async def eventually(predicate: Callable[[], Awaitable[object]], interval: float = 0.02) -> None:
+    """Poll ``await predicate()`` (a store read) until it is true; fail after 30 s."""
     with trio.fail_after(30):
-        while not predicate():  # noqa: ASYNC110 - polling a store other processes write
+        while not await predicate():  # noqa: ASYNC110 - polling a store other processes write
             await trio.sleep(interval)
 
 
@@ -119,8 +119,8 @@ async def test_submitted_runs_are_executed_by_a_worker(pg_url):
         async with worker(pg_url, concurrency=5):
             results = [await h.result() for h in handles]
         assert results == [4 * i for i in range(20)]
-        assert [s.name for s in client.steps("t3")] == ["twice", "double", "double"]
-        assert client.get("t3").attempts == 1
+        assert [s.name for s in await client.steps("t3")] == ["twice", "double", "double"]
+        assert (await client.get("t3")).attempts == 1
 
 
 async def test_submit_validates_input_before_writing(pg_url):
@@ -128,7 +128,7 @@ async def test_submit_validates_input_before_writing(pg_url):
     async with mai.Runtime(pg_url) as client:
         with pytest.raises(mai.CastError, match="x"):
             await client.submit(twice, "not a number", run_id="bad")
-        assert client.list_runs() == []
+        assert await client.list_runs() == []
 
 
 async def test_submitting_an_existing_id_attaches(pg_url):
@@ -137,20 +137,27 @@ async def test_submitting_an_existing_id_attaches(pg_url):
         a = await client.submit(twice, 1, run_id="same")
         b = await client.submit(twice, 2, run_id="same")
         assert a.run_id == b.run_id
-        assert len(client.list_runs()) == 1
-        assert client.get("same").input == {"args": [1], "kwargs": {}}
+        assert len(await client.list_runs()) == 1
+        assert (await client.get("same")).input == {"args": [1], "kwargs": {}}
 
 
 async def test_wait_for_wakes_through_notify(pg_url):
     """A message sent from another process wakes mai.wait_for at once (LISTEN/NOTIFY)."""
     async with mai.Runtime(pg_url) as client, worker(pg_url, poll_interval=5.0) as w:
         handle = await client.submit(await_go, 1, run_id="waiter")
-        await eventually(lambda: [s for s in client.steps("waiter") if s.name.endswith("timer")])
+
+        async def timer_committed() -> bool:
+            return any(s.name.endswith("timer") for s in await client.steps("waiter"))
+
+        async def succeeded() -> bool:
+            return (await client.get("waiter")).status == RunStatus.SUCCEEDED
+
+        await eventually(timer_committed)
         assert w.runtime is not None
         assert "waiter" in w.runtime._active
         sent = time.monotonic()
         await client.send("waiter", "go", 41)
-        await eventually(lambda: client.get("waiter").status == RunStatus.SUCCEEDED, 0.005)
+        await eventually(succeeded, 0.005)
         latency = time.monotonic() - sent
         assert await handle.result() == 42
         # the polling fallback would take poll_interval * 5 = 25 s: the notification did it
@@ -164,12 +171,12 @@ async def test_a_durable_timer_survives_a_handover(pg_url):
         handle = await client.submit(nap_then_double, 4, run_id="nap")
         async with worker(pg_url, name="first"):
             await eventually(lambda: client.steps("nap"))
-        assert client.get("nap").status == RunStatus.PENDING, "drained: handed back at once"
-        (timer,) = client.steps("nap")
+        assert (await client.get("nap")).status == RunStatus.PENDING, "drained: handed back at once"
+        (timer,) = await client.steps("nap")
         assert timer.name == "mai.sleep"
         async with worker(pg_url, name="second"):
             assert await handle.result() == 8
-        finished = client.get("nap").record.updated_at
+        finished = (await client.get("nap")).record.updated_at
         assert timer.output == pytest.approx(started + 1.5, abs=1.0)
         assert finished >= timer.output, "the timer fired no earlier than its recorded time"
         assert finished - started < 1.5 + 5.0, "the second worker did not restart the timer"
@@ -226,8 +233,8 @@ def _queue_of_current_run() -> str:
     return durable.active.record.queue if durable is not None else "?"
 
 
-async def test_unknown_workflow_is_dead_lettered_without_blocking(pg_url):
-    """A run no worker knows is dead-lettered with the reason; the queue keeps flowing."""
+async def test_unknown_workflow_is_left_alone_without_blocking(pg_url):
+    """A run this worker does not know is handed back untouched; the queue keeps flowing."""
 
     @mai.module
     async def stranger(x: int) -> int:
@@ -238,8 +245,10 @@ async def test_unknown_workflow_is_dead_lettered_without_blocking(pg_url):
         ok = await client.submit(twice, 1, run_id="ok")
         async with worker(pg_url):
             assert await ok.result() == 4
-            with pytest.raises(mai.RunDeadLetteredError, match="not registered"):
-                await mai.RunHandle(client, "stranger").result()
+        left = await client.get("stranger")
+        assert (left.status, left.owner) == (RunStatus.PENDING, None)
+        async with mai.Runtime(pg_url, workflows=[stranger]) as app:  # the app that knows it
+            assert await (await app.resume("stranger")).result() == 1
 
 
 async def test_incompatible_code_fails_the_run_fast(pg_url):
@@ -253,7 +262,7 @@ async def test_incompatible_code_fails_the_run_fast(pg_url):
             with pytest.raises(mai.RunFailedError, match="PlanMismatchError"):
                 await mai.RunHandle(client, "pm").result()
             nursery.cancel_scope.cancel()
-        assert client.steps("pm") == []
+        assert await client.steps("pm") == []
 
 
 async def test_trace_context_travels_with_the_run(pg_url):

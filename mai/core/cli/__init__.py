@@ -106,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--app", metavar="pkg.module", help="import this module first (it defines the workflow)"
     )
+    p = rsub.add_parser(
+        "retry", help="requeue a DEAD or FAILED run (keeps its id and steps) and wait for it"
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    _store_arg(p)
+    p.add_argument(
+        "--app", metavar="pkg.module", help="import this module first (it defines the workflow)"
+    )
     p = rsub.add_parser("cancel", help="cancel a run")
     p.add_argument("run_id", metavar="RUN_ID")
     _store_arg(p)
@@ -257,6 +265,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     from mai.core.durable import redact_url  # noqa: PLC0415 - the durable runtime loads on use
 
     module = load_target(ns.target)
+    ref = ns.target  # how `mai runs resume` finds the workflow again (same directory rules)
     args, kwargs = bind_cli_args(module, ns.args)
     run_id = ns.run_id or uuid.uuid4().hex[:12]
     out = sys.stderr
@@ -265,7 +274,9 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         progress = mai.Progress(out=out, live=out.isatty() and not ns.quiet)
         done = trio.Event()
         with mai.intercept(*([] if ns.quiet else [progress])):
-            handle = await rt.start(module, *args, run_id=run_id, deadline=ns.deadline, **kwargs)
+            handle = await rt.start(
+                module, *args, run_id=run_id, deadline=ns.deadline, ref=ref, **kwargs
+            )
         if not ns.quiet:
             print(f"run {run_id}: {module.name} on {redact_url(rt.url)}", file=out)
         try:
@@ -280,7 +291,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
             if not ns.quiet:
                 print(progress.summary(), file=out)
             if ns.trace:
-                print(rt.trace(run_id).render(colour=out.isatty()), file=out)
+                print((await rt.trace(run_id)).render(colour=out.isatty()), file=out)
 
     result = _with_runtime(ns, go)
     print(_json(result))
@@ -300,6 +311,8 @@ def _cmd_runs(ns: argparse.Namespace) -> int:
         return _runs_steps(ns)
     if action == "resume":
         return _runs_resume(ns)
+    if action == "retry":
+        return _runs_resume(ns, retry=True)
     if action == "cancel":
         return _runs_cancel(ns)
     return _runs_send(ns)
@@ -323,7 +336,8 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def _runs_list(ns: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> Any:
-        return [(r, _owner_gone(rt, r)) for r in rt.list_runs(status=ns.status, limit=ns.limit)]
+        runs = await rt.list_runs(status=ns.status, limit=ns.limit)
+        return [(r, _owner_gone(rt, r)) for r in runs]
 
     if ns.status:
         valid = [s.value.lower() for s in mai.RunStatus]
@@ -380,7 +394,7 @@ def _runs_show(ns: argparse.Namespace) -> int:
     from ._agents import agent_summary, render_agent_summary  # noqa: PLC0415
 
     async def go(rt: Runtime) -> Any:
-        return rt.get(ns.run_id), list(rt.steps(ns.run_id))
+        return await rt.get(ns.run_id), list(await rt.steps(ns.run_id))
 
     info, steps = _with_runtime(ns, go)
     data = _run_dict(info)
@@ -399,8 +413,8 @@ def _runs_show(ns: argparse.Namespace) -> int:
 
 def _runs_steps(ns: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> Any:
-        rt.get(ns.run_id)
-        return rt.steps(ns.run_id)
+        await rt.get(ns.run_id)
+        return await rt.steps(ns.run_id)
 
     steps = _with_runtime(ns, go)
     if ns.json:
@@ -446,21 +460,36 @@ def _runs_steps(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _import_app(app: str | None) -> None:
-    if app:
-        if str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))
-        try:
-            importlib.import_module(app)
-        except ImportError as exc:
-            raise UsageError(f"cannot import --app {app!r}: {exc}") from exc
+def _import_app(app: str | None) -> list[Any]:
+    """Import ``--app`` (from the current directory, as ``mai run`` does); its workflows."""
+    from mai.core.durable import load_app  # noqa: PLC0415 - the durable runtime loads lazily
+
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    if not app:
+        return []
+    try:
+        return load_app(app)
+    except ImportError as exc:
+        raise UsageError(f"cannot import --app {app!r}: {exc}") from exc
 
 
-def _runs_resume(ns: argparse.Namespace) -> int:
-    _import_app(ns.app)
+def _runs_resume(ns: argparse.Namespace, *, retry: bool = False) -> int:
+    modules = _import_app(ns.app)
 
     async def go(rt: Runtime) -> Any:
-        handle = await rt.resume(ns.run_id)
+        for module in modules:
+            rt.register(module)
+        handle = await (rt.retry(ns.run_id) if retry else rt.resume(ns.run_id))
+        if ns.run_id not in rt._active:
+            info = await rt.get(ns.run_id)
+            if not info.status.terminal and info.owner is not None:
+                print(
+                    f"run {ns.run_id} is owned by {info.owner}, a process that is still alive "
+                    "or whose lease has not expired yet; waiting for it to finish (the run is "
+                    "taken over here if its lease expires)",
+                    file=sys.stderr,
+                )
         return await handle.result()
 
     print(_json(_with_runtime(ns, go)))
@@ -470,7 +499,7 @@ def _runs_resume(ns: argparse.Namespace) -> int:
 def _runs_cancel(ns: argparse.Namespace) -> int:
     async def go(rt: Runtime) -> Any:
         await rt.cancel(ns.run_id)
-        return rt.get(ns.run_id).status
+        return (await rt.get(ns.run_id)).status
 
     status = _with_runtime(ns, go)
     print(f"run {ns.run_id}: {status.value}")
@@ -484,7 +513,7 @@ def _runs_send(ns: argparse.Namespace) -> int:
         raise UsageError(f"PAYLOAD must be JSON, got {ns.payload!r} ({exc})") from None
 
     async def go(rt: Runtime) -> Any:
-        info = rt.get(ns.run_id)
+        info = await rt.get(ns.run_id)
         if info.status.terminal:
             return info, False, False
         gone = bool(_owner_gone(rt, info))
@@ -517,7 +546,7 @@ def _owner_gone(rt: Runtime, info: Any) -> bool | None:
     from mai.core.durable._runtime import _owner_dead  # noqa: PLC0415 - durable loads on use
 
     lease = info.record.lease_until
-    return (lease is not None and lease < rt.clock()) or _owner_dead(info.owner)
+    return (lease is not None and lease < rt.store_clock()) or _owner_dead(info.owner)
 
 
 # -- mai trace / plan / plugins / worker -------------------------------------------------------
@@ -527,7 +556,7 @@ def _cmd_trace(ns: argparse.Namespace) -> int:
     from ._agents import render_agent_summary  # noqa: PLC0415
 
     async def go(rt: Runtime) -> Any:
-        return rt.trace(ns.run_id), list(rt.steps(ns.run_id))
+        return await rt.trace(ns.run_id), list(await rt.steps(ns.run_id))
 
     handle, steps = _with_runtime(ns, go)
     if ns.json:

@@ -8,6 +8,7 @@ from ._errors import RunCancelledError as RunCancelledError
 from ._errors import RunDeadLetteredError as RunDeadLetteredError
 from ._errors import RunFailedError as RunFailedError
 from ._errors import RunNotFoundError as RunNotFoundError
+from ._errors import RunNotRetryableError as RunNotRetryableError
 from ._errors import SerializationError as SerializationError
 from ._errors import StoreBusyError as StoreBusyError
 from ._errors import StoreCorruptError as StoreCorruptError
@@ -18,6 +19,8 @@ from ._errors import StoreReadOnlyError as StoreReadOnlyError
 from ._errors import StoreSchemaError as StoreSchemaError
 from ._errors import StoreUnavailableError as StoreUnavailableError
 from ._errors import WaitTimeoutError as WaitTimeoutError
+from ._errors import WorkflowIdentityError as WorkflowIdentityError
+from ._errors import WorkflowNotFoundError as WorkflowNotFoundError
 from ._info import RunHandle as RunHandle
 from ._info import RunInfo as RunInfo
 from ._info import StepInfo as StepInfo
@@ -37,6 +40,7 @@ from ._runtime import open_store as open_store
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import RUN_COLUMNS as RUN_COLUMNS
 from ._store import STEP_COLUMNS as STEP_COLUMNS
+from ._store import AttemptRecord as AttemptRecord
 from ._store import EventRecord as EventRecord
 from ._store import RunRecord as RunRecord
 from ._store import RunStatus as RunStatus

@@ -11,6 +11,9 @@
     │   ├── RunCancelledError            a run was cancelled
     │   └── RunDeadLetteredError         a run was dead-lettered (poisoned)
     ├── RunNotFoundError(MaiError, LookupError)
+    ├── WorkflowNotFoundError(MaiError, LookupError)  this process cannot find a run's workflow
+    ├── WorkflowIdentityError(MaiError, ValueError)   a workflow has no stable, unique name
+    ├── RunNotRetryableError(MaiError, ValueError)    only a DEAD or FAILED run can be requeued
     ├── SerializationError(MaiError, TypeError)   a step input/output cannot be recorded as JSON
     ├── WaitTimeoutError(MaiError, TimeoutError)  mai.wait_for() timed out
     └── StoreError(MaiError, OSError)             the store cannot do what was asked
@@ -118,6 +121,44 @@ class RunNotFoundError(MaiError, LookupError):
     def for_id(cls, run_id: str) -> RunNotFoundError:
         """The error for a missing ``run_id``."""
         return cls(f"no durable run with id {run_id!r} in this store", run_id=run_id)
+
+
+class WorkflowNotFoundError(MaiError, LookupError):
+    """This process cannot find the workflow a run was recorded with; the run is left alone.
+
+    Attributes:
+        run_id: The run concerned.
+        workflow: The workflow name recorded with the run.
+    """
+
+    def __init__(self, message: str, *, run_id: str | None = None, workflow: str = "") -> None:
+        """Create the error naming the run and its workflow."""
+        super().__init__(message)
+        self.run_id = run_id
+        self.workflow = workflow
+
+
+class WorkflowIdentityError(MaiError, ValueError):
+    """A workflow has no stable name another process could find it by, or its name is taken.
+
+    Raised by :meth:`Runtime.start` (and ``submit``) for a workflow that could never be found
+    again, and by :meth:`Runtime.register` when two different workflows claim one name.
+    """
+
+
+class RunNotRetryableError(MaiError, ValueError):
+    """Only a DEAD or FAILED run can be requeued with :meth:`Runtime.retry`.
+
+    Attributes:
+        run_id: The run concerned.
+        status: Its current status.
+    """
+
+    def __init__(self, message: str, *, run_id: str | None = None, status: str = "") -> None:
+        """Create the error naming the run and its status."""
+        super().__init__(message)
+        self.run_id = run_id
+        self.status = status
 
 
 class SerializationError(MaiError, TypeError):

@@ -33,6 +33,7 @@ from mai._module import library_logger
 
 from ._crash import crash_point
 from ._errors import StoreError
+from ._store import InlineStore, OneStatementWrites, Reconnecting
 from ._urls import redact_url
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class StoreExecutor:
         self.writes = 0
         # Inline calls: allowed for a non-blocking store while nothing is queued; ``_busy`` is
         # held by whoever runs store calls (the thread for a batch, or an inline caller).
-        self._inline = getattr(store, "inline", False) is True
+        self._inline = isinstance(store, InlineStore) and store.inline is True
         self._pending = 0
         self._lock = threading.Lock()
         self._busy = threading.Lock()
@@ -235,7 +236,7 @@ class StoreExecutor:
         give_up: float | None = None
         # A lone write that the store can make atomic with one statement skips BEGIN/COMMIT
         # (two network round trips on a database server); see ``runs_alone`` in stores.
-        alone = getattr(self.store, "runs_alone", None)
+        alone = self.store.runs_alone if isinstance(self.store, OneStatementWrites) else None
         single = len(writes) == 1 and alone is not None and alone(writes[0].fn)
         while True:
             results: list[outcome.Outcome[Any]] = []
@@ -253,7 +254,10 @@ class StoreExecutor:
                 # store has reconnected, within its own limit (``retry_seconds``).
                 now = time.monotonic()
                 if give_up is None:
-                    give_up = now + float(getattr(self.store, "retry_seconds", 0.0))
+                    patience = (
+                        self.store.retry_seconds if isinstance(self.store, Reconnecting) else 0.0
+                    )
+                    give_up = now + float(patience)
                 if getattr(exc, "retryable", False) and now < give_up:
                     time.sleep(0.05)
                     continue

@@ -13,17 +13,7 @@ if TYPE_CHECKING:
     from ._store import RunRecord, RunStatus, StepRecord
 
 
-class _Awaitable:
-    """Lets a synchronous read also be awaited (``rt.get(id)`` and ``await rt.get(id)``)."""
-
-    def __await__(self) -> Any:
-        async def ready() -> Any:
-            return self
-
-        return ready().__await__()
-
-
-class RunInfo(_Awaitable):
+class RunInfo:
     """A run as stored, with its JSON fields decoded.
 
     Attributes:
@@ -95,10 +85,6 @@ class StepInfo:
         return f"<StepInfo {self.step_id} {self.name} {self.kind}>"
 
 
-class RunList(list[Any], _Awaitable):
-    """A list of :class:`RunInfo` or :class:`StepInfo` that can also be awaited."""
-
-
 def _decode(text: str | None) -> Any:
     if text is None:
         return None
@@ -159,6 +145,8 @@ class RunHandle:
             await active.done.wait()
             if active.error is not None:
                 raise active.error
+            if active.succeeded:  # ran here: the very values the workflow returned
+                return active.value
         delay = poll
         while True:
             record = await rt._read_run(self.run_id)
@@ -169,7 +157,15 @@ class RunHandle:
                 await active.done.wait()
                 if active.error is not None:
                     raise active.error
+                if active.succeeded:
+                    return active.value
                 continue
+            adopted = rt._adopted.get(self.run_id)
+            if adopted is not None and rt.claimable(record):
+                # the owner we were waiting for is gone: take the run over (fencing it)
+                await rt._attach(record, adopted)
+                if self.run_id in rt._active:
+                    continue
             await anyio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
         return rt._outcome(record)

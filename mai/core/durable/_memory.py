@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import LeaseLostError
 from ._pages import MAX_PAGE, RunQuery, RunSummary, page_from_list
-from ._store import EventRecord, RunRecord, RunStatus, StepRecord
+from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 SCHEMA_VERSION = 1
 
@@ -29,6 +29,7 @@ class _Data:
         self.runs: dict[str, RunRecord] = {}
         self.steps: dict[str, dict[str, StepRecord]] = {}
         self.events: dict[int, EventRecord] = {}
+        self.history: dict[str, list[AttemptRecord]] = {}
         self.ids = itertools.count(1)
         self.lock = threading.RLock()
         #: While a transaction is open: (mapping, key, previous value) per change, to undo.
@@ -54,9 +55,13 @@ class MemoryStore:
     #: Calls never block (no I/O): the runtime may run them in the calling task when idle.
     inline = True
 
-    def __init__(self, url: str = "memory://") -> None:
-        """Create (or join) the in-memory store named by ``url``."""
+    def __init__(self, url: str = "memory://", *, clock: Callable[[], float] | None = None) -> None:
+        """Create (or join) the in-memory store named by ``url``.
+
+        ``clock`` (epoch seconds) replaces the wall clock for leases, for tests on virtual time.
+        """
         self.url = url
+        self._clock = clock or time.time
         name = url.removeprefix("memory://")
         if name:
             with _shared_lock:
@@ -75,8 +80,8 @@ class MemoryStore:
         return SCHEMA_VERSION
 
     def now(self) -> float:
-        """Wall-clock epoch seconds."""
-        return time.time()
+        """Epoch seconds from the store's clock (the wall clock unless one was given)."""
+        return self._clock()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -278,6 +283,34 @@ class MemoryStore:
             if run.owner is None or run.lease_until is None or run.lease_until < self.now():
                 run = self._update(run_id, status=RunStatus.CANCELLED, owner=None, lease_until=None)
             return run
+
+    def requeue_run(self, run_id: str) -> RunRecord | None:
+        """Keep the DEAD/FAILED outcome as history and make the run PENDING again."""
+        with self._data.lock:
+            run = self._data.runs.get(run_id)
+            if run is None or run.status not in (RunStatus.DEAD, RunStatus.FAILED):
+                return None
+            d = self._data
+            kept = d.history.get(run_id, [])
+            attempt = AttemptRecord(
+                run_id, len(kept) + 1, str(run.status), run.output, run.error, run.updated_at
+            )
+            d.set(d.history, run_id, [*kept, attempt])
+            return self._update(
+                run_id,
+                status=RunStatus.PENDING,
+                output=None,
+                error=None,
+                owner=None,
+                lease_until=None,
+                attempts=0,
+                cancel_requested=False,
+            )
+
+    def load_history(self, run_id: str) -> list[AttemptRecord]:
+        """Return the kept outcomes, oldest first."""
+        with self._data.lock:
+            return list(self._data.history.get(run_id, ()))
 
     # -- steps ---------------------------------------------------------------------------------
 

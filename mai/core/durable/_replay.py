@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -14,13 +13,13 @@ from mai._context import Frame, current_frame
 
 from . import _serde
 from ._crash import crash_point
-from ._errors import NonDeterminismError, SerializationError, StoreError, WaitTimeoutError
+from ._errors import NonDeterminismError, StoreError, WaitTimeoutError
 from ._store import EventRecord, StepRecord, Store
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from mai._seam import Call
+    from mai._seam import Call, Durability
 
     from ._runtime import Runtime, _Active
 
@@ -31,6 +30,11 @@ class _DurableCalls:
     def __init__(self, runtime: Runtime, active: _Active) -> None:
         self.runtime = runtime
         self.active = active
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.active.run_id
 
     async def __call__(self, call: Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
         frame = call.frame
@@ -43,29 +47,40 @@ class _DurableCalls:
             return await proceed()
         sid = frame.step_id
         active = self.active
+        input_text = _serde.fingerprint({"args": call.args, "kwargs": call.kwargs})
+        while True:
+            recorded = active.recorded.get(sid)
+            if recorded is not None:
+                self._check(recorded, sid, module.name, "call", input_text)
+                call.replayed = True
+                span = frame.span
+                if span is not None and hasattr(span, "set_attribute"):
+                    # a replayed step did no work now: marked, and no usage (tokens) on its span
+                    span.set_attribute("mai.replayed", True)
+                return module.cast_output(_serde.loads(recorded.output, recorded.format))
+            done = active.uncommitted.get(sid)
+            if done is not None:
+                # The body finished in this process but its commit did not land (the branch
+                # was cancelled while the store was failing): commit it now, never re-run it.
+                self._check(done, sid, module.name, "call", input_text)
+                await self.runtime.commit(active, done)
+                return module.cast_output(_serde.loads(done.output, done.format))
+            if sid not in active.inflight:
+                break
+            # The same step is already executing here (a retried parent scheduled background
+            # work again): wait for that call instead of running the body a second time.
+            running = active.inflight[sid]
+            if running is None:
+                running = active.inflight[sid] = anyio.Event()
+            await running.wait()
+        active.inflight[sid] = None  # an event is made only if a second call has to wait
         try:
-            input_text: str | None = _serde.dumps(
-                {"args": call.args, "kwargs": call.kwargs}, what="input"
-            )
-        except SerializationError:
-            input_text = None
-        recorded = active.recorded.get(sid)
-        if recorded is not None:
-            self._check(recorded, sid, module.name, "call", input_text)
-            call.replayed = True
-            span = frame.span
-            if span is not None and hasattr(span, "set_attribute"):
-                # a replayed step did no work now: marked, and no usage (tokens) on its span
-                span.set_attribute("mai.replayed", True)
-            return module.cast_output(_serde.loads(recorded.output, recorded.format))
-        crash_point("before_body")
-        started = time.time()
-        result = await proceed()
-        crash_point("after_body")
-        output = _serde.dumps(result, what=f"the output of step {sid} ({module.name})")
-        await self.runtime.commit(
-            active,
-            StepRecord(
+            crash_point("before_body")
+            started = self.runtime.clock()
+            result = await proceed()
+            crash_point("after_body")
+            output = _serde.dumps(result, what=f"the output of step {sid} ({module.name})")
+            record = StepRecord(
                 run_id=active.run_id,
                 step_id=sid,
                 name=module.name,
@@ -73,11 +88,16 @@ class _DurableCalls:
                 input=input_text,
                 output=output,
                 started_at=started,
-                finished_at=time.time(),
+                finished_at=self.runtime.clock(),
                 attempts=frame.attempts,
                 worker=self.runtime.owner,
-            ),
-        )
+            )
+            active.uncommitted[sid] = record
+            await self.runtime.commit(active, record)
+        finally:
+            finished = active.inflight.pop(sid)
+            if finished is not None:
+                finished.set()
         return result
 
     def _check(
@@ -117,22 +137,26 @@ class _DurableCalls:
             input=None,
             output=output,
             started_at=started,
-            finished_at=time.time(),
+            finished_at=self.runtime.clock(),
             worker=self.runtime.owner,
         )
 
     def now(self, frame: Frame) -> float:
-        """A recorded wall-clock reading (write-behind: ordered before the next commit)."""
+        """A recorded reading of the runtime's clock.
+
+        The reading is committed with the next commit of the run (in the same transaction),
+        and again on every retry of that commit: it is never dropped while later commits land.
+        """
         sid = self._child(frame)
-        recorded = self.active.recorded.get(sid)
+        active = self.active
+        recorded = active.recorded.get(sid)
         if recorded is not None:
             self._check(recorded, sid, "mai.now", "now", None)
             return float(_serde.loads(recorded.output))
-        value = time.time()
+        value = self.runtime.clock()
         record = self._record(sid, "mai.now", "now", repr(value), value)
-        self.active.recorded[sid] = record
-        rt = self.runtime
-        rt.executor.write_nowait(rt.store.put_step, record, self.active.owner, self.active.epoch)
+        active.recorded[sid] = record
+        active.pending.append(record)
         return value
 
     def seed(self, frame: Frame) -> str:
@@ -228,7 +252,7 @@ def _take_event(
     event: EventRecord | None = store.take_event(run_id, topic, sid)
     if event is None and not timed_out:
         return None
-    now = time.time()
+    now = store.now()
     body = {"payload": _serde.loads(event.payload)} if event is not None else {"timeout": True}
     record = StepRecord(
         run_id,
@@ -245,7 +269,7 @@ def _take_event(
     return record
 
 
-def current_durable() -> _DurableCalls | None:
+def current_durable() -> Durability | None:
     """The durable run the current task belongs to, if any."""
     frame = current_frame.get()
     run = frame.run

@@ -22,13 +22,14 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
+import sniffio
 
 from mai._backend import current_backend
 from mai._composites import Composite
 from mai._context import Context
 from mai._errors import DeadlineExceeded, MaiError
 from mai._module import library_logger
-from mai._seam import intercept, run_binding
+from mai._seam import durability, intercept
 
 from . import _serde
 from ._crash import crash_point
@@ -38,12 +39,30 @@ from ._errors import (
     RunDeadLetteredError,
     RunFailedError,
     RunNotFoundError,
+    RunNotRetryableError,
+    StoreCorruptError,
     StoreError,
+    StoreSchemaError,
+    StoreUnavailableError,
+    WorkflowIdentityError,
+    WorkflowNotFoundError,
 )
 from ._executor import StoreExecutor
-from ._info import RunHandle, RunInfo, RunList, StepInfo, _decode_error, _step_sort_key
+from ._identity import describe, has_default_name, ref_of, resolve_ref, unnamed_message
+from ._info import (
+    RunHandle,
+    RunInfo,
+    StepInfo,
+    _decode,
+    _decode_error,
+    _step_sort_key,
+)
+from ._memory import MemoryStore
 from ._replay import _DurableCalls
-from ._store import RunRecord, RunStatus, StepRecord, Store
+from ._results import cast_result
+from ._sqlite import SQLiteStore
+from ._store import RunRecord, RunStatus, StepRecord, Store, missing_methods
+from ._trace import trace_of_run
 from ._urls import redact_url
 from ._versioning import check_resumable, plan_for
 
@@ -71,12 +90,8 @@ def open_store(url: str) -> Store:
     """Create the store for ``url`` (built-in schemes, then plugins of the ``mai.stores`` group)."""
     scheme = url.partition("://")[0].lower()
     if scheme == "sqlite":
-        from ._sqlite import SQLiteStore  # noqa: PLC0415
-
         return SQLiteStore(url)
     if scheme == "memory":
-        from ._memory import MemoryStore  # noqa: PLC0415
-
         return MemoryStore(url)
     factory = _plugin_store(scheme)
     if factory is None:
@@ -123,45 +138,6 @@ def _owner_dead(owner: str | None) -> bool:
     return False
 
 
-def _ref_of(module: Module[..., Any]) -> str | None:
-    """An importable ``pkg.mod:attr`` reference to ``module``, when there is one."""
-    fn = getattr(module, "__wrapped__", None)
-    candidates = []
-    if fn is not None:
-        candidates.append((fn.__module__, fn.__qualname__))
-    mod_name = getattr(module, "__module__", None)
-    if mod_name and mod_name != "__main__":
-        mod = importlib.import_module(mod_name)
-        for attr, value in vars(mod).items():
-            if value is module:
-                candidates.append((mod_name, attr))
-    for mod_name, qual in candidates:
-        if mod_name == "__main__" or "<locals>" in qual:
-            continue
-        try:
-            target: Any = importlib.import_module(mod_name)
-            for part in qual.split("."):
-                target = getattr(target, part)
-        except (ImportError, AttributeError):
-            continue
-        if target is module:
-            return f"{mod_name}:{qual}"
-    return None
-
-
-def resolve_ref(ref: str) -> Module[..., Any]:
-    """Import ``pkg.mod:attr`` and return the module object it names."""
-    from mai._module import Module  # noqa: PLC0415
-
-    mod_name, _, qual = ref.partition(":")
-    target: Any = importlib.import_module(mod_name)
-    for part in qual.split("."):
-        target = getattr(target, part)
-    if not isinstance(target, Module):
-        raise TypeError(f"{ref!r} is {type(target).__name__}, not a mai module")
-    return target
-
-
 class _Active:
     """A run this process is executing."""
 
@@ -180,6 +156,62 @@ class _Active:
         self.waiters: dict[str, anyio.Event] = {}
         #: Set once the run gets somewhere in this attempt (a new commit, or a durable wait).
         self.progressed = anyio.Event()
+        #: Steps whose body is executing now (a second call of the same step waits for it).
+        self.inflight: dict[str, anyio.Event | None] = {}
+        #: Steps whose body finished but whose commit has not landed yet.
+        self.uncommitted: dict[str, StepRecord] = {}
+        #: ``mai.now()`` readings not committed yet (they go with the next commit).
+        self.pending: list[StepRecord] = []
+        #: Set when the store became unusable for this run (it is handed back, not failed).
+        self.store_failed: StoreError | None = None
+        #: The result as the workflow returned it, once its outcome is recorded.
+        self.value: Any = None
+        self.succeeded = False
+
+
+class BlockingReads:
+    """Synchronous reads of a runtime's store, for code outside the event loop (``rt.blocking``).
+
+    Each call waits for the store thread; calling one from the event loop's own thread would
+    freeze every run (and their heartbeats), so it raises instead.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        """Bind to an open runtime."""
+        self._rt = runtime
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            return self._rt.executor.call_blocking(fn, *args)
+        raise RuntimeError(
+            "rt.blocking reads wait for the store and would block the event loop; "
+            "use the async reads (await rt.get(...), await rt.steps(...)) here"
+        )
+
+    def get(self, run_id: str) -> RunInfo:
+        """Return the run ``run_id``.
+
+        Raises:
+            RunNotFoundError: When no such run exists.
+        """
+        record = self._call(self._rt.store.get_run, run_id)
+        if record is None:
+            raise RunNotFoundError.for_id(run_id)
+        return RunInfo(record)
+
+    def list_runs(
+        self, status: RunStatus | str | None = None, *, limit: int = 1000
+    ) -> list[RunInfo]:
+        """Return runs, newest first, optionally only those with ``status``."""
+        st = RunStatus(status.upper()) if isinstance(status, str) else status
+        return [RunInfo(r) for r in self._call(self._rt.store.list_runs, st, limit)]
+
+    def steps(self, run_id: str) -> list[StepInfo]:
+        """Return the committed steps of a run, in step order."""
+        records = self._call(self._rt.store.load_steps, run_id)
+        return sorted((StepInfo(r) for r in records), key=_step_sort_key)
 
 
 class Runtime:
@@ -193,13 +225,20 @@ class Runtime:
 
     Args:
         url: Store URL: ``sqlite:///path.db`` (default ``$MAI_STORE`` or
-            ``sqlite:///.mai/mai.db``), ``memory://`` or a plugin's scheme.
+            ``sqlite:///.mai/mai.db``), ``memory://`` or a plugin's scheme; or a store object
+            (anything implementing :class:`~mai.core.durable.Store`, opened by the runtime).
         workflows: Modules this runtime may resume by name (in addition to every module
             started through it and importable ``pkg.mod:attr`` references).
         lease: Seconds a run's lease lasts; it is renewed every third of it.
         max_attempts: A run whose execution started this many times without finishing (its
             process died each time) is dead-lettered instead of started again.
         poll_interval: Seconds between store polls for cross-process events and results.
+        store_patience: Seconds a step commit or a run's outcome keeps retrying a transient
+            store failure (locked, read-only, full, unreachable) before the run is handed
+            back, resumable; a corrupt or wrong-schema store is not retried.
+        clock: Epoch seconds for durable timers, deadlines and ``mai.now()`` (default: the
+            store's clock). Tests pass a virtual clock (see ``mai.testing.virtual_runtime``);
+            give the store the same clock so leases are judged on it too.
     """
 
     def __new__(cls, url: str | None = None, **options: Any) -> Self:
@@ -214,20 +253,30 @@ class Runtime:
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | Store | None = None,
         *,
         workflows: Iterable[Module[..., Any]] = (),
         lease: float = 30.0,
         max_attempts: int = 5,
         poll_interval: float = 0.2,
+        store_patience: float = 120.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         """Configure the runtime; nothing is opened before ``async with``."""
+        self._given: Store | None = None
+        if url is not None and not isinstance(url, str):
+            self._given, url = url, str(getattr(url, "url", type(url).__name__))
         self.url = url or default_url()
+        self.store_patience = float(store_patience)
+        self._clock = clock
         self.lease = float(lease)
         self.max_attempts = int(max_attempts)
         self.poll_interval = float(poll_interval)
         self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._workflows: dict[str, Module[..., Any]] = {}
+        self._names: dict[int, str] = {}
+        #: Runs this process was asked to resume: claimed as soon as their owner's lease expires.
+        self._adopted: dict[str, Module[..., Any]] = {}
         for m in workflows:
             self.register(m)
         self._store: Store | None = None
@@ -256,7 +305,16 @@ class Runtime:
 
     async def __aenter__(self) -> Self:
         """Open the store (migrating it if needed) and start the background tasks."""
-        store = open_store(self.url)
+        store = self._given if self._given is not None else open_store(self.url)
+        lacking = missing_methods(store)
+        if lacking:
+            raise StoreError(
+                f"the store for {self.url!r} ({type(store).__module__}."
+                f"{type(store).__qualname__}) lacks {', '.join(lacking)}: it was written for an "
+                "older mai store protocol; implement these methods (see mai.core.durable.Store "
+                "and the conformance suite mai.testing.StoreConformance)",
+                url=self.url,
+            )
         executor = StoreExecutor(store)
         executor.start()
         try:
@@ -307,11 +365,50 @@ class Runtime:
         PostgreSQL) and followed with this process's clock, so workers on hosts whose clocks
         disagree still agree on when a timer fires.
         """
+        if self._clock is not None:
+            return self._clock()
         return time.time() + self._clock_offset
 
-    def register(self, module: Module[..., Any], name: str | None = None) -> None:
-        """Make ``module`` resumable by this runtime under ``name`` (default: its name)."""
-        self._workflows[name or module.name] = module
+    def store_clock(self) -> float:
+        """This process's estimate of the store's clock (leases are judged by it).
+
+        With a ``clock`` given, the store is assumed to share it (as ``virtual_runtime`` does).
+        """
+        if self._clock is not None:
+            return self._clock()
+        return time.time() + self._clock_offset
+
+    def register(self, module: Module[..., Any], name: str | None = None) -> str:
+        """Make ``module`` resumable by this runtime under ``name``; return the name used.
+
+        The default name is the workflow's identity: its own name, or for a composite left
+        with its default name (``Sequential``, ...) the ``pkg.mod:attr`` of the module-level
+        variable holding it (failing that, its default name).
+
+        Raises:
+            WorkflowIdentityError: When a different workflow is already registered under the
+                name (both are named in the message).
+        """
+        key = name or self._identity(module) or module.name
+        existing = self._workflows.get(key)
+        if existing is not None and existing is not module:
+            raise WorkflowIdentityError(
+                f"two different workflows are named {key!r} in this runtime: "
+                f"{describe(existing)} and {describe(module)}; give one of them another name "
+                "(name='...' or .with_(name='...')) or register it under another name"
+            )
+        self._workflows[key] = module
+        self._names[id(module)] = key
+        return key
+
+    def _identity(self, module: Module[..., Any]) -> str | None:
+        """The name a run of ``module`` is recorded under, ``None`` when it has none."""
+        known = self._names.get(id(module))
+        if known is not None and self._workflows.get(known) is module:
+            return known
+        if not has_default_name(module):
+            return module.name
+        return ref_of(module)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -321,40 +418,43 @@ class Runtime:
             raise RunNotFoundError.for_id(run_id)
         return record  # type: ignore[no-any-return]
 
-    def get(self, run_id: str) -> RunInfo:
-        """Return the run ``run_id`` (synchronous; the result can also be awaited).
+    async def get(self, run_id: str) -> RunInfo:
+        """Return the run ``run_id``, read on the store thread (the event loop keeps running).
 
         Raises:
             RunNotFoundError: When no such run exists.
         """
-        record = self.executor.call_blocking(self.store.get_run, run_id)
-        if record is None:
-            raise RunNotFoundError.for_id(run_id)
-        return RunInfo(record)
+        return RunInfo(await self._read_run(run_id))
 
-    def list_runs(self, status: RunStatus | str | None = None, *, limit: int = 1000) -> RunList:
+    async def list_runs(
+        self, status: RunStatus | str | None = None, *, limit: int = 1000
+    ) -> list[RunInfo]:
         """Return runs, newest first, optionally only those with ``status``."""
         st = RunStatus(status.upper()) if isinstance(status, str) else status
-        records = self.executor.call_blocking(self.store.list_runs, st, limit)
-        return RunList(RunInfo(r) for r in records)
+        records = await self.executor.read(self.store.list_runs, st, limit)
+        return [RunInfo(r) for r in records]
 
-    def trace(self, run_id: str) -> Any:
+    async def trace(self, run_id: str) -> Any:
         """The run's trace (a :class:`~mai.TraceHandle`) rebuilt from its recorded steps.
 
         Composites are not recorded; their spans are named from the run's plan and span their
         children. Input and output sizes are those of the recorded JSON.
         """
-        from ._trace import trace_of_run  # noqa: PLC0415 - tracing is imported only when asked
+        run = await self._read_run(run_id)
+        return trace_of_run(run, await self.executor.read(self.store.load_steps, run_id))
 
-        run = self.executor.call_blocking(self.store.get_run, run_id)
-        if run is None:
-            raise RunNotFoundError.for_id(run_id)
-        return trace_of_run(run, self.executor.call_blocking(self.store.load_steps, run_id))
-
-    def steps(self, run_id: str) -> RunList:
+    async def steps(self, run_id: str) -> list[StepInfo]:
         """Return the committed steps of a run, in step order, with inputs, outputs, timings."""
-        records = self.executor.call_blocking(self.store.load_steps, run_id)
-        return RunList(sorted((StepInfo(r) for r in records), key=_step_sort_key))
+        records = await self.executor.read(self.store.load_steps, run_id)
+        return sorted((StepInfo(r) for r in records), key=_step_sort_key)
+
+    @property
+    def blocking(self) -> BlockingReads:
+        """The same reads for synchronous code (a thread, a script): they wait for the store.
+
+        Never call them from the event loop's thread: there, ``await rt.get(...)``.
+        """
+        return BlockingReads(self)
 
     # -- starting and resuming -----------------------------------------------------------------
 
@@ -433,7 +533,10 @@ class Runtime:
         remote: bool = False,
     ) -> RunRecord:
         """Validate the input and build the record of a new run (nothing is written)."""
-        self.register(module)
+        name = self._identity(module) or ref
+        if name is None:
+            raise WorkflowIdentityError(f"cannot start a durable run: {unnamed_message(module)}")
+        self.register(module, name)
         cast_args, cast_kwargs = _validate_input(module, args, kwargs)
         payload = _serde.dumps({"args": cast_args, "kwargs": cast_kwargs}, what="the run's input")
         plan_hash, plan = plan_for(module)
@@ -446,8 +549,8 @@ class Runtime:
             deadline_at = None
         return RunRecord(
             run_id=run_id or uuid.uuid4().hex,
-            workflow=module.name,
-            ref=ref or _ref_of(module),
+            workflow=name,
+            ref=ref or ref_of(module),
             plan_hash=plan_hash,
             plan=plan,
             input=payload,
@@ -460,22 +563,78 @@ class Runtime:
     async def resume(self, run_id: str, module: Module[..., Any] | None = None) -> RunHandle:
         """Resume an unfinished run in this process (no-op for finished or active runs).
 
+        A run owned by another live process is not taken over: the returned handle waits for
+        it, and claims the run (fencing the old owner) as soon as that owner's lease expires
+        (a stopped or hung process), judged by the store's clock.
+
         Raises:
             RunNotFoundError: When no such run exists.
+            WorkflowNotFoundError: When this process cannot find the run's workflow (pass
+                ``module``, register it, or import its app); the run is left untouched.
             PlanMismatchError: When the current code is incompatible with the recorded plan
                 (raised before any new step runs).
         """
         record = await self._read_run(run_id)
         if module is not None:
-            self.register(module, record.workflow)
-        return await self._attach(record, module, strict=True)
+            self._workflows[record.workflow] = module
+            self._names[id(module)] = record.workflow
+        handle = await self._attach(record, module, strict=True)
+        if not record.status.terminal:
+            found = self._module_for(record)
+            if not isinstance(found, WorkflowNotFoundError):
+                self._adopted[run_id] = found
+        return handle
+
+    async def retry(self, run_id: str) -> RunHandle:
+        """Requeue a DEAD or FAILED run once its cause is fixed; it keeps its id and steps.
+
+        The run's previous outcome is kept in its history (:meth:`history`); the run becomes
+        PENDING with its committed steps intact (they replay, they do not run again) and gets
+        one new outcome. When this process knows the workflow, the run resumes here at once;
+        otherwise it waits for a process (or worker) that does.
+
+        Raises:
+            RunNotFoundError: When no such run exists.
+            RunNotRetryableError: When the run is not DEAD or FAILED.
+        """
+        record = await self.executor.write(self.store.requeue_run, run_id)
+        if record is None:
+            current = await self._read_run(run_id)
+            raise RunNotRetryableError(
+                f"run {run_id!r} is {current.status.value}; only a DEAD or FAILED run can be "
+                "requeued",
+                run_id=run_id,
+                status=current.status.value,
+            )
+        if isinstance(self._module_for(record), WorkflowNotFoundError):
+            return RunHandle(self, run_id)
+        return await self.resume(run_id)
+
+    async def history(self, run_id: str) -> list[dict[str, Any]]:
+        """The outcomes of a run's earlier attempts (before each :meth:`retry`), oldest first.
+
+        Each item has ``status``, ``output``, ``error`` (decoded) and ``finished_at``.
+        """
+        await self._read_run(run_id)
+        records = await self.executor.read(self.store.load_history, run_id)
+        return [
+            {
+                "status": r.status,
+                "output": _decode(r.output),
+                "error": _decode_error(r.error),
+                "finished_at": r.finished_at,
+            }
+            for r in records
+        ]
 
     async def recover(self) -> list[RunHandle]:
         """Resume every unfinished run this process may own; return their handles.
 
         A run is taken when it has no owner, its lease expired, or its owner is a dead process
-        on this host. Runs whose workflow cannot be found, whose input is not valid JSON, or
-        that crashed their process ``max_attempts`` times are dead-lettered with the reason.
+        on this host; a run with a live owner is never taken. A run whose workflow this process
+        cannot find is left alone (it may belong to another app sharing the store) and logged.
+        Runs whose stored record or input is unreadable, or that crashed their process
+        ``max_attempts`` times, are dead-lettered with the reason.
 
         A run that was started at least twice without making progress is a suspect (it may be
         the one killing its processes): suspects are resumed one at a time, each only after the
@@ -499,9 +658,20 @@ class Runtime:
         return handles
 
     async def _quarantine(self, suspects: list[RunRecord]) -> None:
-        """Resume suspect runs one at a time (see :meth:`recover`)."""
+        """Resume suspect runs one at a time (see :meth:`recover`).
+
+        A store failure here is waited out and never escapes into the runtime's task group
+        (that would tear down every run this process executes).
+        """
         for record in suspects:
-            await self._attach(record, None)
+            while True:
+                try:
+                    await self._attach(record, None)
+                except StoreError as exc:
+                    self._report_store_error(exc)
+                    await anyio.sleep(self.poll_interval)
+                    continue
+                break
             active = self._active.get(record.run_id)
             if active is None:
                 continue
@@ -515,21 +685,37 @@ class Runtime:
                     tg.start_soon(first, active.progressed, tg.cancel_scope)
                     tg.start_soon(first, active.done, tg.cancel_scope)
 
-    def _module_for(self, record: RunRecord) -> Module[..., Any] | str:
-        """The workflow module of a run, or the reason it cannot be found."""
+    def _module_for(self, record: RunRecord) -> Module[..., Any] | WorkflowNotFoundError:
+        """The workflow module of a run, or why it cannot be found (a run to leave alone).
+
+        By recorded name among registered workflows, then by importing the recorded
+        reference, then (runs recorded before workflow identity, under a default composite
+        name) the one registered workflow with that name and the recorded plan.
+        """
         module = self._workflows.get(record.workflow)
         if module is not None:
             return module
+        problem = ""
         if record.ref:
             try:
-                return resolve_ref(record.ref)
+                found = resolve_ref(record.ref)
             except (ImportError, AttributeError, TypeError) as exc:
-                return (
-                    f"workflow {record.workflow!r} not found: cannot import {record.ref!r} ({exc})"
-                )
-        return (
-            f"workflow {record.workflow!r} is not registered with this runtime and has no "
-            "importable reference"
+                problem = f"; cannot import its reference {record.ref!r} ({exc})"
+            else:
+                self._workflows.setdefault(record.workflow, found)
+                return found
+        same = {id(m): m for m in self._workflows.values() if m.name == record.workflow}
+        matches = [m for m in same.values() if plan_for(m)[0] == record.plan_hash]
+        if len(matches) == 1:
+            return matches[0]
+        return WorkflowNotFoundError(
+            f"run {record.run_id!r}: this process does not know workflow {record.workflow!r}"
+            f"{problem or ' (no importable reference was recorded)'}; the run is left as it "
+            "is. Resume it where its workflow is defined: mai runs resume ID --app pkg.module "
+            "(or from the directory mai run was started in), mai.Runtime(workflows=[...]), or "
+            "rt.resume(run_id, module)",
+            run_id=record.run_id,
+            workflow=record.workflow,
         )
 
     async def _attach(
@@ -542,8 +728,12 @@ class Runtime:
             await self._dead_letter(record, record.invalid)
             return handle
         found = module if module is not None else self._module_for(record)
-        if isinstance(found, str):
-            await self._dead_letter(record, found)
+        if isinstance(found, WorkflowNotFoundError):
+            if strict:
+                raise found
+            _log().info(
+                "mai.run_left_alone", run_id=record.run_id, workflow=record.workflow, why=str(found)
+            )
             return handle
         try:
             _serde.loads(record.input, record.format)
@@ -565,6 +755,14 @@ class Runtime:
             return handle  # someone else is running it: the handle polls the store
         await self._launch(claimed, found)
         return handle
+
+    def claimable(self, record: RunRecord) -> bool:
+        """Whether a live run's owner is gone: none, its lease expired, or a dead local process."""
+        if record.status.terminal:
+            return False
+        if record.owner is None or record.lease_until is None:
+            return True
+        return record.lease_until < self.store_clock() or _owner_dead(record.owner)
 
     async def _launch(self, claimed: RunRecord, module: Module[..., Any]) -> _Active | None:
         """Execute a run this process just claimed (or dead-letter it past ``max_attempts``)."""
@@ -592,6 +790,7 @@ class Runtime:
         """Execute a claimed run to an outcome, or leave it resumable if interrupted."""
         record = active.record
         decided: tuple[RunStatus, str | None, str | None] | None = None
+        result: Any = None
         try:
             data = _serde.loads(record.input, record.format)
             args, kwargs = list(data.get("args", [])), dict(data.get("kwargs", {}))
@@ -607,12 +806,12 @@ class Runtime:
                     changes["metadata"] = _serde.loads(record.trace_context)
                 if changes:
                     token = Context.set(**changes)
-                binding = run_binding.set((record.run_id, calls))
+                binding = durability.set(calls)
                 try:
                     with intercept(calls):
                         result = await active.module(*args, **kwargs)
                 finally:
-                    run_binding.reset(binding)
+                    durability.reset(binding)
                     if token is not None:
                         Context.reset(token)
                 output = _serde.dumps(result, what=f"the result of run {record.run_id!r}")
@@ -630,52 +829,99 @@ class Runtime:
                 "mai.lease_lost", run_id=record.run_id, owner=active.owner, error=str(exc)
             )
         except Exception as exc:  # any failure is the run's outcome
-            expired = record.deadline is not None and self.clock() >= record.deadline - 0.01
-            if isinstance(exc, DeadlineExceeded) and expired:
-                exc.add_note(f"the deadline of durable run {record.run_id!r} expired")
-            active.error = exc
-            error = {
-                "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-                "message": str(exc),
-            }
-            decided = (RunStatus.FAILED, None, _serde.dumps(error, what="error"))
+            if active.store_failed is not None:  # not the run's fault: hand it back
+                active.error = active.store_failed
+            else:
+                expired = record.deadline is not None and self.clock() >= record.deadline - 0.01
+                if isinstance(exc, DeadlineExceeded) and expired:
+                    exc.add_note(f"the deadline of durable run {record.run_id!r} expired")
+                active.error = exc
+                error = {
+                    "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+                    "message": str(exc),
+                }
+                decided = (RunStatus.FAILED, None, _serde.dumps(error, what="error"))
         finally:
             try:
                 with anyio.CancelScope(shield=True):
                     if active.lost:
                         pass  # another owner has the run now: write nothing more
                     elif decided is not None:
-                        await self._finish(active, *decided)
+                        if await self._finish(active, *decided) and decided[1] is not None:
+                            active.value, active.succeeded = result, True
                     else:  # interrupted (shutdown): hand the run back, resumable at once
-                        await self.executor.write(
-                            self.store.release_run, active.run_id, active.owner, active.epoch
-                        )
+                        await self._release(active)
             finally:
                 self._active.pop(active.run_id, None)
                 active.done.set()
 
-    async def _finish(
-        self, active: _Active, status: RunStatus, output: str | None, error: str | None
-    ) -> None:
+    def _retryable(self, exc: StoreError, since: float) -> bool:
+        """Whether a store failure is worth waiting out (bounded by ``store_patience``)."""
+        if isinstance(exc, StoreCorruptError | StoreSchemaError):
+            return False
+        if isinstance(exc, StoreUnavailableError) and not exc.retryable:
+            return False
+        return anyio.current_time() - since < self.store_patience
+
+    async def _write_patiently(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a write, waiting out transient store failures (see :meth:`_retryable`)."""
+        since = anyio.current_time()
+        delay = 0.05
         while True:
             try:
-                ok = await self.executor.write(
-                    self.store.finish_run,
-                    active.run_id,
-                    active.owner,
-                    active.epoch,
-                    status,
-                    output,
-                    error,
-                )
+                return await self.executor.write(fn, *args)
             except StoreError as exc:
                 self._report_store_error(exc)
-                await anyio.sleep(0.5)
-                continue
-            if not ok:
-                active.lost = True
-                _log().warning("mai.run_outcome_fenced", run_id=active.run_id, status=str(status))
-            return
+                if not self._retryable(exc, since):
+                    raise
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _finish(
+        self, active: _Active, status: RunStatus, output: str | None, error: str | None
+    ) -> bool:
+        """Record the run's outcome (with anything not committed yet); ``True`` when recorded."""
+        extra = [*active.pending, *active.uncommitted.values()]
+        try:
+            ok = await self._write_patiently(
+                _finish_tx,
+                self.store,
+                extra,
+                active.run_id,
+                active.owner,
+                active.epoch,
+                status,
+                output,
+                error,
+            )
+        except StoreError as exc:
+            _log().error(
+                "mai.run_outcome_not_recorded",
+                run_id=active.run_id,
+                status=str(status),
+                error=str(exc),
+                note="the run stays resumable once its lease expires",
+            )
+            return False
+        if not ok:
+            active.lost = True
+            _log().warning("mai.run_outcome_fenced", run_id=active.run_id, status=str(status))
+        return bool(ok)
+
+    async def _release(self, active: _Active) -> None:
+        """Hand an interrupted run back (committing what finished); never raises."""
+        extra = [*active.pending, *active.uncommitted.values()]
+        try:
+            await self._write_patiently(
+                _release_tx, self.store, extra, active.run_id, active.owner, active.epoch
+            )
+        except StoreError as exc:
+            _log().error(
+                "mai.run_not_released",
+                run_id=active.run_id,
+                error=str(exc),
+                note="it is resumable once its lease expires",
+            )
 
     def _report_store_error(self, exc: StoreError) -> None:
         """Log a store failure once per kind while it lasts."""
@@ -684,15 +930,37 @@ class Runtime:
             _log().error("mai.store_error", kind=exc.kind, error=str(exc))
 
     async def commit(self, active: _Active, record: StepRecord) -> None:
-        """Commit a step, waiting out storage failures (reported once) until it lands."""
+        """Commit a step (and the ``mai.now()`` readings before it), in one transaction.
+
+        Transient storage failures are waited out (reported once) for up to
+        ``store_patience`` seconds; then, or at once for a corrupt or wrong-schema store, the
+        store is unusable for this run: it is handed back, resumable, and the commit raises.
+        A commit cancelled while waiting keeps the finished step in memory: the next call of
+        the same step commits it instead of running the body again.
+        """
+        pending = list(active.pending) if active.pending else None
+        since: float | None = None
         delay = 0.05
         stalled: str | None = None
         while True:
             try:
-                await self.executor.write(self.store.put_step, record, active.owner, active.epoch)
+                if pending:
+                    await self.executor.write(
+                        _put_steps, self.store, [*pending, record], active.owner, active.epoch
+                    )
+                else:
+                    await self.executor.write(
+                        self.store.put_step, record, active.owner, active.epoch
+                    )
             except StoreError as exc:
                 self._report_store_error(exc)
                 stalled = exc.kind
+                if since is None:
+                    since = anyio.current_time()
+                if not self._retryable(exc, since):
+                    active.store_failed = exc
+                    active.scope.cancel()
+                    raise
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
@@ -702,6 +970,9 @@ class Runtime:
                 raise
             if stalled is not None:  # this write got through: the fault is gone, re-arm it
                 self._store_errors_reported.discard(stalled)
+            if pending:
+                active.pending = [r for r in active.pending if r not in pending]
+            active.uncommitted.pop(record.step_id, None)
             active.recorded[record.step_id] = record
             if not active.progressed.is_set():
                 await self.note_progress(active)
@@ -786,7 +1057,7 @@ class Runtime:
         if record.status == RunStatus.SUCCEEDED:
             value = _serde.loads(record.output or "null", record.format)
             module = self._workflows.get(record.workflow)
-            return module.cast_output(value) if module is not None else value
+            return cast_result(module, value) if module is not None else value
         if record.status == RunStatus.CANCELLED:
             raise RunCancelledError(f"run {record.run_id!r} was cancelled", run_id=record.run_id)
         if record.status == RunStatus.DEAD:
@@ -843,6 +1114,37 @@ def _claim(
     return claimed
 
 
+def _put_steps(store: Store, records: list[StepRecord], owner: str, epoch: int) -> None:
+    for r in records:
+        store.put_step(r, owner, epoch)
+
+
+def _finish_tx(
+    store: Store,
+    extra: list[StepRecord],
+    run_id: str,
+    owner: str,
+    epoch: int,
+    status: RunStatus,
+    output: str | None,
+    error: str | None,
+) -> bool:
+    """Commit what finished but was not committed yet, then record the outcome (fenced)."""
+    try:
+        _put_steps(store, extra, owner, epoch)
+    except LeaseLostError:
+        return False
+    return store.finish_run(run_id, owner, epoch, status, output, error)
+
+
+def _release_tx(store: Store, extra: list[StepRecord], run_id: str, owner: str, epoch: int) -> bool:
+    try:
+        _put_steps(store, extra, owner, epoch)
+    except LeaseLostError:
+        return False
+    return store.release_run(run_id, owner, epoch)
+
+
 def _wake_at(step: StepRecord) -> float:
     try:
         return float(_serde.loads(step.output))
@@ -867,6 +1169,15 @@ def _validate_input(
     if spec.passthrough:
         return list(args), dict(kwargs)
     cast_args, cast_kwargs = spec.bind(target.name, args, kwargs, target._bound)
-    if len(cast_args) == len(args):
-        return list(cast_args), cast_kwargs
-    return list(args), kwargs
+    for key in target._bound:  # values bound with with_() are the module's, not the input's
+        if key not in kwargs:
+            cast_kwargs.pop(key, None)
+    positional = list(cast_args)
+    free = [
+        p.name
+        for p in spec.params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in target._bound
+    ]
+    keep = [n for n in free[len(positional) : len(args)] if n in cast_kwargs]
+    positional.extend(cast_kwargs.pop(n) for n in keep)  # keep the caller's shape, cast
+    return positional, cast_kwargs

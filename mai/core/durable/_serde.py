@@ -33,3 +33,19 @@ def loads(text: str, fmt: str = FORMAT) -> Any:
     if fmt != FORMAT:
         raise ValueError(f"unknown value format {fmt!r} (this code reads {FORMAT!r})")
     return json.loads(text)
+
+
+def _opaque(value: Any) -> str:
+    return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+def fingerprint(value: Any) -> str:
+    """JSON of ``value`` for the replay check; never fails.
+
+    A part that is not JSON is recorded by its type (stable across processes), so the
+    non-determinism check still covers everything else.
+    """
+    try:
+        return to_json(value).decode()
+    except (PydanticSerializationError, TypeError, ValueError):
+        return to_json(value, fallback=_opaque).decode()

@@ -42,6 +42,7 @@ from ._pages import MAX_PAGE, RunQuery, RunSummary, decode_cursor, merge_pages
 from ._store import (
     RUN_COLUMNS,
     STEP_COLUMNS,
+    AttemptRecord,
     EventRecord,
     RunRecord,
     RunStatus,
@@ -53,7 +54,7 @@ from ._urls import redact_url
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -104,6 +105,17 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX mai_events_run ON mai_events (run_id, topic, consumed_by);
     """,
+    2: """
+    CREATE TABLE IF NOT EXISTS mai_attempts (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        output TEXT,
+        error TEXT,
+        finished_at REAL NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+    """,
 }
 
 _LIVE = ("PENDING", "RUNNING")
@@ -136,9 +148,13 @@ def _row_to_step(r: tuple[Any, ...]) -> StepRecord:
 class SQLiteStore:
     """A durable store in one SQLite file (see the module docstring for the guarantees)."""
 
-    def __init__(self, url: str) -> None:
-        """Prepare the store for ``url``; nothing is opened until :meth:`open`."""
+    def __init__(self, url: str, *, clock: Callable[[], float] | None = None) -> None:
+        """Prepare the store for ``url``; nothing is opened until :meth:`open`.
+
+        ``clock`` (epoch seconds) replaces the wall clock for leases, for tests on virtual time.
+        """
         self.url = redact_url(url)
+        self._clock = clock or time.time
         self.path, opts = parse_url(url)
         sync = opts.get("synchronous", "full").upper()
         if sync not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
@@ -335,8 +351,8 @@ class SQLiteStore:
             raise
 
     def now(self) -> float:
-        """Wall-clock epoch seconds (one process clock for SQLite)."""
-        return time.time()
+        """Epoch seconds (one process clock for SQLite: the wall clock unless one was given)."""
+        return self._clock()
 
     def _x(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         try:
@@ -543,6 +559,32 @@ class SQLiteStore:
             (run_id, now),
         )
         return self.get_run(run_id)
+
+    def requeue_run(self, run_id: str) -> RunRecord | None:
+        """Keep the DEAD/FAILED outcome as history and make the run PENDING again."""
+        self._x(
+            "INSERT INTO mai_attempts (run_id, seq, status, output, error, finished_at) "
+            "SELECT run_id, (SELECT count(*) FROM mai_attempts WHERE run_id = ?) + 1, status, "
+            "output, error, updated_at FROM mai_runs WHERE run_id = ? AND status IN ('DEAD', "
+            "'FAILED')",
+            (run_id, run_id),
+        )
+        cur = self._x(
+            "UPDATE mai_runs SET status = 'PENDING', output = NULL, error = NULL, owner = NULL, "
+            "lease_until = NULL, attempts = 0, cancel_requested = 0, updated_at = ? "
+            "WHERE run_id = ? AND status IN ('DEAD', 'FAILED')",
+            (self.now(), run_id),
+        )
+        return self.get_run(run_id) if cur.rowcount == 1 else None
+
+    def load_history(self, run_id: str) -> list[AttemptRecord]:
+        """Return the kept outcomes, oldest first."""
+        rows = self._read(
+            "SELECT run_id, seq, status, output, error, finished_at FROM mai_attempts "
+            "WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+        )
+        return [AttemptRecord(*r) for r in rows]
 
     # -- steps ---------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractContextManager
 
 
@@ -93,6 +93,18 @@ class StepRecord:
     finished_at: float = 0.0
     attempts: int = 1
     worker: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """The outcome of an earlier attempt of a run, kept when the run was requeued."""
+
+    run_id: str
+    seq: int
+    status: str
+    output: str | None
+    error: str | None
+    finished_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +275,63 @@ class Store(Protocol):
         recorded. Raises ``LeaseLostError`` when ``(owner, epoch)`` does not own the run.
         """
 
+    def requeue_run(self, run_id: str) -> RunRecord | None:
+        """Give a DEAD or FAILED run a new attempt: keep its outcome as history, make it PENDING.
+
+        The run keeps its id and its committed steps; its owner, lease, outcome, cancellation
+        flag and attempt count are cleared. Returns the requeued run, or ``None`` when there is
+        no such run or it is not DEAD or FAILED (nothing changes then).
+        """
+
+    def load_history(self, run_id: str) -> list[AttemptRecord]:
+        """Return the outcomes kept by :meth:`requeue_run`, oldest first."""
+
     def add_event(self, run_id: str, topic: str, payload: str) -> int:
         """Store a message for the run; return its id."""
 
     def take_event(self, run_id: str, topic: str, step_id: str) -> EventRecord | None:
         """Consume the oldest unconsumed message on ``topic`` for ``step_id`` (once)."""
+
+
+# -- optional capabilities: small protocols a store may also implement ---------------------------
+
+
+@runtime_checkable
+class InlineStore(Protocol):
+    """A store whose calls never block (no I/O): the runtime may run them in the calling task."""
+
+    inline: bool
+
+
+@runtime_checkable
+class OneStatementWrites(Protocol):
+    """A store that can make some lone writes atomic without BEGIN/COMMIT (fewer round trips)."""
+
+    def runs_alone(self, fn: Callable[..., Any]) -> bool:
+        """Whether ``fn`` (one of the store's write methods) is atomic on its own."""
+
+
+@runtime_checkable
+class Reconnecting(Protocol):
+    """A store that reconnects after losing its server; a failed batch is re-run meanwhile."""
+
+    retry_seconds: float
+
+
+@runtime_checkable
+class Notifying(Protocol):
+    """A store that notifies workers of new runs and messages (LISTEN/NOTIFY)."""
+
+    def listener(self) -> Any:
+        """A listener with ``wait(timeout) -> [(channel, payload), ...]`` and ``close()``."""
+
+
+#: The methods every store must have (the :class:`Store` protocol), checked when a runtime opens.
+REQUIRED_METHODS = tuple(
+    name for name, value in vars(Store).items() if callable(value) and not name.startswith("_")
+)
+
+
+def missing_methods(store: object) -> list[str]:
+    """The :class:`Store` methods ``store`` lacks (a store written for an older protocol)."""
+    return [name for name in REQUIRED_METHODS if not callable(getattr(store, name, None))]

@@ -27,9 +27,9 @@ import anyio
 from mai._errors import MaiError
 
 from . import _serde
-from ._errors import StoreError
+from ._errors import StoreError, WorkflowNotFoundError
 from ._runtime import _HOST, Runtime, _log, default_url
-from ._store import RunStatus
+from ._store import Notifying, RunStatus
 from ._urls import redact_text
 from ._versioning import check_resumable
 
@@ -79,7 +79,9 @@ class Worker:
             ``sqlite:///...`` for several processes on one host).
         app: The application's workflows: a module, an import name (``"myapp.workflows"``) or
             an iterable of modules. Every :class:`mai.Module` found at module level is
-            registered under its name. Runs of other workflows are dead-lettered.
+            registered under its identity (its name, or for a composite with a default name
+            ``pkg.mod:attr``). Runs of workflows it does not know are handed back untouched
+            (they may belong to another application sharing the store).
         workflows: More workflow modules to register.
         queues: Names of the queues to claim from.
         concurrency: Most runs this worker executes at once (its per-worker limit).
@@ -137,6 +139,7 @@ class Worker:
         self.worker_queue_limits = dict(worker_queue_limits or {})
         self.runtime: Runtime | None = None
         self._mine: dict[str, _Active] = {}
+        self._foreign: set[str] = set()
         self._wake: anyio.Event | None = None
         self._tg: Any = None
 
@@ -172,9 +175,8 @@ class Worker:
             try:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
-                    make_listener = getattr(rt.store, "listener", None)
-                    if callable(make_listener):
-                        listener = make_listener()
+                    if isinstance(rt.store, Notifying):
+                        listener = rt.store.listener()
                         # LISTEN before claiming: a run submitted from now on wakes us
                         self._notified(await anyio.to_thread.run_sync(listener.wait, 0.0))
                         tg.start_soon(self._listen, listener)
@@ -233,10 +235,11 @@ class Worker:
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = self.poll_interval
+            handed_back = 0
             for record in await self._isolate(rt, claimed):
-                await self._start(rt, record)
-            if claimed and len(self._mine) < self.concurrency:
-                continue  # there may be more waiting
+                handed_back += not await self._start(rt, record)
+            if claimed and handed_back < len(claimed) and len(self._mine) < self.concurrency:
+                continue  # there may be more waiting (not only runs of other applications)
             with anyio.move_on_after(self.poll_interval):
                 await self._wake.wait()
 
@@ -285,20 +288,27 @@ class Worker:
                 )
         return out
 
-    async def _start(self, rt: Runtime, record: RunRecord) -> None:
-        """Execute a claimed run, or record why it cannot run (never leave it claimed)."""
+    async def _start(self, rt: Runtime, record: RunRecord) -> bool:
+        """Execute a claimed run, or record why it cannot run (never leave it claimed).
+
+        Returns ``False`` when the run was handed back untouched (another app's workflow).
+        """
         if record.invalid is not None:
             await rt._dead_letter(record, record.invalid)
-            return
+            return True
         found = rt._module_for(record)
-        if isinstance(found, str):
-            await rt._dead_letter(record, found)
-            return
+        if isinstance(found, WorkflowNotFoundError):
+            # it may belong to another app sharing the store: hand it back untouched
+            await rt.executor.write(rt.store.release_run, record.run_id, rt.owner, record.epoch)
+            if record.run_id not in self._foreign:
+                self._foreign.add(record.run_id)
+                _log().warning("mai.run_left_alone", run_id=record.run_id, why=str(found))
+            return False
         try:
             _serde.loads(record.input, record.format)
         except ValueError as exc:
             await rt._dead_letter(record, f"the run's input is not valid JSON ({exc})")
-            return
+            return True
         try:
             check_resumable(record.run_id, record.plan_hash, record.plan, found)
         except MaiError as exc:  # incompatible code: fail fast, before any new side effect
@@ -307,15 +317,16 @@ class Worker:
                 "message": str(exc),
             }
             await self._finish(rt, record, RunStatus.FAILED, _serde.dumps(error, what="error"))
-            return
+            return True
         if record.cancel_requested:
             error = {"type": "Cancelled", "message": "the run was cancelled"}
             await self._finish(rt, record, RunStatus.CANCELLED, _serde.dumps(error, what="error"))
-            return
+            return True
         active = await rt._launch(record, found)
         if active is not None:
             self._mine[record.run_id] = active
             self._tg.start_soon(self._watch, active)
+        return True
 
     async def _finish(self, rt: Runtime, record: RunRecord, status: RunStatus, error: str) -> None:
         await rt.executor.write(

@@ -51,6 +51,7 @@ from mai import (
 from mai.core.durable import (
     RUN_COLUMNS,
     STEP_COLUMNS,
+    AttemptRecord,
     EventRecord,
     RunQuery,
     RunRecord,
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
 
     import psycopg
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INSTALL = "pip install 'pymai[postgres]' (or: pip install 'psycopg[binary]>=3.2')"
 #: NOTIFY channel for runs that became claimable (payload: queue name).
 RUNS_CHANNEL = "mai_runs"
@@ -128,6 +129,17 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             consumed_by text
         )""",
         "CREATE INDEX mai_events_run ON mai_events (run_id, topic, event_id)",
+    ),
+    2: (
+        """CREATE TABLE IF NOT EXISTS mai_attempts (
+            run_id text NOT NULL,
+            seq integer NOT NULL,
+            status text NOT NULL,
+            output text,
+            error text,
+            finished_at double precision NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        )""",
     ),
 }
 
@@ -652,6 +664,41 @@ class PostgresStore:
             (run_id,),
         )
         return self.get_run(run_id)
+
+    def requeue_run(self, run_id: str) -> RunRecord | None:
+        """Keep the DEAD/FAILED outcome as history and make the run PENDING again."""
+        row = self._x(
+            "SELECT status FROM mai_runs WHERE run_id = %s AND status IN ('DEAD', 'FAILED') "
+            "FOR UPDATE",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        self._x(
+            "INSERT INTO mai_attempts (run_id, seq, status, output, error, finished_at) "
+            "SELECT run_id, (SELECT count(*) FROM mai_attempts WHERE run_id = %s) + 1, status, "
+            "output, error, updated_at FROM mai_runs WHERE run_id = %s",
+            (run_id, run_id),
+        )
+        self._x(
+            "UPDATE mai_runs SET status = 'PENDING', output = NULL, error = NULL, owner = NULL, "  # noqa: S608
+            "lease_until = NULL, attempts = 0, cancel_requested = false, "
+            f"updated_at = {_NOW} WHERE run_id = %s",
+            (run_id,),
+        )
+        run = self.get_run(run_id)
+        if run is not None:
+            self._notify(RUNS_CHANNEL, run.queue)
+        return run
+
+    def load_history(self, run_id: str) -> list[AttemptRecord]:
+        """Return the kept outcomes, oldest first."""
+        rows = self._all(
+            "SELECT run_id, seq, status, output, error, finished_at FROM mai_attempts "
+            "WHERE run_id = %s ORDER BY seq",
+            (run_id,),
+        )
+        return [AttemptRecord(*r) for r in rows]
 
     # -- steps ---------------------------------------------------------------------------------
 

@@ -61,33 +61,7 @@ from .runner import (
     undo_faults,
 )
 
-KNOWN_BUGS = {
-    SHAPE_NBD_UNDER_RETRY: (
-        "issue 11 defect 9: a NonBlockingDelay inside a composite that retries runs its "
-        "background body again under the same step id (test_bug_nbd_under_retry_runs_once)"
-    ),
-    SHAPE_MIXED_TYPES: (
-        "issue 11 defect 13: a Conditional or Race whose routes return different types is "
-        "stored SUCCEEDED but handle.result() raises CastError "
-        "(test_bug_conditional_with_differently_typed_routes)"
-    ),
-    SHAPE_NOW: (
-        "issue 11 defect 11: a mai.now() reading whose write meets a transient store error is "
-        "dropped; after a crash the replay takes a new reading and a later step's input differs "
-        "(NonDeterminismError) (test_bug_now_reading_survives_a_locked_store)"
-    ),
-    SHAPE_FAIL_CANCELS: (
-        "issue 11 defect 12: a step whose commit meets a transient store error is abandoned "
-        "when a sibling's failure cancels its branch, and the retry runs the completed body "
-        "again in the same healthy process (test_bug_abandoned_commit_does_not_rerun_the_body)"
-    ),
-    STORE_ERROR_TEARDOWN: (
-        "issue 11 defect 10: a transient store error in the task recover() starts for suspect "
-        "runs escapes into the Runtime's nursery and tears every run down "
-        "(test_bug_store_error_in_recovery_does_not_tear_down_the_runtime); the runner counts "
-        "such a worker's death as a crash while this entry is here"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 """Known bugs the runs below avoid or tolerate, one entry per bug (remove once fixed)."""
 
 CI_SHAPES = Shapes(budget=20, width=5, exclude=frozenset(KNOWN_BUGS) - {STORE_ERROR_TEARDOWN})
@@ -243,10 +217,9 @@ def test_random_programs_long_chaos(tmp_path: Path) -> None:
     sigkill_run(tmp_path, plan, "randprog/test_random_programs.py::test_random_programs_long_chaos")
 
 
-# -- known bugs: minimal reproducers (xfail until the durable branch lands) --------------------
+# -- reproducers of the bugs issue 11 fixed (they failed before the durable branch) ---------------
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[SHAPE_NBD_UNDER_RETRY])
 async def test_bug_nbd_under_retry_runs_once(tmp_path: Path) -> None:
     """A NonBlockingDelay's body runs once when a later sibling fails and the composite retries."""
     calls: list[str | None] = []
@@ -274,7 +247,6 @@ async def test_bug_nbd_under_retry_runs_once(tmp_path: Path) -> None:
     assert calls == ["r/1.1.1"], f"the background body ran {len(calls)} times: {calls}"
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[SHAPE_MIXED_TYPES])
 async def test_bug_conditional_with_differently_typed_routes(tmp_path: Path) -> None:
     """A durable Conditional returns what the in-process call returns, whatever route it took."""
 
@@ -293,7 +265,6 @@ async def test_bug_conditional_with_differently_typed_routes(tmp_path: Path) -> 
         assert await handle.result() == "s1"
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[SHAPE_NOW])
 async def test_bug_now_reading_survives_a_locked_store(tmp_path: Path) -> None:
     """A mai.now() reading taken while the store is locked replays after a crash."""
     db = tmp_path / "mai.db"
@@ -311,7 +282,6 @@ async def test_bug_now_reading_survives_a_locked_store(tmp_path: Path) -> None:
         assert await handle.result() == reading
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[STORE_ERROR_TEARDOWN])
 async def test_bug_store_error_in_recovery_does_not_tear_down_the_runtime(tmp_path: Path) -> None:
     """A lock held past busy_timeout while recover() resumes suspect runs only delays them."""
     cluster = Cluster(db=tmp_path / "mai.db", ledger=tmp_path / "ledger.csv")
@@ -340,7 +310,6 @@ async def test_bug_store_error_in_recovery_does_not_tear_down_the_runtime(tmp_pa
         assert [await h.result() for h in handles] == [5]
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[SHAPE_FAIL_CANCELS])
 async def test_bug_abandoned_commit_does_not_rerun_the_body(tmp_path: Path) -> None:
     """A completed body whose commit waits out a locked store is not run again on a retry."""
     db = tmp_path / "mai.db"

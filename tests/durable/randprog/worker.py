@@ -80,7 +80,7 @@ async def main(args: argparse.Namespace) -> None:
         handles = {h.run_id: h for h in await patiently(rt.recover)}
         for p in start:
             try:
-                rt.get(p.run_id)
+                await rt.get(p.run_id)
             except mai.RunNotFoundError:
                 module = modules[p.run_id]
                 handles[p.run_id] = await patiently(rt.start, module, p.x0, run_id=p.run_id)

@@ -1,0 +1,74 @@
+"""Durable runs on virtual time: week-long timers and millisecond deadlines, tested at once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+import mai
+import mai.testing
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import trio.testing
+
+WEEK = 7 * 24 * 3600.0
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store of each kind."""
+    if request.param == "memory":
+        return "memory://"
+    return f"sqlite:///{tmp_path}/virtual.db"
+
+
+@mai.module
+async def remind(note: str) -> float:
+    """Sleep durably for a week; return how long mai.now() says it slept."""
+    before = mai.now()
+    await mai.sleep(WEEK)
+    return mai.now() - before
+
+
+async def test_a_week_long_durable_sleep_on_virtual_time(
+    url: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A week-long mai.sleep completes on virtual time; mai.now() and the timer agree."""
+    async with mai.testing.virtual_runtime(url, lease=30.0) as rt:
+        handle = await rt.start(remind, "rent", run_id="week")
+        slept = await handle.result()
+        (timer,) = [s for s in await rt.steps("week") if s.kind == "timer"]
+        info = await rt.get("week")
+    assert WEEK <= slept < WEEK + 60
+    assert timer.output - timer.started_at == pytest.approx(WEEK)
+    assert info.status == mai.RunStatus.SUCCEEDED
+    assert info.attempts == 1  # a week of heartbeats on the same clock: the lease never lapsed
+
+
+@mai.module
+async def slow(x: int) -> int:
+    """Takes a (durable) second."""
+    await mai.sleep(1.0)
+    return x
+
+
+async def test_a_millisecond_run_deadline_on_virtual_time(
+    url: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A run deadline of 5 ms fails the run with DeadlineExceeded, recorded FAILED."""
+    async with mai.testing.virtual_runtime(url) as rt:
+        handle = await rt.start(slow, 1, run_id="ms", deadline=0.005)
+        with pytest.raises(mai.DeadlineExceeded):
+            await handle.result()
+        info = await rt.get("ms")
+    assert info.status == mai.RunStatus.FAILED
+    assert "DeadlineExceeded" in info.error["type"]
+
+
+async def test_virtual_runtime_needs_a_mock_clock() -> None:
+    """Without a MockClock driving the run, virtual_runtime says what it needs."""
+    with pytest.raises(mai.ConfigError, match="MockClock"):
+        mai.testing.virtual_runtime()
