@@ -293,7 +293,7 @@ async def durable_turns(rounds: int, n: int, directory: Path) -> tuple[float, fl
     durable, plain, trivial = [], [], []
     async with mai.Runtime(url, workflows=[agent, _steps19]) as rt:
         _check(await (await rt.start(agent, "1+2?", run_id="warm")).result() == "3")
-        recorded = len(rt.steps("warm"))
+        recorded = len(await rt.steps("warm"))
         for r in range(rounds):
             t = time.perf_counter()
             for i in range(n):

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._casting import Payload, caster_for

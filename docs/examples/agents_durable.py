@@ -40,7 +40,7 @@ agent = mai.Agent(model, instructions="Report the weather.", tools=[get_weather]
 async def first_process(url: str) -> None:
     async with mai.Runtime(url, workflows=[agent]) as rt:
         await rt.start(agent, "Weather in Lyon?", run_id="lyon")
-        while len(rt.steps("lyon")) < 1:  # noqa: ASYNC110 - turn 1 recorded; the tool blocks
+        while len(await rt.steps("lyon")) < 1:  # noqa: ASYNC110 - turn 1 recorded; the tool blocks
             await trio.sleep(0.01)
         raise Crash
 
@@ -81,12 +81,12 @@ banker = mai.Agent(
 async def approval(url: str) -> None:
     async with mai.Runtime(url, workflows=[banker]) as rt:
         handle = await rt.start(banker, "Pay the rent", run_id="rent")
-        while not any(s.name == "approval_request" for s in rt.steps("rent")):  # noqa: ASYNC110
+        while not any(s.name == "approval_request" for s in (await rt.steps("rent"))):  # noqa: ASYNC110
             await trio.sleep(0.01)
         # from any process: mai runs send rent approval:call_1 '"approve"'
         await rt.send("rent", approval_topic("call_1"), {"approved": True, "args": {"amount": 450}})
         assert await handle.result() == "Done."
-        steps = [(s.step_id, s.name) for s in rt.steps("rent")]
+        steps = [(s.step_id, s.name) for s in (await rt.steps("rent"))]
     assert steps == [
         ("1.1", "model_request"),
         ("1.2", "approval_request"),

@@ -23,9 +23,9 @@ from mai.core.agents._scripted import ScriptedRequest as ScriptedRequest
 from mai.core.agents._scripted import block_model_requests as block_model_requests
 from mai.core.agents._scripted import tool_call as tool_call
 
-from ._pages import check_paged_store as check_paged_store
 from ._durable import VirtualClock as VirtualClock
 from ._durable import virtual_runtime as virtual_runtime
+from ._pages import check_paged_store as check_paged_store
 from ._stores import StoreConformance as StoreConformance
 from ._stores import check_store as check_store
 from ._tracing import RecordedCall as RecordedCall

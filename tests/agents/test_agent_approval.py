@@ -38,7 +38,7 @@ async def _waiting(rt: mai.Runtime, run_id: str) -> str:
     """Wait until the run recorded its approval request; return the topic."""
     with trio.fail_after(5):
         while True:
-            for s in rt.steps(run_id):
+            for s in await rt.steps(run_id):
                 if s.name == "approval_request":
                     topic: str = s.output
                     return topic
@@ -75,8 +75,8 @@ async def test_a_durable_run_waits_in_place_for_the_decision(
         assert calls == []
         await rt.send("pay-1", topic, decision)
         assert await handle.result() == "finished"
-        steps = [(s.step_id, s.name) for s in rt.steps("pay-1")]
-        request = next(s for s in rt.steps("pay-1") if s.name == "approval_request")
+        steps = [(s.step_id, s.name) for s in (await rt.steps("pay-1"))]
+        request = next(s for s in (await rt.steps("pay-1")) if s.name == "approval_request")
     assert calls == ran
     assert told in _told(model)
     assert request.input["args"][1:] == ["transfer", {"amount": 500}]
@@ -106,7 +106,7 @@ async def test_an_approval_sent_while_the_process_is_down_resumes_without_asking
     async with mai.Runtime(url, workflows=[agent]) as rt:
         (handle,) = await rt.recover()
         assert await handle.result() == "finished"
-        names = [s.name for s in rt.steps("pay-2")]
+        names = [s.name for s in (await rt.steps("pay-2"))]
     assert calls == [500]
     assert len(model.requests) == 2  # turn 1 replayed
     assert names.count("approval_request") == 1

@@ -20,9 +20,10 @@ class _Stop(Exception):
     """Leaves the runtime block abruptly (the process 'dies' mid-run)."""
 
 
-def _turn_usages(rt: mai.Runtime) -> dict[str, dict[str, int]]:
+async def _turn_usages(rt: mai.Runtime) -> dict[str, dict[str, int]]:
     """The recorded usage of each model request of run-1, by step id."""
-    return {s.step_id: s.output["usage"] for s in rt.steps("run-1") if s.name == "model_request"}
+    steps = await rt.steps("run-1")
+    return {s.step_id: s.output["usage"] for s in steps if s.name == "model_request"}
 
 
 def _url() -> str:
@@ -95,7 +96,7 @@ async def test_a_changed_contract_is_refused_before_any_request(
     async with mai.Runtime(url, workflows=[changed]) as rt:
         with pytest.raises(mai.PlanMismatchError) as info:
             await rt.resume("run-1", changed)
-        assert rt.get("run-1").status != mai.RunStatus.SUCCEEDED
+        assert (await rt.get("run-1")).status != mai.RunStatus.SUCCEEDED
     assert second.requests == []  # refused before any model request
     assert info.value.step_id == "1"
     assert named in str(info.value)
@@ -149,7 +150,7 @@ async def test_usage_separates_billed_from_replayed_and_stream_says_replayed() -
     release.set()
     async with mai.Runtime(url, workflows=[usage_flow]) as rt:
         out = await (await rt.resume("run-1", usage_flow)).result()
-        turns = _turn_usages(rt)
+        turns = await _turn_usages(rt)
     assert out["output"] == "thirty"
     assert len(model.requests) == 2
     first_turn, second_turn = turns["1.1.1"], turns["1.1.3"]
@@ -185,8 +186,8 @@ async def test_sub_agent_usage_rolls_up_billed_and_replayed_apart() -> None:
     async with mai.Runtime(url, workflows=[boss_flow]) as rt:
         handle = await rt.resume("run-1", boss_flow)
         out = await handle.result()
-        names = [(s.step_id, s.name) for s in rt.steps("run-1")]
-        turns = _turn_usages(rt)
+        names = [(s.step_id, s.name) for s in (await rt.steps("run-1"))]
+        turns = await _turn_usages(rt)
     assert len(outer_model.requests) == 2  # turn 1 of boss was replayed
     assert len(inner_model.requests) == 2  # helper's turn 1 replayed, turn 2 asked
     # boss is 1.1; helper (its tool call) is 1.1.2; an agent is a composite: not recorded
@@ -223,7 +224,7 @@ async def test_a_recorded_sub_agent_call_counts_as_replayed() -> None:
     release.set()
     async with mai.Runtime(url, workflows=[boss_flow]) as rt:
         out = await (await rt.resume("run-1", boss_flow)).result()
-        turns = _turn_usages(rt)
+        turns = await _turn_usages(rt)
     assert len(inner_model.requests) == 1  # never asked again
     assert out["replayed"]["requests"] == 3  # boss turns 1-2 and the helper's one turn
     assert out["billed"]["requests"] == 1
@@ -246,7 +247,7 @@ async def test_recorded_bytes_grow_linearly_with_turns() -> None:
         async with mai.Runtime(_url(), workflows=[agent]) as rt:
             handle = await rt.start(agent, "go", run_id="long")
             assert await handle.result() == "end"
-            steps = list(rt.steps("long"))
+            steps = list(await rt.steps("long"))
         assert sum(s.name == "model_request" for s in steps) == turns
         return sum(len(json.dumps(s.input)) + len(json.dumps(s.output)) for s in steps)
 

@@ -61,7 +61,7 @@ async def test_runs_show_steps_and_trace_describe_an_agent_run(tmp_path: Path) -
             await rt.start(agent, "Book Lyon", run_id="trip")
             with trio.fail_after(5):
                 while not any(  # noqa: ASYNC110 - polls the store
-                    s.name == "approval_request" for s in rt.steps("trip")
+                    s.name == "approval_request" for s in (await rt.steps("trip"))
                 ):
                     await trio.sleep(0.001)
             raise _Stop

@@ -42,7 +42,7 @@ async def _compare(flow: mai.Module, *args: object, **kwargs: object) -> None:
     async with mai.Runtime(f"memory://trace-{next(_names)}") as rt:
         handle = await rt.start(flow, *args, run_id="t", **kwargs)
         await handle.result()
-        rebuilt = rt.trace("t")
+        rebuilt = await rt.trace("t")
     assert _sizes(rebuilt) == _sizes(live)
 
 
@@ -59,4 +59,5 @@ async def test_composite_sizes_match_the_in_process_trace() -> None:
 
 async def test_tuple_parallel_sizes_match_the_in_process_trace() -> None:
     """A positional Parallel's output is the array of its branches' outputs."""
-    await _compare(mai.Sequential(words, mai.Parallel(count, joined)), "two words")
+    flow = mai.Sequential(words, mai.Parallel(count, joined), name="tuple-parallel")
+    await _compare(flow, "two words")

@@ -270,8 +270,8 @@ async def test_a_deadline_during_a_tool_call_of_a_durable_agent(
             )
             with trio.fail_after(120), pytest.raises(mai.MaiError) as info:
                 await handle.result()
-            status = rt.get("late").status
-            steps = [(s.step_id, s.name) for s in rt.steps("late")]
+            status = (await rt.get("late")).status
+            steps = [(s.step_id, s.name) for s in (await rt.steps("late"))]
     assert started.is_set()
     assert "deadline" in str(info.value).lower()
     assert status == mai.RunStatus.FAILED

@@ -68,7 +68,7 @@ async def test_run_deadline(rt: Any) -> None:
     """A run's deadline bounds every step; the error is pymai's DeadlineExceeded."""
     with pytest.raises(mai.DeadlineExceeded):
         await (await rt.start(f.slow, 1, deadline=1.5, run_id="late")).result()
-    info = rt.get("late")
+    info = await rt.get("late")
     assert info.status == mai.RunStatus.FAILED
     assert info.error["type"] == "DeadlineExceeded"
 
@@ -92,7 +92,7 @@ async def test_error_type_and_message_travel_back(rt: Any) -> None:
     with pytest.raises(ValueError, match="boom 5") as caught:
         await (await rt.start(f.boom, 5, run_id="boom-run")).result()
     assert type(caught.value) is ValueError
-    info = rt.get("boom-run")
+    info = await rt.get("boom-run")
     assert info.status == mai.RunStatus.FAILED
     assert info.error == {"type": "ValueError", "message": "boom 5"}
 
@@ -104,5 +104,5 @@ async def test_cancel_a_run(rt: Any, ledger: Path) -> None:
     await rt.cancel("to-cancel")
     with pytest.raises(mai.RunCancelledError):
         await handle.result()
-    assert rt.get("to-cancel").status == mai.RunStatus.CANCELLED
+    assert (await rt.get("to-cancel")).status == mai.RunStatus.CANCELLED
     assert "slow-end 1" in wait_for_line(ledger, "slow-end 1")

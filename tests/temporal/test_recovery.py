@@ -66,7 +66,7 @@ async def test_sigkilled_worker_run_finishes_on_a_new_worker(url: str, tmp_path:
             wait_for_lines(ledger, 5)  # some steps done, two in flight
             os.kill(first.pid, signal.SIGKILL)
             first.wait()
-            completed = {s.step_id for s in rt.steps("crash-run")}
+            completed = {s.step_id for s in (await rt.steps("crash-run"))}
             with ledger.open("a") as fh:
                 fh.write("KILL\n")
             second = start_worker(url, ledger)
@@ -155,7 +155,7 @@ async def test_map_of_5000_branches(dev_server: Any, task_queue: str) -> None:
     async with mai.Runtime(dev_server.url(task_queue), workflows=[f.wide_sum], worker=True) as rt:
         handle = await rt.start(f.wide_sum, list(range(n)), run_id="wide-5000")
         assert await handle.result() == sum(range(1, n + 1))
-        assert len(rt.steps("wide-5000")) == n + 1
+        assert len(await rt.steps("wide-5000")) == n + 1
 
 
 @pytest.mark.chaos

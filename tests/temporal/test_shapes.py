@@ -50,7 +50,7 @@ async def test_leaf_steps_are_activities_with_the_step_ids(rt: Any) -> None:
         "key": "ctx-run/1.2",
         "retry_count": 0,
     }
-    steps = rt.steps("ctx-run")
+    steps = await rt.steps("ctx-run")
     assert [(s.step_id, s.name, s.output) for s in steps] == [
         ("1.1", "double", 10),
         ("1.2", "context_of", result),
@@ -70,7 +70,7 @@ async def test_bad_input_is_refused_before_anything_starts(rt: Any) -> None:
     with pytest.raises(mai.CastError, match="double"):
         await rt.start(f.double, "not a number", run_id="bad-input")
     with pytest.raises(mai.RunNotFoundError):
-        rt.get("bad-input")
+        (await rt.get("bad-input"))
 
 
 async def test_durable_wait_for_is_a_signal(rt: Any) -> None:

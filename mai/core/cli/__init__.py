@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import importlib
 import inspect
 import json
 import os

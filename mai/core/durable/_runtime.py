@@ -241,9 +241,9 @@ class Runtime:
             give the store the same clock so leases are judged on it too.
     """
 
-    def __new__(cls, url: str | None = None, **options: Any) -> Self:
+    def __new__(cls, url: str | Store | None = None, **options: Any) -> Self:
         """Return the remote executor's runtime when ``url``'s scheme is one (``temporal://``)."""
-        if cls is Runtime:
+        if cls is Runtime and (url is None or isinstance(url, str)):
             from mai.core.executor import executor_factory  # noqa: PLC0415
 
             factory = executor_factory(url or default_url())

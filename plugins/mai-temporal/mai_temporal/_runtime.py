@@ -469,20 +469,20 @@ class TemporalRuntime:
     async def _info(self, run_id: str, *, outcome: bool = True) -> RunInfo:
         return RunInfo(await self._call(self._describe(run_id, outcome)))
 
-    def get(self, run_id: str) -> RunInfo:
-        """The run ``run_id`` (synchronous), its output or error included.
+    async def get(self, run_id: str) -> RunInfo:
+        """The run ``run_id``, its output or error included.
 
         Raises:
             RunNotFoundError: When Temporal has no such workflow.
         """
-        return RunInfo(self._blocking(self._describe(run_id, True)))
+        return await self._info(run_id)
 
-    def list_runs(
+    async def list_runs(
         self, status: RunStatus | str | None = None, *, limit: int = 1000
     ) -> list[RunInfo]:
         """The pymai runs known to Temporal's visibility store, newest first."""
         st = RunStatus(status.upper()) if isinstance(status, str) else status
-        return self._blocking(self._list(st, limit))  # type: ignore[no-any-return]
+        return await self._call(self._list(st, limit))  # type: ignore[no-any-return]
 
     async def _list(self, status: RunStatus | None, limit: int) -> list[RunInfo]:
         query = f"WorkflowType = '{WORKFLOW}'"
@@ -496,9 +496,9 @@ class TemporalRuntime:
                 break
         return found
 
-    def steps(self, run_id: str) -> list[StepInfo]:
+    async def steps(self, run_id: str) -> list[StepInfo]:
         """The run's completed steps (its completed activities), in step order."""
-        return self._blocking(self._steps(run_id))  # type: ignore[no-any-return]
+        return await self._call(self._steps(run_id))  # type: ignore[no-any-return]
 
     async def _steps(self, run_id: str) -> list[StepInfo]:
         handle = self.client.get_workflow_handle(run_id)

@@ -44,7 +44,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from mai import Context, Map, WaitTimeoutError
-from mai._seam import Call, intercept, run_binding
+from mai._seam import Call, durability, intercept
 from mai.core.executor import (
     decode_error,
     dumps,
@@ -239,7 +239,7 @@ class MaiRun:
             module = resolve_module_ref(request["ref"])
             data = loads(request["input"])
             steps = _Steps(module, request["ref"], run_id, request.get("settings", {}))
-            token = run_binding.set((run_id, _Durable(self, run_id)))
+            token = durability.set(_Durable(self, run_id))
             try:
                 with contextlib.ExitStack() as stack:
                     stack.enter_context(intercept(steps))
@@ -251,7 +251,7 @@ class MaiRun:
                         stack.callback(Context.reset, ctx)
                     result = await module(*data["args"], **data["kwargs"])
             finally:
-                run_binding.reset(token)
+                durability.reset(token)
             return dumps(result, what=f"the result of run {run_id!r}")
         except asyncio.CancelledError:
             raise
