@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import selectors
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, Self
 
 import anyio
@@ -18,6 +19,7 @@ import pytest
 import structlog
 import trio.testing
 from hypothesis import settings
+from realparts import PARTS, in_ci, required
 
 # No example database: the suite must not write outside tests/, and runs stay reproducible.
 settings.register_profile("mai", database=None, deadline=None, max_examples=60)
@@ -125,3 +127,37 @@ def autojump_run_on(request: pytest.FixtureRequest) -> Runner:
 
     run.backend = request.param  # type: ignore[attr-defined]
     return run
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests of each real part's directory; keep ``chaos`` tests out unless asked for."""
+    wanted = "chaos" in (config.option.markexpr or "")
+    keep, drop = [], []
+    for item in items:
+        parts = Path(item.path).parts
+        for directory, (marker, _variable) in PARTS.items():
+            if directory in parts:
+                item.add_marker(getattr(pytest.mark, marker))
+        if item.get_closest_marker("chaos") is not None and not wanted:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A skip is a failure in CI, and for a real part whose ``MAI_REQUIRE_*`` variable is set."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    why = "CI=true" if in_ci() else None
+    for marker, variable in PARTS.values():
+        if why is None and item.get_closest_marker(marker) is not None and required(variable):
+            why = f"{variable}=1"
+    if why is not None:
+        report.outcome = "failed"
+        report.longrepr = f"{why} but the test was skipped: {report.longrepr}"

