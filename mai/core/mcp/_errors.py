@@ -46,7 +46,24 @@ class MCPToolError(ModelRetry, RuntimeError):
         self.text = text
 
 
-class MCPServerError(MaiError, RuntimeError):
+class _ServerFault(MaiError):
+    """An MCP failure that names the server and the tool (``None`` while listing or connecting)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        server: str = "",
+        tool: str | None = None,
+        module_name: str | None = None,
+    ) -> None:
+        """Create the error naming the server and the tool."""
+        super().__init__(message, module_name=module_name)
+        self.server = server
+        self.tool = tool
+
+
+class MCPServerError(_ServerFault, RuntimeError):
     """An MCP server failed a request (a JSON-RPC error, a malformed answer).
 
     Attributes:
@@ -54,40 +71,14 @@ class MCPServerError(MaiError, RuntimeError):
         tool: The tool being called or listed (``None`` while listing or connecting).
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        server: str = "",
-        tool: str | None = None,
-        module_name: str | None = None,
-    ) -> None:
-        """Create the error naming the server and the tool."""
-        super().__init__(message, module_name=module_name)
-        self.server = server
-        self.tool = tool
 
-
-class MCPConnectionError(MaiError, ConnectionError):
+class MCPConnectionError(_ServerFault, ConnectionError):
     """An MCP server cannot be reached or started, or went away in the middle of a call.
 
     Attributes:
         server: The toolset's name.
         tool: The tool being called (``None`` while listing or connecting).
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        server: str = "",
-        tool: str | None = None,
-        module_name: str | None = None,
-    ) -> None:
-        """Create the error naming the server and the tool."""
-        super().__init__(message, module_name=module_name)
-        self.server = server
-        self.tool = tool
 
 
 class MCPToolChangedError(MaiError, LookupError):
