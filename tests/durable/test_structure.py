@@ -102,3 +102,27 @@ async def test_a_store_written_for_the_old_protocol_gets_a_clear_error() -> None
     assert "_OldStore" in str(info.value)
     async with mai.Runtime(mai.core.durable.MemoryStore()) as rt:  # a complete one is fine
         assert await rt.list_runs() == []
+
+
+def test_production_code_reads_no_fault_variable() -> None:
+    """No module of mai/ or plugins/ mentions a MAI_CRASH* variable: tests inject fault hooks."""
+    root = Path(mai.__file__).parent
+    sources = [*root.rglob("*.py"), *(root.parent / "plugins").rglob("*.py")]
+    assert len(sources) > 50
+    offenders = [str(p) for p in sources if "MAI_CRASH" in p.read_text()]
+    assert offenders == []
+
+
+def test_a_fault_hook_is_called_at_each_point_a_run_reaches() -> None:
+    """set_fault_hook installs a hook that sees the fault points; None removes it."""
+    from mai.core.durable import FAULT_POINTS, fault_point, set_fault_hook
+
+    seen: list[str] = []
+    assert set_fault_hook(seen.append) is None
+    try:
+        for point in FAULT_POINTS:
+            fault_point(point)
+    finally:
+        assert set_fault_hook(None) == seen.append
+    fault_point("after_commit")  # no hook: nothing happens
+    assert seen == list(FAULT_POINTS)

@@ -21,6 +21,9 @@ from ._errors import StoreUnavailableError as StoreUnavailableError
 from ._errors import WaitTimeoutError as WaitTimeoutError
 from ._errors import WorkflowIdentityError as WorkflowIdentityError
 from ._errors import WorkflowNotFoundError as WorkflowNotFoundError
+from ._faults import FAULT_POINTS as FAULT_POINTS
+from ._faults import fault_point as fault_point
+from ._faults import set_fault_hook as set_fault_hook
 from ._info import RunHandle as RunHandle
 from ._info import RunInfo as RunInfo
 from ._info import StepInfo as StepInfo

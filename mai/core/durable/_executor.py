@@ -31,8 +31,8 @@ import sniffio
 
 from mai._module import library_logger
 
-from ._crash import crash_point
 from ._errors import StoreError
+from ._faults import fault_point
 from ._store import InlineStore, OneStatementWrites, Reconnecting
 from ._urls import redact_url
 
@@ -271,6 +271,6 @@ class StoreExecutor:
             break
         self.commits += 1
         self.writes += len(writes)
-        crash_point("after_commit")
+        fault_point("after_commit")
         for item, result in zip(writes, results, strict=True):
             item.deliver(result)

@@ -12,8 +12,8 @@ from mai._composites import Composite
 from mai._context import Frame, current_frame
 
 from . import _serde
-from ._crash import crash_point
 from ._errors import NonDeterminismError, StoreError, WaitTimeoutError
+from ._faults import fault_point
 from ._store import EventRecord, StepRecord, Store
 
 if TYPE_CHECKING:
@@ -75,10 +75,10 @@ class _DurableCalls:
             await running.wait()
         active.inflight[sid] = None  # an event is made only if a second call has to wait
         try:
-            crash_point("before_body")
+            fault_point("before_body")
             started = self.runtime.clock()
             result = await proceed()
-            crash_point("after_body")
+            fault_point("after_body")
             output = _serde.dumps(result, what=f"the output of step {sid} ({module.name})")
             record = StepRecord(
                 run_id=active.run_id,

@@ -32,7 +32,6 @@ from mai._module import library_logger
 from mai._seam import durability, intercept
 
 from . import _serde
-from ._crash import crash_point
 from ._errors import (
     LeaseLostError,
     RunCancelledError,
@@ -48,6 +47,7 @@ from ._errors import (
     WorkflowNotFoundError,
 )
 from ._executor import StoreExecutor
+from ._faults import fault_point
 from ._identity import describe, has_default_name, ref_of, resolve_ref, unnamed_message
 from ._info import (
     RunHandle,
@@ -647,7 +647,7 @@ class Runtime:
         for record in sorted(records, key=lambda r: (r.created_at, r.run_id)):
             if record.status.terminal or record.run_id in self._active:
                 continue
-            crash_point("during_recovery")
+            fault_point("during_recovery")
             if record.attempts >= 2 and record.invalid is None:
                 suspects.append(record)
                 handles.append(RunHandle(self, record.run_id))
