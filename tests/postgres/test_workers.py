@@ -227,7 +227,7 @@ async def _run_tagged(w: mai.Worker, tag: str) -> None:
 
 
 def _queue_of_current_run() -> str:
-    from mai.core.durable._replay import current_durable
+    from mai.core.durable._primitives import current_durable
 
     durable = current_durable()
     return durable.active.record.queue if durable is not None else "?"

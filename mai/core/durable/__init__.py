@@ -14,6 +14,7 @@ from ._errors import StoreBusyError as StoreBusyError
 from ._errors import StoreCorruptError as StoreCorruptError
 from ._errors import StoreError as StoreError
 from ._errors import StoreFullError as StoreFullError
+from ._errors import StoreInterfaceError as StoreInterfaceError
 from ._errors import StorePermissionWarning as StorePermissionWarning
 from ._errors import StoreReadOnlyError as StoreReadOnlyError
 from ._errors import StoreSchemaError as StoreSchemaError

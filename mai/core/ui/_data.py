@@ -1,7 +1,8 @@
 """Everything ``mai ui`` reads or changes, through the public :class:`~mai.Runtime` API.
 
 This is the one place that knows how the runtime is asked: pages of runs (the store's optional
-:class:`~mai.core.durable.PagedRunStore` capability, else ``list_runs``), a run with its steps
+:class:`~mai.core.durable.PagedRunStore` capability, else computed by the async store interface from
+``list_runs``), a run with its steps
 and trace, its plan, and the actions (cancel, send, and requeue when the runtime offers it).
 Everything returned is plain JSON data for the routes.
 """
@@ -13,13 +14,11 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from mai.core.durable import (
-    PagedRunStore,
     RunQuery,
     RunStatus,
     RunSummary,
     redact_url,
 )
-from mai.core.durable._pages import page_from_list
 
 from ._conversation import conversation
 from ._plansvg import plan_svg
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
     from mai import Module, Runtime
 
 #: Runs read by the fallback (a store without pages): at most this many, newest first.
-FALLBACK_LIMIT = 5000
 
 
 def summary_json(s: RunSummary, now: float) -> dict[str, Any]:
@@ -69,7 +67,7 @@ class UIData:
     @property
     def paged(self) -> bool:
         """Whether the store answers pages of runs with indexed queries."""
-        return isinstance(self.rt.store, PagedRunStore)
+        return self.rt.async_store.paged
 
     def session(self) -> dict[str, Any]:
         """What the page needs to know about this server."""
@@ -86,12 +84,7 @@ class UIData:
     async def page(self, query: RunQuery, after: str | None, limit: int) -> dict[str, Any]:
         """One page of runs (raises ``PageCursorError`` for a cursor not of this query)."""
         rt = self.rt
-        store = rt.store
-        if isinstance(store, PagedRunStore):
-            rows, cursor = await rt.executor.read(store.page_runs, query, after, limit)
-        else:
-            runs = await rt.list_runs(query.status, limit=FALLBACK_LIMIT)
-            rows, cursor = page_from_list([r.record for r in runs], query, after, limit)
+        rows, cursor = await rt.async_store.page_runs(query, after, limit)
         now = rt.clock()
         return {"runs": [summary_json(r, now) for r in rows], "next": cursor, "now": now}
 
