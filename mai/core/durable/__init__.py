@@ -1,5 +1,7 @@
 """The durable runtime: checkpointed steps, replay, resume, timers and events."""
 
+from ._astore import AsyncStore as AsyncStore
+from ._astore import ExecutorStore as ExecutorStore
 from ._errors import DurableError as DurableError
 from ._errors import LeaseLostError as LeaseLostError
 from ._errors import NonDeterminismError as NonDeterminismError
