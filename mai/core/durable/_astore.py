@@ -88,6 +88,15 @@ class AsyncStore(Protocol):
     ) -> RunRecord | None:
         """Claim one run (a run parked in a durable timer is not charged an attempt)."""
 
+    async def create_and_claim(
+        self, record: RunRecord, owner: str, lease: float
+    ) -> tuple[RunRecord, RunRecord | None]:
+        """Create a run and, when it is new, claim it, in one transaction.
+
+        Returns the stored run and the claimed one (``None`` when the run existed: nothing
+        was claimed then).
+        """
+
     async def claim_next(
         self,
         queues: Sequence[str],
@@ -237,6 +246,12 @@ class ExecutorStore:
         """Claim one run (see :func:`claim_tx`)."""
         return self._write(claim_tx, self.store, run_id, owner, lease, steal_from)
 
+    def create_and_claim(
+        self, record: RunRecord, owner: str, lease: float
+    ) -> Coroutine[Any, Any, tuple[RunRecord, RunRecord | None]]:
+        """Create a run and claim it when new (see :func:`create_and_claim_tx`)."""
+        return self._write(create_and_claim_tx, self.store, record, owner, lease)
+
     def claim_next(
         self,
         queues: Sequence[str],
@@ -367,6 +382,16 @@ def claim_tx(
             store.mark_progress(run_id, owner, claimed.epoch)
             return dataclasses.replace(claimed, attempts=1)
     return claimed
+
+
+def create_and_claim_tx(
+    store: Store, record: RunRecord, owner: str, lease: float
+) -> tuple[RunRecord, RunRecord | None]:
+    """Create a run; when it is new, claim it in the same transaction (one commit, not two)."""
+    stored, created = store.create_run(record)
+    if not created:
+        return stored, None
+    return stored, store.claim_run(record.run_id, owner, lease)
 
 
 def wake_at(step: StepRecord) -> float:

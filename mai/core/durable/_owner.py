@@ -272,9 +272,24 @@ class Host:
                 f"died each time); dead-lettered after max_attempts={self.max_attempts}",
             )
             return None
+        steps = await self.store.load_steps(run_id)
+        return self._launch(record, module, {s.step_id: s for s in steps})
+
+    def admit_new(self, claimed: RunRecord, module: Module[..., Any]) -> RunOwner:
+        """Execute a run this process has just created and claimed (``Runtime.start``).
+
+        The admission policy holds by construction for it: its record, input and plan were
+        just made from ``module``, it has no steps, no cancellation and one attempt; so it is
+        launched without reading anything back.
+        """
+        return self._launch(claimed, module, {})
+
+    def _launch(
+        self, record: RunRecord, module: Module[..., Any], steps: dict[str, StepRecord]
+    ) -> RunOwner:
         owner = RunOwner(self, record, module, suspect=self.suspect(record, claimed=True))
-        owner.recorded = {s.step_id: s for s in await self.store.load_steps(run_id)}
-        self.active[run_id] = owner
+        owner.recorded = steps
+        self.active[record.run_id] = owner
         self.spawn(owner.drive)
         return owner
 

@@ -440,8 +440,12 @@ class Runtime:
             SerializationError: When the input cannot be recorded as JSON.
         """
         record = self._new_record(module, args, kwargs, run_id, deadline, ref, queue)
-        stored, _created = await self.async_store.create_run(record)
-        return await self._attach(stored, module)
+        stored, claimed = await self.async_store.create_and_claim(record, self.owner, self.lease)
+        if claimed is None:  # the run existed: attach to it (resume it here if nobody runs it)
+            return await self._attach(stored, module)
+        assert self._host is not None  # noqa: S101
+        self._host.admit_new(claimed, module)
+        return RunHandle(self, claimed.run_id)
 
     async def submit(
         self,
