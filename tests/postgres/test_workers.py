@@ -230,7 +230,7 @@ def _queue_of_current_run() -> str:
     from mai.core.durable._primitives import current_durable
 
     durable = current_durable()
-    return durable.active.record.queue if durable is not None else "?"
+    return durable.record.queue if durable is not None else "?"
 
 
 async def test_unknown_workflow_is_left_alone_without_blocking(pg_url):
