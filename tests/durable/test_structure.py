@@ -189,3 +189,23 @@ def test_durable_primitives_go_through_the_seams_durability_protocol() -> None:
         got = inspect.signature(getattr(RunOwner, member))
         assert list(want.parameters) == list(got.parameters), member
     assert "run_id" in RunOwner.__init__.__code__.co_names  # the protocol's run_id property
+
+
+def test_store_capabilities_are_checked_with_isinstance_not_probed() -> None:
+    """No code in mai/ or plugins/ probes a store with getattr or hasattr (isinstance instead)."""
+    import re
+
+    # The one exception is the protocol check at open (``missing_methods``), which must name
+    # every missing method of a store written for an older release.
+
+    root = Path(mai.__file__).parent
+    sources = [*root.rglob("*.py"), *(root.parent / "plugins").rglob("*.py")]
+    probe = re.compile(r"\b(getattr|hasattr)\((self\.|rt\.|self\.rt\.|self\._rt\.)?_?store\b")
+    found = [
+        f"{path.name}: {line.strip()}"
+        for path in sources
+        for line in path.read_text().splitlines()
+        if probe.search(line)
+    ]
+    assert len(found) == 1, found
+    assert found[0].startswith("_store.py: return [name for name in REQUIRED_METHODS"), found
