@@ -201,6 +201,44 @@ class Host:
                 tg.start_soon(first, owner.progressed)
                 tg.start_soon(first, owner.done)
 
+    async def isolate(self, claimed: list[RunRecord], *, busy: bool) -> list[RunRecord]:
+        """Of runs just claimed together, keep those that may execute beside each other.
+
+        A suspect executes alone: with nothing executing here (``busy`` false) one suspect is
+        kept and the rest handed back; otherwise the suspects are handed back. A poison run
+        kills every run beside it; executing suspects alone keeps innocent runs from being
+        dead-lettered with it. Runs handed back are released (not an attempt).
+        """
+        risky = [r for r in claimed if self.suspect(r, claimed=True)]
+        if not risky or (len(claimed) == 1 and not busy):
+            return claimed
+        keep = risky[:1] if not busy else [r for r in claimed if r not in risky]
+        for record in claimed:
+            if record not in keep:
+                await self.store.release([], record.run_id, self.owner, record.epoch)
+        return keep
+
+    async def quarantine(
+        self, suspects: list[RunRecord], attach: Callable[[RunRecord], Awaitable[object]]
+    ) -> None:
+        """Admit unclaimed suspects one at a time, each once the previous one is cleared.
+
+        ``attach`` admits one run (the runtime's resume of a run by its record). A store failure
+        is waited out and never escapes (that would tear down every run of this process).
+        """
+        for record in suspects:
+            while True:
+                try:
+                    await attach(record)
+                except StoreError as exc:
+                    self.report(exc)
+                    await anyio.sleep(self.poll_interval)
+                    continue
+                break
+            owner = self.active.get(record.run_id)
+            if owner is not None:
+                await self.cleared(owner)
+
     async def admit(
         self,
         record: RunRecord,

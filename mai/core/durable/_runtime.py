@@ -609,30 +609,9 @@ class Runtime:
                 handles.append(RunHandle(self, record.run_id))
             else:
                 handles.append(await self._attach(record, None))
-        if suspects:
-            self._nursery.start_soon(self._quarantine, suspects)
+        if suspects:  # one at a time, each once the previous one is cleared
+            self._nursery.start_soon(host.quarantine, suspects, self._attach)
         return handles
-
-    async def _quarantine(self, suspects: list[RunRecord]) -> None:
-        """Resume suspect runs one at a time, each once the previous one is cleared.
-
-        A store failure here is waited out and never escapes into the runtime's task group
-        (that would tear down every run this process executes).
-        """
-        host = self._host
-        assert host is not None  # noqa: S101
-        for record in suspects:
-            while True:
-                try:
-                    await self._attach(record, None)
-                except StoreError as exc:
-                    host.report(exc)
-                    await anyio.sleep(self.poll_interval)
-                    continue
-                break
-            owner = self._active.get(record.run_id)
-            if owner is not None:
-                await host.cleared(owner)
 
     def _module_for(self, record: RunRecord) -> Module[..., Any] | WorkflowNotFoundError:
         """The workflow module of a run, or why it cannot be found (a run to leave alone).
@@ -668,7 +647,7 @@ class Runtime:
         )
 
     async def _attach(
-        self, record: RunRecord, module: Module[..., Any] | None, *, strict: bool = False
+        self, record: RunRecord, module: Module[..., Any] | None = None, *, strict: bool = False
     ) -> RunHandle:
         """Execute an unclaimed run here if the admission policy lets it (see ``Host.admit``)."""
         handle = RunHandle(self, record.run_id)

@@ -234,7 +234,7 @@ class Worker:
                 continue
             backoff = self.poll_interval
             handed_back = 0
-            for record in await self._isolate(host, claimed):
+            for record in await host.isolate(claimed, busy=bool(self._mine)):
                 found = rt._module_for(record)
                 # a run of another application sharing the store is handed back untouched
                 handed_back += isinstance(found, WorkflowNotFoundError)
@@ -246,25 +246,6 @@ class Worker:
                 continue  # there may be more waiting (not only runs of other applications)
             with anyio.move_on_after(self.poll_interval):
                 await self._wake.wait()
-
-    async def _isolate(self, host: Host, claimed: list[RunRecord]) -> list[RunRecord]:
-        """Run a suspect (see ``Host.suspect``, the runtime's own rule) alone in this process.
-
-        A poison run kills every run beside it; executing suspects alone keeps innocent runs
-        from being dead-lettered with it. Runs given back are released (not an attempt).
-        """
-        risky = [r for r in claimed if host.suspect(r, claimed=True)]
-        if not risky or (len(claimed) == 1 and not self._mine):
-            return claimed
-        keep = (
-            [risky[0]]
-            if not self._mine
-            else [r for r in claimed if not host.suspect(r, claimed=True)]
-        )
-        for record in claimed:
-            if record not in keep:
-                await host.store.release([], record.run_id, host.owner, record.epoch)
-        return keep
 
     async def _claim(self, rt: Runtime, host: Host) -> list[RunRecord]:
         free = self.concurrency - len(self._mine)
