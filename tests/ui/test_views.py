@@ -85,6 +85,32 @@ def test_a_conversation_separates_billed_from_replayed_turns():
     assert second["response"] == [{"role": "assistant", "text": "done"}]
 
 
+def test_approvals_show_after_the_turn_that_asked_pending_or_with_their_decision():
+    """An approval_request is pending until its wait records a decision, which is shown."""
+    call = {"kind": "tool-call", "tool_name": "ship", "args": {"n": 1}, "tool_call_id": "c1"}
+    asked = {"args": ["approval:c1", "ship", {"n": 1}], "kwargs": {}}
+    steps = [
+        step("1.1", "model_request", request(), response(call, tokens=(5, 1)), worker="w"),
+        step("1.2", "approval_request", asked, "approval:c1", worker="w"),
+    ]
+    (turn,) = conversation(steps, owner="w")["turns"]  # type: ignore[index]
+    assert turn["approvals"] == [
+        {
+            "step_id": "1.2",
+            "topic": "approval:c1",
+            "tool_name": "ship",
+            "args": {"n": 1},
+            "decided": False,
+            "decision": None,
+        }
+    ]
+    decided = StepInfo(
+        StepRecord("r", "1.3", "mai.wait_for", "event", "null", '{"payload": "deny"}')
+    )
+    (turn,) = conversation([*steps, decided], owner="w")["turns"]  # type: ignore[index]
+    assert (turn["approvals"][0]["decided"], turn["approvals"][0]["decision"]) == (True, "deny")
+
+
 def test_steps_without_model_requests_have_no_conversation():
     """An ordinary run shows no conversation section."""
     steps = [step("1.1", "fetch", {"args": [1]}, {"kind": "response"}, worker="w")]
