@@ -147,8 +147,8 @@ async def double_v2(x: str) -> str:
     return x * 2
 
 
-async def test_with_app_the_plan_page_lists_changes_and_no_requeue_without_retry(tmp_path):
-    """--app's workflows are compared with the recorded plan; requeue is absent without retry."""
+async def test_with_app_the_plan_page_lists_changes_and_a_finished_run_is_not_requeued(tmp_path):
+    """--app's workflows are compared with the recorded plan; a SUCCEEDED run is not requeued."""
     async with mai.Runtime(f"sqlite:///{tmp_path}/app.db") as rt, trio.open_nursery() as nursery:
         await (await rt.start(double, 2, run_id="d")).result()
         address = await nursery.start(partial(serve_ui, rt, port=0, workflows=[double_v2]))
@@ -163,9 +163,9 @@ async def test_with_app_the_plan_page_lists_changes_and_no_requeue_without_retry
     assert plan["current"]["same"] is False
     assert any(not c["compatible"] for c in plan["current"]["changes"])
     assert session["app"] == ["double"]
-    assert session["actions"]["requeue"] is callable(getattr(rt, "retry", None))
-    if not session["actions"]["requeue"]:
-        assert requeue.status_code == 404
+    assert session["actions"]["requeue"] is True
+    assert requeue.status_code == 409  # a SUCCEEDED run is not requeued
+    assert "only a DEAD or FAILED run" in requeue.json()["error"]
 
 
 @pytest.mark.slow

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -59,6 +61,27 @@ async def stuck(order: int) -> str:
     """Wait for an event nobody sends (it is cancelled instead)."""
     await mai.wait_for("never")
     return f"order {order}"
+
+
+@mai.module
+def settle(details: dict[str, int]) -> str:
+    """Charge an order: fails until its cause is fixed (the file named by $MAI_UI_FIX exists)."""
+    fix = os.environ.get("MAI_UI_FIX")
+    if not fix or not Path(fix).exists():
+        raise RuntimeError(f"order {details['order']}: the payment service is down")
+    return f"order {details['order']} settled for {details['amount']}"
+
+
+flaky = mai.Sequential(fetch, settle).with_(name="flaky")
+
+
+async def failed(url: str, run_ids: list[str]) -> None:
+    """Run ``flaky`` under each id until it fails (the cause is not fixed yet)."""
+    async with mai.Runtime(url) as rt:
+        for i, run_id in enumerate(run_ids):
+            handle = await rt.start(flaky, 80 + i, run_id=run_id)
+            with contextlib.suppress(RuntimeError):  # the run's own error: it ran here
+                await handle.result()
 
 
 async def populate(url: str, n_extra: int = 0) -> None:
@@ -134,6 +157,8 @@ if __name__ == "__main__":
     command, url = sys.argv[1], sys.argv[2]
     if command == "populate":
         trio.run(uiapp.populate, url, int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+    elif command == "failed":
+        trio.run(uiapp.failed, url, sys.argv[3:])
     elif command == "late":
         trio.run(uiapp.late, url, sys.argv[3])
     else:  # a worker with a short lease, so a cancel requested in the UI lands quickly

@@ -2,7 +2,7 @@
 
 This is the one place that knows how the runtime is asked: pages of runs (the store's optional
 :class:`~mai.core.durable.PagedRunStore` capability, else ``list_runs``), a run with its steps
-and trace, its plan, and the actions (cancel, send, and requeue when the runtime offers it).
+and trace, its plan, and the actions (cancel, send, requeue).
 Everything returned is plain JSON data for the routes.
 """
 
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mai.core.durable import (
     PagedRunStore,
+    RunNotRetryableError,
     RunQuery,
     RunStatus,
     RunSummary,
@@ -63,8 +64,8 @@ class UIData:
 
     @property
     def can_requeue(self) -> bool:
-        """Whether the runtime can requeue a DEAD or FAILED run (``Runtime.retry``)."""
-        return callable(getattr(self.rt, "retry", None))
+        """Whether the store can requeue a DEAD or FAILED run (every built-in store can)."""
+        return callable(getattr(self.rt.store, "requeue_run", None))
 
     @property
     def paged(self) -> bool:
@@ -196,16 +197,39 @@ class UIData:
         }
 
     async def requeue(self, run_id: str) -> dict[str, Any]:
-        """Requeue a DEAD or FAILED run (only when the runtime offers ``retry``)."""
-        retry = getattr(self.rt, "retry", None)
-        if not callable(retry):
-            raise NotImplementedError("this pymai's runtime cannot requeue runs")
-        await retry(run_id)
-        info = await self.rt.get(run_id)
+        """Requeue a DEAD or FAILED run: PENDING again, its id and committed steps kept.
+
+        With ``--app`` defining the run's workflow the run resumes in this process at once
+        (:meth:`~mai.Runtime.retry`); otherwise it is only requeued, for a worker or ``mai runs
+        resume`` to pick up: the view never imports code named by what a store recorded.
+
+        Raises:
+            RunNotFoundError: When no such run exists.
+            RunNotRetryableError: When the run is not DEAD or FAILED.
+        """
+        rt = self.rt
+        info = await rt.get(run_id)
+        here = info.workflow in self.workflows
+        if here:
+            await rt.retry(run_id)
+        elif await rt.executor.write(rt.store.requeue_run, run_id) is None:
+            current = await rt.get(run_id)
+            raise RunNotRetryableError(
+                f"run {run_id!r} is {current.status.value}; only a DEAD or FAILED run can be "
+                "requeued",
+                run_id=run_id,
+                status=current.status.value,
+            )
+        after = await rt.get(run_id)
+        where = (
+            "it resumes in this mai ui process (--app)"
+            if here
+            else "a worker (or `mai runs resume`) picks it up"
+        )
         return {
             "ok": True,
-            "status": info.status.value,
-            "message": f"run {run_id} requeued; a worker (or `mai runs resume`) picks it up",
+            "status": after.status.value,
+            "message": f"run {run_id} requeued with its committed steps kept; {where}",
         }
 
 

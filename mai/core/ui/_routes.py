@@ -18,6 +18,7 @@ from mai._errors import MaiError
 from mai.core.durable import (
     PageCursorError,
     RunNotFoundError,
+    RunNotRetryableError,
     RunQuery,
     RunStatus,
     SerializationError,
@@ -136,6 +137,8 @@ def build_app(data: UIData, csrf: str) -> Starlette:
                 return _json(await data.requeue(run_id))
         except RunNotFoundError as exc:
             return _error(404, str(exc))
+        except RunNotRetryableError as exc:
+            return _error(409, str(exc))
         except (ValueError, SerializationError) as exc:  # not JSON, or a payload not sendable
             return _error(400, str(exc))
         except MaiError as exc:  # the runtime refused (for example: not requeueable)

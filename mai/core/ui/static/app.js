@@ -396,9 +396,12 @@ function actionsView(run, ctl) {
     } }, topic, payload, h("button", { type: "submit", id: "act-send" }, "Send event")));
   }
   if (session.actions.requeue && (run.status === "FAILED" || run.status === "DEAD")) {
+    const here = (session.app || []).includes(run.workflow);
     parts.push(h("button", { id: "act-requeue", onclick: () => act("requeue", {}, "Requeue this run?",
-      `Run ${run.run_id} becomes PENDING again with its committed steps kept; a worker (or ` +
-      "`mai runs resume`) picks it up.", "Requeue") }, "Requeue"));
+      `Run ${run.run_id} (${run.workflow}, ${run.status}) becomes PENDING again with its committed ` +
+      "steps kept (they replay, they do not run again); " + (here
+        ? "this mai ui process resumes it at once (--app)."
+        : "a worker (or `mai runs resume`) picks it up."), "Requeue") }, "Requeue"));
   }
   if (!parts.length) parts.push(h("span", { class: "muted" }, "No action applies to a finished run."));
   return h("div", { class: "actions" }, parts, out);
