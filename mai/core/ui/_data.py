@@ -18,9 +18,12 @@ from mai.core.durable import (
     RunQuery,
     RunStatus,
     RunSummary,
+    StepInfo,
+    StepRecord,
     redact_url,
 )
 from mai.core.durable._pages import page_from_list
+from mai.core.durable._trace import trace_of_run
 
 from ._conversation import conversation
 from ._plansvg import plan_svg
@@ -30,6 +33,21 @@ if TYPE_CHECKING:
 
 #: Runs read by the fallback (a store without pages): at most this many, newest first.
 FALLBACK_LIMIT = 5000
+#: Steps of a run sent by default (``GET /api/runs/ID?steps=N`` asks for more).
+STEP_WINDOW = 300
+#: Steps an agent's conversation is read from (besides ``event`` steps: durable waits).
+_AGENT_STEPS = frozenset({"model_request", "approval_request"})
+
+
+def _record_order(r: StepRecord) -> tuple[tuple[int, ...], float]:
+    try:
+        return tuple(int(p) for p in r.step_id.split(".")), r.finished_at
+    except ValueError:
+        return (), r.finished_at
+
+
+def _agent_step(r: StepRecord) -> bool:
+    return r.name in _AGENT_STEPS or r.kind == "event"
 
 
 def summary_json(s: RunSummary, now: float) -> dict[str, Any]:
@@ -96,15 +114,33 @@ class UIData:
         now = rt.clock()
         return {"runs": [summary_json(r, now) for r in rows], "next": cursor, "now": now}
 
-    async def run(self, run_id: str) -> dict[str, Any]:
-        """A run with its steps, trace, conversation and history (``RunNotFoundError``)."""
+    async def run(self, run_id: str, steps_limit: int = STEP_WINDOW) -> dict[str, Any]:
+        """A run with its steps, trace, conversation and history (``RunNotFoundError``).
+
+        Only the first ``steps_limit`` steps in step order (and their trace) are decoded and
+        sent: a page that polls a long run stays cheap for the process serving it. The
+        conversation reads every model, approval and event step of the run.
+        """
         rt = self.rt
         info = await rt.get(run_id)
-        steps = await rt.steps(run_id)
-        trace = rt.trace(run_id)
-        if inspect.isawaitable(trace):  # the runtime's reads may be coroutines
-            trace = await trace
         record = info.record
+        load = getattr(rt.store, "load_steps", None)
+        if callable(load):
+            records: list[StepRecord] = list(await rt.executor.read(load, run_id))
+            records.sort(key=_record_order)
+            total = len(records)
+            records_shown = records[: max(steps_limit, 0)]
+            steps = [StepInfo(r) for r in records_shown]
+            spans = trace_of_run(record, records_shown).to_dict()["spans"]
+            talk = [StepInfo(r) for r in records if _agent_step(r)]
+        else:  # a runtime whose store is not pymai's (its reads are the runtime's own)
+            steps = await rt.steps(run_id)
+            trace = rt.trace(run_id)
+            if inspect.isawaitable(trace):
+                trace = await trace
+            spans = trace.to_dict()["spans"]
+            talk, total = steps, len(steps)
+            steps = steps[: max(steps_limit, 0)]
         end = info.updated_at if info.status.terminal else rt.clock()
         data: dict[str, Any] = {
             "run_id": info.run_id,
@@ -123,6 +159,7 @@ class UIData:
             "queue": record.queue,
             "plan_hash": info.plan_hash,
             "cancel_requested": record.cancel_requested,
+            "steps_total": total,
             "steps": [
                 {
                     "step_id": s.step_id,
@@ -140,8 +177,8 @@ class UIData:
                 }
                 for s in steps
             ],
-            "trace": trace.to_dict()["spans"],
-            "conversation": conversation(steps, info.owner),
+            "trace": spans,
+            "conversation": conversation(talk, info.owner),
         }
         history = getattr(rt, "history", None)
         data["history"] = await history(run_id) if callable(history) else []

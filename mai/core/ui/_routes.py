@@ -24,6 +24,8 @@ from mai.core.durable import (
     SerializationError,
 )
 
+from ._data import STEP_WINDOW
+
 if TYPE_CHECKING:
     from starlette.requests import Request
 
@@ -97,8 +99,13 @@ def build_app(data: UIData, csrf: str) -> Starlette:
         return _json(page)
 
     async def run(request: Request) -> Response:
+        raw = request.query_params.get("steps") or str(STEP_WINDOW)
         try:
-            return _json(await data.run(request.path_params["run_id"]))
+            limit = int(raw)
+        except ValueError:
+            return _error(400, f"steps must be a whole number, got {raw!r}")
+        try:
+            return _json(await data.run(request.path_params["run_id"], max(limit, 0)))
         except RunNotFoundError as exc:
             return _error(404, str(exc))
 

@@ -412,8 +412,10 @@ async function showRun(token, runId) {
   const open = new Set();
   let last = "";
   let outcome = null;
+  let steps = null; // how many steps to ask for (null: the server's window)
   async function load() {
-    const run = await api(`/api/runs/${encodeURIComponent(runId)}`);
+    const query = steps === null ? "" : `?steps=${steps}`;
+    const run = await api(`/api/runs/${encodeURIComponent(runId)}${query}`);
     if (token !== view) return;
     const text = JSON.stringify(run);
     if (text === last) return;
@@ -445,6 +447,11 @@ async function showRun(token, runId) {
       run.conversation ? section("Conversation", conversationView(run.conversation, run, ctl)) : null,
       section("Timeline", timeline(run)),
       section("Trace", traceTree(run)),
+      run.steps_total > run.steps.length ? h("p", { class: "muted", id: "steps-window" },
+        `Showing the first ${run.steps.length} of ${run.steps_total} steps (timeline, trace and ` +
+        "steps) to keep this live page light. ",
+        h("button", { id: "steps-all", onclick: () => { steps = run.steps_total; last = ""; load(); } },
+          `Show all ${run.steps_total}`)) : null,
       section("Steps", stepsList(run, open)));
     if (outcome) {
       const out = document.getElementById("outcome");
