@@ -84,6 +84,21 @@ async def failed(url: str, run_ids: list[str]) -> None:
                 await handle.result()
 
 
+@mai.module
+async def tick(n: int) -> int:
+    """One small step."""
+    return n + 1
+
+
+@mai.module
+async def long_run(n: int) -> int:
+    """``n`` steps in a row (more than a run's page sends at first)."""
+    x = 0
+    for _ in range(n):
+        x = await tick(x)
+    return x
+
+
 async def populate(url: str, n_extra: int = 0) -> None:
     """Run a composite and a failing run to the end; submit the two waiting runs to the queue."""
     async with mai.Runtime(url) as rt:
@@ -95,6 +110,7 @@ async def populate(url: str, n_extra: int = 0) -> None:
         await rt.submit(stuck, 6, run_id="stuck-6")
         await (await rt.start(support, "Where is order 9?", run_id="support-9")).result()
         await rt.submit(shipper, "Ship order 9, please.", run_id="ship-9")
+        await (await rt.start(long_run, 400, run_id="long-400")).result()
         for i in range(n_extra):
             await (await rt.start(checkout, i, run_id=f"bulk-{i:03d}")).result()
 
