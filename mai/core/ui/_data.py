@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from mai.core.durable import (
@@ -24,6 +25,7 @@ from mai.core.durable import (
 )
 from mai.core.durable._pages import page_from_list
 from mai.core.durable._trace import trace_of_run
+from mai.core.tracing._span import Span
 
 from ._conversation import conversation
 from ._plansvg import plan_svg
@@ -37,6 +39,7 @@ FALLBACK_LIMIT = 5000
 STEP_WINDOW = 300
 #: Steps an agent's conversation is read from (besides ``event`` steps: durable waits).
 _AGENT_STEPS = frozenset({"model_request", "approval_request"})
+_SPAN_FIELDS = tuple(f.name for f in fields(Span))
 
 
 def _record_order(r: StepRecord) -> tuple[tuple[int, ...], float]:
@@ -44,6 +47,14 @@ def _record_order(r: StepRecord) -> tuple[tuple[int, ...], float]:
         return tuple(int(p) for p in r.step_id.split(".")), r.finished_at
     except ValueError:
         return (), r.finished_at
+
+
+def _span_json(span: Span) -> dict[str, Any]:
+    """A span as ``TraceHandle.to_dict`` writes it, without ``asdict``'s deep copies."""
+    out = {name: getattr(span, name) for name in _SPAN_FIELDS}
+    if out.get("attributes") is not None:
+        out["attributes"] = dict(out["attributes"])
+    return out
 
 
 def _agent_step(r: StepRecord) -> bool:
@@ -131,7 +142,7 @@ class UIData:
             total = len(records)
             records_shown = records[: max(steps_limit, 0)]
             steps = [StepInfo(r) for r in records_shown]
-            spans = trace_of_run(record, records_shown).to_dict()["spans"]
+            spans = [_span_json(sp) for sp in trace_of_run(record, records_shown).spans]
             talk = [StepInfo(r) for r in records if _agent_step(r)]
         else:  # a runtime whose store is not pymai's (its reads are the runtime's own)
             steps = await rt.steps(run_id)
