@@ -7,6 +7,7 @@ const POLL_MS = 1500;
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "DEAD"]);
 let session = null;
 let timer = null;
+let pausedPoll = null; // [view token, refresh] of a poll skipped while the tab was hidden
 let view = null; // a token: a poll whose view was left does nothing
 
 // -- helpers ---------------------------------------------------------------------------------
@@ -113,6 +114,10 @@ function poll(token, fn) {
   stopPolling();
   timer = setTimeout(async () => {
     if (token !== view) return;
+    if (document.hidden) { // a tab in the background asks nothing; it catches up when shown
+      pausedPoll = [token, fn];
+      return;
+    }
     try {
       await fn();
       document.getElementById("live").className = "live on";
@@ -122,6 +127,15 @@ function poll(token, fn) {
     if (token === view) poll(token, fn);
   }, POLL_MS);
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden || !pausedPoll) return;
+  const [token, fn] = pausedPoll;
+  pausedPoll = null;
+  if (token !== view) return;
+  fn().catch(() => {});
+  poll(token, fn);
+});
 
 // -- the list of runs ------------------------------------------------------------------------
 
