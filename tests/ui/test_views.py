@@ -191,3 +191,23 @@ def test_the_wheel_ships_the_page_files(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ["index.html", "app.js", "app.css"]:
         assert f"mai/core/ui/static/{name}" in names
+
+
+async def test_a_run_page_is_answered_again_for_a_second_and_an_action_forgets_it(tmp_path):
+    """Polls within fresh_for reuse the page; later ones and any action through the view read."""
+    from mai.core.ui._data import UIData
+
+    now = [0.0]
+    async with mai.Runtime(f"sqlite:///{tmp_path}/fresh.db") as rt:
+        await (await rt.start(inc, 1, run_id="a")).result()
+        data = UIData(rt, fresh_for=1.0, clock=lambda: now[0])
+        first = await data.run("a")
+        now[0] = 0.9
+        assert await data.run("a") is first  # within a second: the same page, no read
+        assert await data.run("a", steps_limit=1) is not first  # another window is its own page
+        now[0] = 1.0
+        again = await data.run("a")
+        assert again is not first
+        assert await data.run("a") is again
+        await data.cancel("a")  # an action through the view: its next page is read afresh
+        assert await data.run("a") is not again

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +32,16 @@ from ._conversation import conversation
 from ._plansvg import plan_svg
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mai import Module, Runtime
 
 #: Runs read by the fallback (a store without pages): at most this many, newest first.
 FALLBACK_LIMIT = 5000
 #: Steps of a run sent by default (``GET /api/runs/ID?steps=N`` asks for more).
 STEP_WINDOW = 300
+#: Seconds a run's page is answered again without reading the store (the page polls every 1.5).
+RUN_PAGE_FRESH = 1.0
 #: Steps an agent's conversation is read from (besides ``event`` steps: durable waits).
 _AGENT_STEPS = frozenset({"model_request", "approval_request"})
 _SPAN_FIELDS = tuple(f.name for f in fields(Span))
@@ -84,10 +89,20 @@ class UIData:
         workflows: Modules of the application given with ``--app`` (plans to compare with).
     """
 
-    def __init__(self, runtime: Runtime, workflows: list[Module[..., Any]] | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        workflows: list[Module[..., Any]] | None = None,
+        *,
+        fresh_for: float = RUN_PAGE_FRESH,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """Wrap an open runtime."""
         self.rt = runtime
         self.workflows = {m.name: m for m in workflows or []}
+        self._fresh_for = fresh_for
+        self._clock = clock
+        self._pages: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
 
     # -- capabilities --------------------------------------------------------------------------
 
@@ -130,8 +145,25 @@ class UIData:
 
         Only the first ``steps_limit`` steps in step order (and their trace) are decoded and
         sent: a page that polls a long run stays cheap for the process serving it. The
-        conversation reads every model, approval and event step of the run.
+        conversation reads every model, approval and event step of the run. A run's page built
+        less than ``fresh_for`` seconds ago is answered again (any number of tabs or clients
+        polling one run cost the store one read a second); an action through this view
+        forgets it.
         """
+        now = self._clock()
+        key = (run_id, steps_limit)
+        hit = self._pages.get(key)
+        if hit is not None and now - hit[0] < self._fresh_for:
+            return hit[1]
+        data = await self._build_run(run_id, steps_limit)
+        self._pages = {k: v for k, v in self._pages.items() if now - v[0] < self._fresh_for}
+        self._pages[key] = (now, data)
+        return data
+
+    def _forget(self, run_id: str) -> None:
+        self._pages = {k: v for k, v in self._pages.items() if k[0] != run_id}
+
+    async def _build_run(self, run_id: str, steps_limit: int) -> dict[str, Any]:
         rt = self.rt
         info = await rt.get(run_id)
         record = info.record
@@ -231,12 +263,14 @@ class UIData:
     async def cancel(self, run_id: str) -> dict[str, Any]:
         """Cancel the run; report its status afterwards."""
         await self.rt.cancel(run_id)
+        self._forget(run_id)
         info = await self.rt.get(run_id)
         return {"ok": True, "status": info.status.value, "message": _cancel_text(info.status)}
 
     async def send(self, run_id: str, topic: str, payload: Any) -> dict[str, Any]:
         """Send ``payload`` on ``topic`` to the run."""
         await self.rt.send(run_id, topic, payload)
+        self._forget(run_id)
         info = await self.rt.get(run_id)
         return {
             "ok": True,
@@ -268,6 +302,7 @@ class UIData:
                 run_id=run_id,
                 status=current.status.value,
             )
+        self._forget(run_id)
         after = await rt.get(run_id)
         where = (
             "it resumes in this mai ui process (--app)"
