@@ -173,6 +173,13 @@ def _owner(url: str) -> str:
     return f"{rows[0][0]} {rows[0][1]}" if rows else ""
 
 
+def _alive(proc: subprocess.Popen[bytes], log: Path) -> bool:
+    """True while ``proc`` runs; a process that exited fails the test with its log."""
+    if proc.poll() is not None:
+        pytest.fail(f"{proc.args} exited with {proc.returncode}: {log.read_text()[-3000:]}")
+    return True
+
+
 def _popen(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as err:
         return subprocess.Popen(
@@ -245,7 +252,7 @@ def test_killed_agent_resumed_by_the_cli_approved_in_the_browser_leaks_no_secret
     )
     try:
         wait_until(
-            lambda: first.poll() is None and "approval_request" in _step_names(url),
+            lambda: _alive(first, logs["killed"]) and "approval_request" in _step_names(url),
             "the run to wait for the approval",
             timeout=WAIT,
         )
@@ -266,7 +273,7 @@ def test_killed_agent_resumed_by_the_cli_approved_in_the_browser_leaks_no_secret
     ui = None
     try:
         wait_until(
-            lambda: resumed.poll() is None and _owner(url) not in {killed_owner, ""},
+            lambda: _alive(resumed, logs["resumed"]) and _owner(url) not in {killed_owner, ""},
             "`mai runs resume` to take the run over",
             timeout=WAIT,
         )
