@@ -74,6 +74,10 @@ class AsyncStore(Protocol):
     ) -> tuple[list[RunSummary], str | None]:
         """One page of runs matching ``query`` after the cursor ``after``, and the next cursor."""
 
+    @property
+    def paged(self) -> bool:
+        """Whether :meth:`page_runs` is answered by the store's own indexed queries."""
+
     async def load_steps(self, run_id: str) -> list[StepRecord]:
         """The run's committed steps."""
 
