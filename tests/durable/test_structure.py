@@ -209,3 +209,20 @@ def test_store_capabilities_are_checked_with_isinstance_not_probed() -> None:
     ]
     assert len(found) == 1, found
     assert found[0].startswith("_store.py: return [name for name in REQUIRED_METHODS"), found
+
+
+class _NoUrlStore(mai.core.durable.MemoryStore):
+    """A store whose author forgot the ``url`` attribute."""
+
+    def __getattribute__(self, name: str) -> object:
+        if name == "url":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+async def test_a_store_without_a_url_is_refused_by_name() -> None:
+    """A store lacking the url attribute gets the same clear StoreInterfaceError, naming url."""
+    with pytest.raises(mai.StoreInterfaceError, match=r"lacks url") as info:
+        async with mai.Runtime(_NoUrlStore()):
+            pass
+    assert info.value.missing == ["url (the redacted URL, a str)"]

@@ -355,6 +355,12 @@ def check_store(store: object) -> None:
         StoreInterfaceError: Naming the store's class and every missing method.
     """
     lacking = missing_methods(store)
+    try:
+        url = store.url  # type: ignore[attr-defined]
+    except AttributeError:
+        url = None
+    if not isinstance(url, str):
+        lacking.append("url (the redacted URL, a str)")
     if lacking:
         cls = type(store)
         raise StoreInterfaceError(
