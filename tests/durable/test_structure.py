@@ -15,6 +15,7 @@ import pytest
 
 import mai
 from mai._context import RunState
+from mai.core.durable import MemoryStore
 
 PACKAGE = Path(mai.__file__).parent / "core" / "durable"
 
@@ -211,7 +212,7 @@ def test_store_capabilities_are_checked_with_isinstance_not_probed() -> None:
     assert found[0].startswith("_store.py: return [name for name in REQUIRED_METHODS"), found
 
 
-class _NoUrlStore(mai.core.durable.MemoryStore):
+class _NoUrlStore(MemoryStore):
     """A store whose author forgot the ``url`` attribute."""
 
     def __getattribute__(self, name: str) -> object:
