@@ -37,7 +37,7 @@ async def test_a_week_long_durable_sleep_on_virtual_time(
     url: str, autojump_clock: trio.testing.MockClock
 ) -> None:
     """A week-long mai.sleep completes on virtual time; mai.now() and the timer agree."""
-    async with mai.testing.virtual_runtime(url, lease=30.0) as rt:
+    async with mai.testing.virtual_runtime(url) as rt:  # lease: an hour (168 renewals)
         handle = await rt.start(remind, "rent", run_id="week")
         slept = await handle.result()
         (timer,) = [s for s in await rt.steps("week") if s.kind == "timer"]
