@@ -14,6 +14,7 @@ import trio
 from pydantic import BaseModel
 
 import mai
+import mai.testing
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -197,7 +198,7 @@ async def test_non_blocking_delay_body_runs_once_under_retries(
     flow = mai.Sequential(mai.NonBlockingDelay(0.0, notify), flaky, name="nbd-retry").with_(
         retries=1
     )
-    async with mai.Runtime(url) as rt:
+    async with mai.testing.virtual_runtime(url) as rt:
         assert await (await rt.start(flow, 1, run_id="nbd")).result() == 2
         names = [s.name for s in await rt.steps("nbd")]
     assert len(bodies) == 1, bodies
