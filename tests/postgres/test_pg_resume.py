@@ -231,20 +231,22 @@ async def test_non_blocking_delay_body_runs_once_under_retries_on_postgres(pg_ur
     """A NonBlockingDelay re-scheduled by a composite retry runs its body once (defect 9)."""
     bodies: list[str | None] = []
     failures = [1]
-    notified = trio.Event()
+    notified, release = trio.Event(), trio.Event()
 
     @mai.module
     async def notify(x: int) -> int:
         bodies.append(mai.Context.get().idempotency_key)
         notified.set()
+        await release.wait()  # still running when the sibling fails and the composite retries
         return x
 
     @mai.module
     async def flaky(x: int) -> int:
-        await notified.wait()  # fail while the background body has started
+        await notified.wait()
         if failures[0]:
             failures[0] -= 1
             raise ValueError("fails once")
+        release.set()
         return x + 1
 
     flow = mai.Sequential(mai.NonBlockingDelay(0.0, notify), flaky, name="nbd-retry").with_(
@@ -258,7 +260,7 @@ async def test_non_blocking_delay_body_runs_once_under_retries_on_postgres(pg_ur
 
 
 async def test_resume_of_a_live_run_never_steals_it_on_postgres(pg_url: str) -> None:
-    """Resuming a run another live runtime executes waits for it; the epoch never changes."""
+    """Resuming a live run never steals it (known workflow: waits; unknown: raises, untouched)."""
     entered, release = trio.Event(), trio.Event()
 
     @mai.module
@@ -272,6 +274,10 @@ async def test_resume_of_a_live_run_never_steals_it_on_postgres(pg_url: str) -> 
         handle = await owner.start(flow, 1, run_id="live")
         await entered.wait()
         before = (await owner.get("live")).record
+        async with mai.Runtime(pg_url) as stranger:  # does not know the workflow: hands off
+            with pytest.raises(mai.WorkflowNotFoundError):
+                await stranger.resume("live")
+            await stranger.recover()
         waiting = await other.resume("live")
         await other.recover()  # a sweep of this runtime leaves a live owner's run alone too
         during = (await other.get("live")).record
