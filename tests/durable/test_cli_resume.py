@@ -3,8 +3,9 @@
 Real subprocesses on a real SQLite file: the owner is a script that starts a run with a short
 lease, ``mai runs resume`` is the installed console script run from the app's directory, and a
 ledger file outside the store records which process executed which step body. Nothing waits on
-the wall clock beyond the leases themselves: each test waits for a line in the ledger, a line on
-stderr or a process's exit, and checks orderings of recorded times, never durations.
+the wall clock: each test waits for a line in the ledger, a line on stderr or a process's exit,
+a stopped owner's lease "passes" by moving its recorded end (as in test_crash), and the tests
+check orderings of recorded times, never durations.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def _stop_outside_a_transaction(db: Path, proc: subprocess.Popen[bytes]) -> None
 def test_resume_of_a_live_run_says_who_owns_it_and_waits(app: Path) -> None:
     """`mai runs resume ID` on a run a healthy process executes names the owner and never steals."""
     db = app / "cli.db"
-    owner = _start_owner(app, lease=10.0)
+    owner = _start_owner(app, lease=30.0)
     try:
         before = _run_row(db, "r1")
         resume = subprocess.Popen(
@@ -216,24 +217,29 @@ def test_resume_of_a_live_run_says_who_owns_it_and_waits(app: Path) -> None:
 def test_resume_takes_a_stopped_owner_run_after_its_lease_and_fences_it(app: Path) -> None:
     """SIGSTOP the owner: `mai runs resume` claims the run after its lease; late writes fail."""
     db = app / "cli.db"
-    owner = _start_owner(app, lease=2.0)
+    owner = _start_owner(app, lease=30.0)
     try:
         _stop_outside_a_transaction(db, owner)
         stopped = _run_row(db, "r1")  # the owner can no longer renew: this is its last lease
         (app / "go").write_text("x")
-        resume = subprocess.run(
+        resume = subprocess.Popen(
             [_mai_exe(), "runs", "resume", "r1"],
             cwd=app,
             env=_env(db),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-        assert resume.returncode == 0, resume.stderr
-        assert resume.stdout.strip() == "20"
-        assert "owned by" in resume.stderr
-        assert str(stopped["owner"]) in resume.stderr
+        said = _read_stderr_until(resume, "owned by")
+        assert str(stopped["owner"]) in said
+        assert _run_row(db, "r1") == stopped  # waiting: not taken while the lease holds
+        # The rest of the lease passes while the owner stays stopped (its recorded end moves to
+        # now, as in test_crash): the waiting resume claims the run at its next look.
+        lease_end = time.time()
+        with closing(sqlite3.connect(db, timeout=5)) as conn, conn:
+            conn.execute("UPDATE mai_runs SET lease_until = ? WHERE run_id = 'r1'", (lease_end,))
+        code, out, err = _finish(resume)
+        assert code == 0, err
+        assert out.strip() == "20"
         done = _run_row(db, "r1")
         committed = _step_rows(db, "r1")
         owner.send_signal(signal.SIGCONT)  # the old owner wakes up, finishes its body, is fenced
@@ -248,7 +254,7 @@ def test_resume_takes_a_stopped_owner_run_after_its_lease_and_fences_it(app: Pat
     assert _run_row(db, "r1") == done  # nothing the old owner did afterwards landed
     assert _step_rows(db, "r1") == committed
     second = committed["1.2"]
-    assert second["started_at"] >= stopped["lease_until"], "claimed before the lease expired"
+    assert second["started_at"] >= lease_end, "claimed before the lease expired"
     assert str(second["worker"]) != str(stopped["owner"])
     assert committed["1.1"]["worker"] == stopped["owner"]  # replayed, not run again
     ledger = _ledger(app)
