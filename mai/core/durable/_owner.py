@@ -472,7 +472,9 @@ class RunOwner:
                         if await self.finish(*decided) and decided[1] is not None:
                             self.value, self.succeeded = result, True
                     else:  # interrupted (shutdown): hand the run back, resumable at once
-                        await self.release()
+                        # Patiently only when the store failed the run; an interrupt (Ctrl-C,
+                        # a cancelled runtime) tries once, never waits out store_patience.
+                        await self.release(patient=self.store_failed is not None)
             finally:
                 self.host.active.pop(self.run_id, None)
                 self.done.set()
@@ -500,13 +502,19 @@ class RunOwner:
             _log().warning("mai.run_outcome_fenced", run_id=self.run_id, status=str(status))
         return bool(ok)
 
-    async def release(self) -> None:
-        """Hand an interrupted run back (committing what finished); never raises."""
+    async def release(self, *, patient: bool = True) -> None:
+        """Hand an interrupted run back (committing what finished); never raises.
+
+        ``patient`` waits out transient store failures (up to ``store_patience``); otherwise
+        the release is tried once (an interrupt must not hang on a failing store).
+        """
         extra = [*self.pending, *self.uncommitted.values()]
+
+        def write() -> Awaitable[bool]:
+            return self.store.release(extra, self.run_id, self.owner, self.epoch)
+
         try:
-            await self.host.patiently(
-                lambda: self.store.release(extra, self.run_id, self.owner, self.epoch)
-            )
+            await (self.host.patiently(write) if patient else write())
         except StoreError as exc:
             _log().error(
                 "mai.run_not_released",

@@ -190,6 +190,12 @@ class SQLiteStore:
                 "MAI_STORE at a new file",
                 url=self.url,
             )
+        if "no such table" in low or "no such column" in low:  # changed under us: not transient
+            return StoreSchemaError(
+                f"{where} lacks the tables or columns this pymai expects ({text}); another tool "
+                "or release changed it: restore it from a backup or point MAI_STORE at a new file",
+                url=self.url,
+            )
         if name in _BUSY or "locked" in low or "busy" in low:
             return StoreBusyError(
                 f"{where} stayed locked for more than {self.busy_seconds:g}s ({text})",
