@@ -373,6 +373,8 @@ class RunOwner:
         self.clock = host.clock
         #: Whether the run was admitted as a suspect (see :meth:`Host.suspect`).
         self.suspect = suspect
+        #: Until when (on the runtime's clock) the lease is known to hold: renewed by heartbeats.
+        self.fresh_until = self.clock() + host.lease
         self.done = anyio.Event()
         self.scope = anyio.CancelScope()
         self.cancelled = False
@@ -535,7 +537,9 @@ class RunOwner:
         if not ok:
             self.cancel(requested=False)
             _log().warning("mai.lease_lost", run_id=self.run_id, owner=self.owner)
-        elif cancel:
+            return
+        self.fresh_until = self.clock() + self.host.lease
+        if cancel:
             self.cancel(requested=True)
 
     # -- commit ----------------------------------------------------------------------------------
@@ -639,6 +643,17 @@ class RunOwner:
             if running is None:
                 running = self.inflight[sid] = anyio.Event()
             await running.wait()
+        if self.clock() > self.fresh_until:
+            # No heartbeat renewed the lease for a whole lease (the process was paused or
+            # starved): it may be another owner's run now; renew before starting a body.
+            await self.renew()
+            if self.lost:
+                raise LeaseLostError(
+                    f"run {self.run_id!r}: step {sid} not started, this process (epoch "
+                    f"{self.epoch}) no longer owns the run",
+                    run_id=self.run_id,
+                    step_id=sid,
+                )
         self.inflight[sid] = None  # an event is made only if a second call has to wait
         try:
             fault_point("before_body")
