@@ -162,3 +162,12 @@ async def _sum_list(xs: list[int]) -> int:
 
 
 wide_sum = mai.Sequential(wide, _sum_list)
+
+
+@mai.module
+async def outer(x: int) -> int:
+    """Calls double and inc inside its own body: child steps of the activity (1.2.1, 1.2.2)."""
+    return await inc(await double(x))
+
+
+traced = mai.Sequential(double, outer, name="traced")

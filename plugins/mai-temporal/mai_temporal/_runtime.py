@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib
 import json
@@ -29,10 +30,20 @@ import anyio.to_thread
 
 from mai import ConfigError, Module, RunCancelledError, RunInfo, RunStatus, StepInfo
 from mai.core.durable import RunNotFoundError, RunRecord, StepRecord
-from mai.core.executor import dumps, encode_input, loads, module_ref
+from mai.core.executor import dumps, encode_input, loads, module_ref, resolve_module_ref
 
 from ._options import TemporalOptions, parse_options
-from ._workflow import ACTIVITY, SIGNAL, WORKFLOW, MaiRun, error_of, mai_step
+from ._tracing import trace_context
+from ._workflow import (
+    ACTIVITY,
+    SIGNAL,
+    WORKERS,
+    WORKFLOW,
+    MaiRun,
+    WorkerSettings,
+    error_of,
+    mai_step,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Iterable
@@ -141,11 +152,17 @@ def make_worker(
     task_queue: str | None = None,
     modules: Iterable[str] = (),
     concurrency: int = 100,
+    tracer_provider: Any = None,
+    **worker_options: Any,
 ) -> Any:
     """A ``temporalio`` worker serving pymai runs and steps on ``task_queue``.
 
     ``modules`` are the user's modules (packages) that define workflows: the workflow sandbox
     shares them, with pymai, anyio, pydantic and structlog, instead of importing them again.
+    ``tracer_provider`` is the OpenTelemetry provider for the spans of the runs and steps this
+    worker executes (default: the application's global one, when configured); the settings
+    apply to every worker of this process on the same task queue. ``worker_options`` go to
+    ``temporalio.worker.Worker`` as they are (for example ``max_cached_workflows``).
     """
     from temporalio.worker import Worker  # noqa: PLC0415
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner  # noqa: PLC0415
@@ -154,15 +171,20 @@ def make_worker(
 
     mai.plugins("mai.tracers")  # discovered now: the sandbox cannot read package metadata
     restrictions = _restrictions(modules)
+    queue = task_queue or options.task_queue
+    WORKERS[queue] = WorkerSettings(tracer_provider=tracer_provider)
     return Worker(
         client,
-        task_queue=task_queue or options.task_queue,
+        task_queue=queue,
         workflows=[MaiRun],
         activities=[mai_step],
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
         max_concurrent_activities=concurrency,
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=options.sticky_timeout),
-        graceful_shutdown_timeout=timedelta(seconds=1),
+        graceful_shutdown_timeout=worker_options.pop(
+            "graceful_shutdown_timeout", timedelta(seconds=1)
+        ),
+        **worker_options,
     )
 
 
@@ -198,6 +220,7 @@ def run_request(
         "ref": ref,
         "input": text,
         "deadline": deadline_at,
+        "trace_context": trace_context(),
         "settings": {
             "heartbeat": options.heartbeat,
             "attempt_timeout": options.attempt_timeout,
@@ -261,6 +284,9 @@ class TemporalRuntime:
         url: ``temporal://HOST:PORT/NAMESPACE?task_queue=Q`` (see :mod:`mai_temporal._options`).
         workflows: Modules this process may run (with ``worker=True``) and cast results for.
         worker: Also run a worker in this process while the runtime is open.
+        tracer_provider: The OpenTelemetry tracer provider of that worker's spans (default:
+            the application's global one, when configured).
+        worker_options: Further ``temporalio.worker.Worker`` options for that worker.
         **options: :class:`TemporalOptions` fields (``api_key``, ``tls_cert``, ...).
     """
 
@@ -272,10 +298,14 @@ class TemporalRuntime:
         *,
         workflows: Iterable[Module[..., Any]] = (),
         worker: bool = False,
+        tracer_provider: Any = None,
+        worker_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
         """Configure; nothing connects before ``async with``."""
         self.options = parse_options(url, **options)
+        self._tracer_provider = tracer_provider
+        self._worker_options = dict(worker_options or {})
         self.url = self.options.url
         self._registered = list(workflows)
         self._in_process = worker
@@ -311,7 +341,13 @@ class TemporalRuntime:
         return self
 
     async def _start_worker(self, modules: list[str]) -> None:
-        worker = make_worker(self._client, self.options, modules=modules)
+        worker = make_worker(
+            self._client,
+            self.options,
+            modules=modules,
+            tracer_provider=self._tracer_provider,
+            **self._worker_options,
+        )
         self._worker_task = asyncio.get_running_loop().create_task(worker.run())
         self._worker = worker
 
@@ -497,16 +533,44 @@ class TemporalRuntime:
         return found
 
     async def steps(self, run_id: str) -> list[StepInfo]:
-        """The run's completed steps (its completed activities), in step order."""
-        return await self._call(self._steps(run_id))  # type: ignore[no-any-return]
+        """The run's completed steps, in step order, with inputs, outputs and timings.
 
-    async def _steps(self, run_id: str) -> list[StepInfo]:
+        The steps are the run's completed activities and the module calls their bodies made
+        (``1.2.1``, ...), as the durable runtime records them.
+        """
+        records = await self._call(self._steps(run_id))
+        return [StepInfo(r) for r in records]
+
+    async def trace(self, run_id: str) -> Any:
+        """The run's trace (a :class:`~mai.TraceHandle`) rebuilt from its Temporal history.
+
+        As on the durable runtime: each completed step is a span (the activities, and the
+        module calls their bodies made, as children); composites, which run as workflow code,
+        are spans named from the workflow's plan (when this process can import the workflow)
+        that span their children.
+
+        Raises:
+            RunNotFoundError: When Temporal has no such workflow.
+        """
+        from mai.core.durable import plan_for, trace_of_run  # noqa: PLC0415
+
+        record = await self._call(self._describe(run_id, True))
+        steps = await self._call(self._steps(run_id))
+        module = self._workflows.get(run_id)
+        if module is None and record.ref:
+            with contextlib.suppress(Exception):  # not importable here: composites go unnamed
+                module = resolve_module_ref(record.ref)
+        if module is not None:
+            record = dataclasses.replace(record, plan=plan_for(module)[1])
+        return trace_of_run(record, steps)
+
+    async def _steps(self, run_id: str) -> list[StepRecord]:
         handle = self.client.get_workflow_handle(run_id)
         history = await handle.fetch_history()
         convert = self.client.data_converter
         scheduled: dict[int, Any] = {}
         started: dict[int, Any] = {}
-        out: list[StepInfo] = []
+        out: list[StepRecord] = []
         for event in history.events:
             if event.HasField("activity_task_scheduled_event_attributes"):
                 attrs = event.activity_task_scheduled_event_attributes
@@ -522,23 +586,26 @@ class TemporalRuntime:
                 if info is None:
                     continue
                 _aid, request, at = info
-                (text,) = await convert.decode(attrs.result.payloads)
+                (result,) = await convert.decode(attrs.result.payloads)
                 start = started.get(attrs.scheduled_event_id)
+                worker = start.identity if start is not None else None
+                nested = result.get("steps", []) if isinstance(result, dict) else []
                 out.append(
-                    StepInfo(
-                        StepRecord(
-                            run_id=run_id,
-                            step_id=request["step_id"],
-                            name=request.get("name", ""),
-                            kind="call",
-                            input=request["input"],
-                            output=text,
-                            started_at=at.ToDatetime(dt.UTC).timestamp(),
-                            finished_at=event.event_time.ToDatetime(dt.UTC).timestamp(),
-                            attempts=int(request.get("retry_count", 0)) + 1,
-                            worker=start.identity if start is not None else None,
-                        )
+                    StepRecord(
+                        run_id=run_id,
+                        step_id=request["step_id"],
+                        name=request.get("name", ""),
+                        kind="call",
+                        input=request["input"],
+                        output=result["output"] if isinstance(result, dict) else result,
+                        started_at=at.ToDatetime(dt.UTC).timestamp(),
+                        finished_at=event.event_time.ToDatetime(dt.UTC).timestamp(),
+                        attempts=int(request.get("retry_count", 0)) + 1,
+                        worker=worker,
                     )
+                )
+                out.extend(
+                    StepRecord(run_id=run_id, kind="call", worker=worker, **n) for n in nested
                 )
         return sorted(out, key=lambda s: tuple(int(p) for p in s.step_id.split(".")))
 

@@ -57,6 +57,13 @@ from mai.core.executor import (
     tree_paths,
 )
 
+from ._tracing import (
+    NestedSteps,
+    configured_provider,
+    replay_safe,
+    with_current_span,
+)
+
 WORKFLOW = "mai.run"
 ACTIVITY = "mai.step"
 SIGNAL = "mai.send"
@@ -65,6 +72,30 @@ FAILURE = "mai.Failure"
 #: Extra seconds an activity's schedule-to-close gets past the run's deadline, so the kernel's own
 #: deadline (a workflow timer) fires first and names the module.
 _SLACK = 1.0
+
+
+class WorkerSettings:
+    """What a worker in this process adds to the runs and steps of its task queue.
+
+    Attributes:
+        tracer_provider: The OpenTelemetry tracer provider for spans made in this worker
+            (``None``: the application's global one, if any).
+    """
+
+    def __init__(self, tracer_provider: Any = None) -> None:
+        """Keep the settings."""
+        self.tracer_provider = tracer_provider
+
+
+#: Settings of the workers of this process, by task queue (read by the workflow and activity).
+WORKERS: dict[str, WorkerSettings] = {}
+_NO_SETTINGS = WorkerSettings()
+
+
+def _tracer_provider(task_queue: str) -> Any:
+    """The replay-safe tracer provider for runs and steps on ``task_queue``, or ``None``."""
+    provider = WORKERS.get(task_queue, _NO_SETTINGS).tracer_provider or configured_provider()
+    return None if provider is None else replay_safe(provider)
 
 
 def failure(exc: BaseException) -> ApplicationError:
@@ -138,7 +169,8 @@ class _Steps:
             "step_id": sid,
             "retry_count": ctx.retry_count,
             "input": dumps({"args": args, "kwargs": kwargs}, what=f"the input of step {sid}"),
-            "metadata": dict(ctx.metadata),
+            # the step's span (when traced) becomes the parent of the activity's spans
+            "metadata": with_current_span(dict(ctx.metadata)),
         }
         if request["path"] is None and request["ref"] is None:
             from mai import ConfigError  # noqa: PLC0415
@@ -170,13 +202,13 @@ class _Steps:
             summary=call.name,
         )
         try:
-            text = await asyncio.shield(handle)
+            result = await asyncio.shield(handle)
         except asyncio.CancelledError:
             handle.cancel()
             raise
         except ActivityError as err:
             raise error_of(err) from None
-        return loads(text)
+        return loads(result["output"] if isinstance(result, dict) else result)
 
 
 class _Durable:
@@ -234,7 +266,8 @@ class MaiRun:
     @workflow.run
     async def run(self, request: dict[str, Any]) -> str:
         """Run the module; return its result as JSON, or fail with the codec's failure."""
-        run_id = workflow.info().workflow_id
+        info = workflow.info()
+        run_id = info.workflow_id
         try:
             module = resolve_module_ref(request["ref"])
             data = loads(request["input"])
@@ -242,7 +275,17 @@ class MaiRun:
             token = durability.set(_Durable(self, run_id))
             try:
                 with contextlib.ExitStack() as stack:
+                    provider = _tracer_provider(info.task_queue)
+                    if provider is not None:
+                        from mai.core.tracing import instrument  # noqa: PLC0415
+
+                        stack.enter_context(instrument(provider))
                     stack.enter_context(intercept(steps))
+                    # The run continues the trace of whoever started it (or one made up then).
+                    trace = request.get("trace_context")
+                    if trace:
+                        ctx = Context.set(metadata=trace)
+                        stack.callback(Context.reset, ctx)
                     deadline_at = request.get("deadline")
                     if deadline_at is not None:
                         left = float(deadline_at) - workflow.now().timestamp()
@@ -280,7 +323,7 @@ def _module_for(request: dict[str, Any]) -> Any:
 
 
 @activity.defn(name=ACTIVITY)
-async def mai_step(request: dict[str, Any]) -> str:
+async def mai_step(request: dict[str, Any]) -> str | dict[str, Any]:
     """Run one attempt of one leaf step (heartbeating, so a lost worker is noticed)."""
     info = activity.info()
     heartbeat = info.heartbeat_timeout
@@ -290,22 +333,51 @@ async def mai_step(request: dict[str, Any]) -> str:
     try:
         module = _module_for(request)
         data = loads(request["input"])
-        result = await run_step(
-            module,
-            data["args"],
-            data["kwargs"],
-            run_id=request["run_id"],
-            step_id=sid,
-            retry_count=int(request.get("retry_count", 0)),
-            timeout=request.get("timeout"),
-            metadata=request.get("metadata"),
-        )
-        return dumps(result, what=f"the output of step {sid} ({request.get('name')})")
+        nested = NestedSteps(sid)
+        with contextlib.ExitStack() as stack:
+            _trace_activity(stack, request, info)
+            stack.enter_context(intercept(nested))
+            result = await run_step(
+                module,
+                data["args"],
+                data["kwargs"],
+                run_id=request["run_id"],
+                step_id=sid,
+                retry_count=int(request.get("retry_count", 0)),
+                timeout=request.get("timeout"),
+                metadata=request.get("metadata"),
+            )
+        text = dumps(result, what=f"the output of step {sid} ({request.get('name')})")
     except Exception as exc:
         raise failure(exc) from None
     finally:
         if beating is not None:
             beating.cancel()
+    # The body's own module calls travel back with the output: they are steps of the run too.
+    return {"output": text, "steps": nested.records} if nested.records else text
+
+
+def _trace_activity(stack: contextlib.ExitStack, request: dict[str, Any], info: Any) -> None:
+    """Make the step's workflow-side span the parent of this attempt's spans (when traced)."""
+    provider = _tracer_provider(info.task_queue)
+    if provider is None:
+        return
+    from opentelemetry import context  # noqa: PLC0415
+
+    from mai.core.tracing import extract_trace_context, instrument  # noqa: PLC0415
+    from mai.core.tracing._otel import span_hint  # noqa: PLC0415
+
+    stack.enter_context(instrument(provider))
+    metadata = request.get("metadata") or {}
+    if "traceparent" in metadata:
+        token = context.attach(extract_trace_context(metadata))
+        stack.callback(context.detach, token)
+    attributes = {
+        "mai.temporal.activity_id": info.activity_id,
+        "mai.temporal.attempt": info.attempt,
+    }
+    hint = span_hint.set((str(request.get("name") or ""), attributes, "internal"))
+    stack.callback(span_hint.reset, hint)
 
 
 async def _heartbeat(every: float) -> None:
