@@ -171,3 +171,16 @@ async def outer(x: int) -> int:
 
 
 traced = mai.Sequential(double, outer, name="traced")
+
+
+@mai.module
+async def trio_token(x: int) -> int:
+    """Uses a Trio-only API (fails on asyncio): x + 1 under the Trio activity runner."""
+    import trio
+
+    trio.lowlevel.current_trio_token()
+    await trio.lowlevel.checkpoint()
+    return x + 1
+
+
+trio_flow = mai.Sequential(double, trio_token)

@@ -172,7 +172,10 @@ def make_worker(
     mai.plugins("mai.tracers")  # discovered now: the sandbox cannot read package metadata
     restrictions = _restrictions(modules)
     queue = task_queue or options.task_queue
-    WORKERS[queue] = WorkerSettings(tracer_provider=tracer_provider)
+    old = WORKERS.get(queue)
+    if old is not None:
+        old.close()
+    WORKERS[queue] = WorkerSettings(tracer_provider, options.activity_runner, concurrency)
     return Worker(
         client,
         task_queue=queue,
@@ -355,6 +358,7 @@ class TemporalRuntime:
         if self._worker_task is not None:
             await self._worker.shutdown()
             self._worker_task = None
+            _release(self.options.task_queue)
 
     async def __aexit__(self, *exc: object) -> None:
         """Stop the in-process worker and disconnect."""
@@ -676,12 +680,21 @@ class TemporalRuntime:
             await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for w in workers:
                 await w.shutdown()
+            for q in wanted:
+                _release(q)
             for t in tasks:
                 if t.done() and t.exception() is not None:
                     raise t.exception()  # type: ignore[misc]
             return 0
 
         return asyncio.run(main())
+
+
+def _release(task_queue: str) -> None:
+    """Forget the settings of this process's worker on ``task_queue`` (its threads go)."""
+    settings = WORKERS.pop(task_queue, None)
+    if settings is not None:
+        settings.close()
 
 
 def _record(

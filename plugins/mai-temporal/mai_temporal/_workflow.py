@@ -32,8 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -80,11 +83,30 @@ class WorkerSettings:
     Attributes:
         tracer_provider: The OpenTelemetry tracer provider for spans made in this worker
             (``None``: the application's global one, if any).
+        activity_runner: ``"asyncio"`` or ``"trio"``: the event loop leaf bodies run on.
+        threads: Activities run at once (the Trio runner's thread pool size).
     """
 
-    def __init__(self, tracer_provider: Any = None) -> None:
+    def __init__(
+        self, tracer_provider: Any = None, activity_runner: str = "asyncio", threads: int = 100
+    ) -> None:
         """Keep the settings."""
         self.tracer_provider = tracer_provider
+        self.activity_runner = activity_runner
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def pool(self) -> ThreadPoolExecutor:
+        """The threads Trio runs activity bodies in (made on first use)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mai-trio-activity")
+        return self._pool
+
+    def close(self) -> None:
+        """Let the Trio runner's threads go (they finish the bodies they run)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
 
 #: Settings of the workers of this process, by task queue (read by the workflow and activity).
@@ -330,14 +352,14 @@ async def mai_step(request: dict[str, Any]) -> str | dict[str, Any]:
     beat = heartbeat.total_seconds() / 3 if heartbeat else None
     sid = request["step_id"]
     beating = asyncio.get_running_loop().create_task(_heartbeat(beat)) if beat else None
+    settings = WORKERS.get(info.task_queue, _NO_SETTINGS)
     try:
         module = _module_for(request)
         data = loads(request["input"])
         nested = NestedSteps(sid)
-        with contextlib.ExitStack() as stack:
-            _trace_activity(stack, request, info)
-            stack.enter_context(intercept(nested))
-            result = await run_step(
+
+        async def body() -> Any:
+            return await run_step(
                 module,
                 data["args"],
                 data["kwargs"],
@@ -347,6 +369,14 @@ async def mai_step(request: dict[str, Any]) -> str | dict[str, Any]:
                 timeout=request.get("timeout"),
                 metadata=request.get("metadata"),
             )
+
+        with contextlib.ExitStack() as stack:
+            _trace_activity(stack, request, info)
+            stack.enter_context(intercept(nested))
+            if settings.activity_runner == "trio":
+                result = await _on_trio(body, settings.pool())
+            else:
+                result = await body()
         text = dumps(result, what=f"the output of step {sid} ({request.get('name')})")
     except Exception as exc:
         raise failure(exc) from None
@@ -355,6 +385,51 @@ async def mai_step(request: dict[str, Any]) -> str | dict[str, Any]:
             beating.cancel()
     # The body's own module calls travel back with the output: they are steps of the run too.
     return {"output": text, "steps": nested.records} if nested.records else text
+
+
+async def _on_trio(body: Any, pool: ThreadPoolExecutor) -> Any:
+    """Run ``body()`` under ``trio.run`` in a thread of ``pool``; a cancel here cancels it there.
+
+    The activity's context (tracing, interceptors) goes along; heartbeats stay on the worker's
+    loop. When Temporal cancels the activity, the Trio body's cancel scope is cancelled through
+    its Trio token and the activity waits for the body to unwind before it reports the cancel.
+    """
+    import trio  # noqa: PLC0415 - only this runner needs it
+
+    lock = threading.Lock()
+    state: dict[str, Any] = {}
+
+    async def main() -> Any:
+        with trio.CancelScope() as scope:
+            with lock:
+                state["scope"] = (trio.lowlevel.current_trio_token(), scope)
+                if state.get("cancelled"):
+                    scope.cancel()
+            return ("ok", await body())
+        return ("cancelled", None)
+
+    context = contextvars.copy_context()
+
+    def in_thread() -> Any:
+        return context.run(trio.run, main)
+
+    future = asyncio.get_running_loop().run_in_executor(pool, in_thread)
+    try:
+        outcome, value = await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with lock:
+            state["cancelled"] = True
+            found = state.get("scope")
+        if found is not None:
+            token, scope = found
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(scope.cancel)
+        with contextlib.suppress(BaseException):  # the cancel is what we report
+            await future
+        raise
+    if outcome == "cancelled":  # cancelled from inside (a deadline the body did not catch)
+        raise asyncio.CancelledError
+    return value
 
 
 def _trace_activity(stack: contextlib.ExitStack, request: dict[str, Any], info: Any) -> None:
