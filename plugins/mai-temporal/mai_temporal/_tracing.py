@@ -31,6 +31,7 @@ from opentelemetry.trace import Span
 from temporalio import workflow
 
 from mai.core.executor import dumps
+from mai.core.tracing import inject_trace_context
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -67,8 +68,6 @@ def trace_context() -> dict[str, str]:
     """The caller's W3C trace context, or a new trace id when there is no current span."""
     carrier: dict[str, str] = {}
     if sys.modules.get("opentelemetry.trace") is not None:
-        from mai.core.tracing import inject_trace_context  # noqa: PLC0415
-
         carrier = {k: v for k, v in inject_trace_context({}).items() if isinstance(v, str)}
     if "traceparent" not in carrier:  # every span of the run still lands in one trace
         carrier = {"traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"}
@@ -79,8 +78,6 @@ def with_current_span(metadata: dict[str, Any]) -> dict[str, Any]:
     """``metadata`` with the current OpenTelemetry span (the step's) as its ``traceparent``."""
     if sys.modules.get("opentelemetry.trace") is None:
         return metadata
-    from mai.core.tracing import inject_trace_context  # noqa: PLC0415
-
     return inject_trace_context(metadata)
 
 

@@ -47,6 +47,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from mai import Context, Map, WaitTimeoutError
+from mai._context import current_frame
 from mai._seam import Call, durability, intercept
 from mai.core.executor import (
     decode_error,
@@ -140,8 +141,11 @@ def error_of(err: BaseException) -> BaseException:
 class _Steps:
     """The interceptor that turns each leaf call of a run into a ``mai.step`` activity."""
 
-    def __init__(self, root: Any, ref: str, run_id: str, settings: dict[str, Any]) -> None:
+    def __init__(
+        self, root: Any, ref: str, run_id: str, settings: dict[str, Any], *, traced: bool
+    ) -> None:
         self.root = root
+        self.traced = traced
         self.ref = ref
         self.run_id = run_id
         self.paths = tree_paths(root)
@@ -179,9 +183,13 @@ class _Steps:
             return await call.execute(body)
 
     async def _activity(self, call: Call, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        ctx = Context.get()
+        frame = current_frame.get()  # the attempt's frame (Context.get costs more here)
+        retry_count = frame.retry_count
         sid = call.step_id
         path = self.paths.get(id(call.module))
+        metadata = dict(frame.metadata)
+        if self.traced:  # the step's span becomes the parent of the activity's spans
+            metadata = with_current_span(metadata)
         request: dict[str, Any] = {
             "workflow": self.ref,
             "path": None if path is None else list(path),
@@ -189,10 +197,9 @@ class _Steps:
             "name": call.name,
             "run_id": self.run_id,
             "step_id": sid,
-            "retry_count": ctx.retry_count,
+            "retry_count": retry_count,
             "input": dumps({"args": args, "kwargs": kwargs}, what=f"the input of step {sid}"),
-            # the step's span (when traced) becomes the parent of the activity's spans
-            "metadata": with_current_span(dict(ctx.metadata)),
+            "metadata": metadata,
         }
         if request["path"] is None and request["ref"] is None:
             from mai import ConfigError  # noqa: PLC0415
@@ -203,7 +210,7 @@ class _Steps:
                 "at module level",
                 module_name=call.name,
             )
-        remaining = ctx.deadline - asyncio.get_running_loop().time()
+        remaining = frame.deadline - asyncio.get_running_loop().time()
         schedule_to_close = None
         if remaining != math.inf:
             # The deadline is the workflow's to enforce (a timer, which names the module whose
@@ -211,7 +218,7 @@ class _Steps:
             # that fires only if that cancellation never reaches the activity.
             request["timeout"] = max(remaining, 0.001) + _SLACK / 2
             schedule_to_close = timedelta(seconds=max(remaining, 0.001) + _SLACK)
-        aid = sid if ctx.retry_count == 0 else f"{sid}@{ctx.retry_count}"
+        aid = sid if retry_count == 0 else f"{sid}@{retry_count}"
         handle = workflow.start_activity(
             ACTIVITY,
             request,
@@ -221,7 +228,6 @@ class _Steps:
             heartbeat_timeout=self.heartbeat,
             retry_policy=self.retry,
             cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
-            summary=call.name,
         )
         try:
             result = await asyncio.shield(handle)
@@ -293,11 +299,12 @@ class MaiRun:
         try:
             module = resolve_module_ref(request["ref"])
             data = loads(request["input"])
-            steps = _Steps(module, request["ref"], run_id, request.get("settings", {}))
+            provider = _tracer_provider(info.task_queue)
+            settings = request.get("settings", {})
+            steps = _Steps(module, request["ref"], run_id, settings, traced=provider is not None)
             token = durability.set(_Durable(self, run_id))
             try:
                 with contextlib.ExitStack() as stack:
-                    provider = _tracer_provider(info.task_queue)
                     if provider is not None:
                         from mai.core.tracing import instrument  # noqa: PLC0415
 
