@@ -184,3 +184,21 @@ async def trio_token(x: int) -> int:
 
 
 trio_flow = mai.Sequential(double, trio_token)
+
+
+@mai.module
+async def noted(x: int) -> int:
+    """x + 1, noted in the ledger each time it runs."""
+    _note(f"noted {mai.Context.get().step_id}")
+    return x + 1
+
+
+@mai.module
+async def gate(x: int) -> int:
+    """3 * x once the file named by $MAI_TEST_GATE exists; a ValueError before."""
+    if not os.path.exists(os.environ["MAI_TEST_GATE"]):  # noqa: PTH110, ASYNC240 - a test gate
+        raise ValueError(f"gate closed at {x}")
+    return 3 * x
+
+
+gated = mai.Sequential(noted, gate)

@@ -126,8 +126,8 @@ async def test_recorded_histories_replay_and_a_changed_workflow_fails(rt: Any) -
             await rt.send(run_id, "go", 1)
         await handle.result()
     for run_id in runs:
-        await rt.replay(await rt.history(run_id), modules=["temporal_flows"])
-    history = await rt.history("replay-seq")
+        await rt.replay(await rt.event_history(run_id), modules=["temporal_flows"])
+    history = await rt.event_history("replay-seq")
     original = f.sequential
     try:
         f.sequential = mai.Parallel(f.double, f.inc)

@@ -613,9 +613,113 @@ class TemporalRuntime:
                 )
         return sorted(out, key=lambda s: tuple(int(p) for p in s.step_id.split(".")))
 
-    async def history(self, run_id: str) -> Any:
-        """The run's Temporal event history (a ``temporalio.client.WorkflowHistory``)."""
+    async def event_history(self, run_id: str) -> Any:
+        """The run's Temporal event history (a ``temporalio.client.WorkflowHistory``).
+
+        What :meth:`replay` and Temporal's own tools take; :meth:`history` means what it means
+        on the durable runtime (the outcomes of earlier attempts).
+        """
         return await self._call(self.client.get_workflow_handle(run_id).fetch_history())
+
+    async def history(self, run_id: str) -> list[dict[str, Any]]:
+        """The outcomes of the run's earlier attempts (before each :meth:`retry`), oldest first.
+
+        As on the durable runtime (:meth:`mai.Runtime.history`): each item has ``status``,
+        ``output``, ``error`` (decoded) and ``finished_at``. On Temporal the earlier attempts
+        are the earlier executions of the run's workflow id (a :meth:`retry`, or a
+        ``temporal workflow reset``, starts a new execution of the same id).
+
+        Raises:
+            RunNotFoundError: When Temporal has no such workflow.
+        """
+        return await self._call(self._history(run_id))  # type: ignore[no-any-return]
+
+    async def _history(self, run_id: str) -> list[dict[str, Any]]:
+        from temporalio.client import WorkflowFailureError  # noqa: PLC0415
+        from temporalio.exceptions import CancelledError  # noqa: PLC0415
+
+        await self._describe(run_id, False)  # raises when there is no such run
+        runs = [wf async for wf in self.client.list_workflows(f"WorkflowId = '{_quoted(run_id)}'")]
+        runs.sort(key=lambda wf: wf.start_time)
+        out: list[dict[str, Any]] = []
+        for wf in runs[:-1]:  # every execution before the current one
+            status = _STATUS.get(int(wf.status or 1), RunStatus.RUNNING)
+            output: Any = None
+            error: Any = None
+            handle = self.client.get_workflow_handle(run_id, run_id=wf.run_id)
+            try:
+                output = loads(await handle.result(follow_runs=False))
+            except WorkflowFailureError as err:
+                cause = err.cause if isinstance(err.cause, CancelledError) else error_of(err.cause)
+                kind = getattr(cause, "error_type", None) or type(cause).__qualname__
+                error = {"type": kind, "message": str(cause)}
+            out.append(
+                {
+                    "status": status.value,
+                    "output": output,
+                    "error": error,
+                    "finished_at": wf.close_time.timestamp() if wf.close_time else None,
+                }
+            )
+        return out
+
+    async def retry(self, run_id: str) -> TemporalRunHandle:
+        """Run a FAILED run again under its id, keeping its completed steps (they replay).
+
+        As :meth:`mai.Runtime.retry`: the failed outcome is kept in :meth:`history`. On
+        Temporal this resets the workflow to the workflow task that scheduled its first failed
+        step: a new execution of the same workflow id that keeps (replays) every step completed
+        before that task, and runs that step and the later ones again. A run that failed
+        without a failed step (in its composites' own code) runs again from the start.
+
+        Raises:
+            RunNotFoundError: When Temporal has no such workflow.
+            RunNotRetryableError: When the run is not FAILED.
+        """
+        await self._call(self._retry(run_id))
+        return TemporalRunHandle(self, run_id, self._workflows.get(run_id))
+
+    async def _retry(self, run_id: str) -> None:
+        from temporalio.api.common.v1 import WorkflowExecution  # noqa: PLC0415
+        from temporalio.api.enums.v1 import EventType  # noqa: PLC0415
+        from temporalio.api.workflowservice.v1 import (  # noqa: PLC0415
+            ResetWorkflowExecutionRequest,
+        )
+
+        from mai.core.durable import RunNotRetryableError  # noqa: PLC0415
+
+        record = await self._describe(run_id, False)
+        if record.status != RunStatus.FAILED:
+            raise RunNotRetryableError(
+                f"run {run_id!r} is {record.status.value}; only a FAILED run can be retried",
+                run_id=run_id,
+                status=record.status.value,
+            )
+        handle = self.client.get_workflow_handle(run_id)
+        history = await handle.fetch_history()
+        completed: list[int] = []  # workflow tasks completed, in order
+        failed_step: int | None = None  # the event scheduling the first failed activity
+        for e in history.events:
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                completed.append(e.event_id)
+            elif failed_step is None and e.HasField("activity_task_failed_event_attributes"):
+                failed_step = e.activity_task_failed_event_attributes.scheduled_event_id
+            elif failed_step is None and e.HasField("activity_task_timed_out_event_attributes"):
+                failed_step = e.activity_task_timed_out_event_attributes.scheduled_event_id
+        # Back to the workflow task that scheduled the first failed step: what completed before
+        # it is kept and replays; that step and what came after run again. A failure of the
+        # workflow code itself (no failed step) runs again from the start.
+        before = [c for c in completed if failed_step is not None and c < failed_step]
+        point = before[-1] if before else completed[0]
+        await self.client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=self.client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=run_id, run_id=history.run_id),
+                reason="mai retry",
+                workflow_task_finish_event_id=point,
+                request_id=uuid.uuid4().hex,
+            )
+        )
 
     async def replay(self, history: Any, modules: Iterable[str] = ()) -> None:
         """Replay a recorded history with the current code; raise when it diverges.
@@ -688,6 +792,11 @@ class TemporalRuntime:
             return 0
 
         return asyncio.run(main())
+
+
+def _quoted(text: str) -> str:
+    """``text`` for a single-quoted string in a Temporal visibility query."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _release(task_queue: str) -> None:
