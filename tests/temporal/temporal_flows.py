@@ -97,10 +97,11 @@ async def ledger_step(x: int) -> int:
     """Records each execution in the ledger file, then sleeps a little (a crash window)."""
     import anyio
 
-    sid = mai.Context.get().step_id
-    _note(f"start {sid}")
+    ctx = mai.Context.get()
+    sid = ctx.step_id
+    _note(f"start {sid} {ctx.run_id}")
     await anyio.sleep(0.3)
-    _note(f"done {sid}")
+    _note(f"done {sid} {ctx.run_id}")
     return x + 1
 
 
