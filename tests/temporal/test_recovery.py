@@ -142,7 +142,9 @@ async def test_map_wider_than_temporals_pending_activity_limit(
 ) -> None:
     """A Map of 2,500 branches (Temporal allows 2,000 pending activities) finishes."""
     n = int(os.environ.get("MAI_TEMPORAL_WIDE", "2500"))
-    url = dev_server.url(task_queue, max_pending=500)
+    # a replay of this run's whole history (after an eviction) can take over Temporal's default
+    # 10 s workflow task timeout on a loaded machine; timed out, it would be retried forever
+    url = dev_server.url(task_queue, max_pending=500, task_timeout=60)
     async with mai.Runtime(url, workflows=[f.wide_sum], worker=True) as rt:
         handle = await rt.start(f.wide_sum, list(range(n)))
         assert await handle.result() == sum(range(1, n + 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import temporal_flows as f
@@ -130,3 +131,18 @@ async def test_replayed_workflow_code_makes_each_span_once_with_stable_ids(url: 
     orphans = [s.name for s in spans if s.name != "traced" and s.parent.span_id not in ids]
     assert orphans == []
     assert len({s.context.trace_id for s in spans}) == 1
+
+
+async def test_mai_trace_command_on_a_temporal_url(rt: Any, url: str) -> None:
+    """`mai trace RUN --store temporal://...` prints the run's trace rebuilt from its history."""
+    from test_recovery import mai_cli
+
+    assert await (await rt.start(f.traced, 1, run_id="cli-trace")).result() == 5
+    data = json.loads(mai_cli("trace", "cli-trace", "--store", url, "--json"))
+    assert [(s["step_id"], s["name"]) for s in data["spans"]] == [
+        ("1", "traced"),
+        ("1.1", "double"),
+        ("1.2", "outer"),
+        ("1.2.1", "double"),
+        ("1.2.2", "inc"),
+    ]

@@ -22,6 +22,7 @@ activity heartbeat timeout  ``heartbeat`` (seconds, 10)
 activity start-to-close     ``attempt_timeout`` (600)
 pending activities per run  ``max_pending`` (200)
 worker sticky timeout       ``sticky_timeout`` (1)
+workflow task timeout       ``task_timeout`` (10)
 activity bodies run under   ``activity_runner``          ``MAI_TEMPORAL_ACTIVITY_RUNNER``
                             (``asyncio`` or ``trio``)    (``asyncio``)
 ==========================  ===========================  =========================================
@@ -49,6 +50,7 @@ _QUERY_KEYS = {
     "attempt_timeout",
     "max_pending",
     "sticky_timeout",
+    "task_timeout",
     "activity_runner",
 }
 #: The event loops a worker can run activity bodies on.
@@ -76,6 +78,10 @@ class TemporalOptions:
             bounds the work of one workflow activation, which Temporal fails after 2 s.
         sticky_timeout: Seconds a workflow task waits for the worker that holds the run in its
             cache before any worker may take it (how fast a run moves on after a worker died).
+        task_timeout: Seconds one workflow task may take (Temporal's default, 10). A worker that
+            lost a run from its cache replays the run's whole history within one task: raise
+            it for runs with thousands of steps on a loaded machine, where that replay can take
+            longer (a task that times out is retried, and would time out again).
         activity_runner: Where a worker runs leaf bodies (activities): ``"asyncio"`` (on the
             worker's event loop) or ``"trio"`` (each attempt under ``trio.run`` in a thread of
             the worker's own; heartbeats and cancellation work as on asyncio).
@@ -94,6 +100,7 @@ class TemporalOptions:
     attempt_timeout: float = 600.0
     max_pending: int = 200
     sticky_timeout: float = 1.0
+    task_timeout: float = 10.0
     activity_runner: str = "asyncio"
 
     def __repr__(self) -> str:
@@ -222,7 +229,7 @@ def parse_options(url: str | None = None, **options: Any) -> TemporalOptions:
             values[key] = env[var]
     if "tls" in values and not isinstance(values["tls"], bool):
         values["tls"] = str(values["tls"]).lower() in {"1", "true", "yes", "on"}
-    for key in ("heartbeat", "attempt_timeout", "sticky_timeout"):
+    for key in ("heartbeat", "attempt_timeout", "sticky_timeout", "task_timeout"):
         if key in values:
             values[key] = _number(values[key], key, float)
     if "activity_runner" in values:

@@ -446,6 +446,7 @@ class TemporalRuntime:
                 id=run_id,
                 task_queue=queue,
                 execution_timeout=timeout,
+                task_timeout=timedelta(seconds=self.options.task_timeout),
                 memo=memo,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
