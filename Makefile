@@ -82,9 +82,13 @@ chaos: venv
 	$(BIN)/python -m pytest tests/postgres tests/temporal tests/durable/randprog -m chaos -v $(PYTEST_ARGS)
 
 # Refresh the screenshots of docs/ui.rst: the browser tests of `mai ui` save one per page
-# (needs Debian's chromium: apt-get install chromium).
+# (needs Debian's chromium: apt-get install chromium; the end-to-end test also needs the model
+# server of `make llm-server`).
 ui-screenshots: venv
-	MAI_UI_SCREENSHOTS=docs/_static/ui MAI_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests/ui/test_browser.py -q $(PYTEST_ARGS)
+	MAI_UI_SCREENSHOTS=docs/_static/ui MAI_REQUIRE_BROWSER=1 MAI_REQUIRE_LLM=1 \
+		$(BIN)/python -m pytest tests/ui/test_browser.py tests/ui/test_requeue.py \
+		"tests/llm/test_wave_e2e.py::test_killed_agent_resumed_by_the_cli_approved_in_the_browser_leaks_no_secret[sqlite]" \
+		-q $(PYTEST_ARGS)
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html

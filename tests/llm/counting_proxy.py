@@ -24,6 +24,8 @@ class CountingProxy:
         self._prefix = parts.path.rstrip("/")
         self.chat_requests = 0
         self.bodies: list[bytes] = []
+        #: The ``Authorization`` header of each chat request (what the client really sent).
+        self.authorizations: list[str] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -49,6 +51,7 @@ class CountingProxy:
             with self._lock:
                 self.chat_requests += 1
                 self.bodies.append(body)
+                self.authorizations.append(handler.headers.get("Authorization") or "")
         conn = http.client.HTTPConnection(self._host, self._port, timeout=120)
         try:
             headers = {

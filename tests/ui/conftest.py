@@ -106,17 +106,23 @@ def browser(live_ui):
     assert not errors, errors
 
 
+def _save(page, directory: Path, name: str) -> Path:
+    path = directory / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    target = os.environ.get("MAI_UI_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / path.name)
+    return path
+
+
 @pytest.fixture
 def shoot(live_ui):
     """Save a full-page screenshot as a test artefact (and to $MAI_UI_SCREENSHOTS if set)."""
+    return lambda page, name: _save(page, live_ui.tmp, name)
 
-    def save(page, name: str) -> Path:
-        path = live_ui.tmp / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        target = os.environ.get("MAI_UI_SCREENSHOTS")
-        if target:
-            Path(target).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, Path(target) / path.name)
-        return path
 
-    return save
+@pytest.fixture
+def screenshot(tmp_path):
+    """Save a full-page screenshot in the test's directory (and to $MAI_UI_SCREENSHOTS)."""
+    return lambda page, name: _save(page, tmp_path, name)

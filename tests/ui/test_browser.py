@@ -198,3 +198,44 @@ def test_a_finished_run_offers_no_send_and_an_unknown_run_is_named(browser, live
     expect()(page.locator("#act-send")).to_have_count(0)  # no action on a finished run
     page.goto(f"{live_ui.base}/#/run/no-such-run")
     expect()(page.locator("p.error")).to_contain_text("no-such-run")
+
+
+def test_a_long_run_shows_a_window_of_steps_and_all_on_request(browser, live_ui):
+    """A 401-step run's page shows its first 300 steps and says so; Show all brings the rest."""
+    page = browser.page
+    page.goto(f"{live_ui.base}/#/run/long-400")
+    expect()(page.locator("h1 .badge")).to_have_text("SUCCEEDED")
+    expect()(page.locator("#steps-window")).to_contain_text("first 300 of 401 steps")
+    expect()(page.locator("details.step")).to_have_count(300)
+    expect()(page.locator("table.trace tbody tr")).to_have_count(300)
+    page.click("#steps-all")
+    expect()(page.locator("details.step")).to_have_count(401)
+    expect()(page.locator("#steps-window")).to_have_count(0)
+    expect()(page.locator('details.step[data-step="1.400"]')).to_contain_text("tick")
+
+
+def test_a_hidden_tab_stops_polling_and_catches_up_when_shown(browser, live_ui):
+    """Polling pauses while the tab is hidden (no request) and refreshes at once when shown."""
+    page = browser.context.new_page()
+    try:
+        page.clock.install()  # the page's timers run on a clock the test moves
+        page.goto(f"{live_ui.base}/#/runs")
+        expect()(page.locator('tr[data-run="checkout-42"]')).to_be_visible()
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if "/api/runs" in r.url else None)
+        page.clock.run_for(3_100)  # two refresh periods while visible: it polls
+        assert asked
+        page.evaluate(
+            "Object.defineProperty(document, 'hidden', {value: true, configurable: true})"
+        )
+        page.clock.run_for(1_600)  # the pending refresh finds the tab hidden
+        asked.clear()
+        page.clock.run_for(30_000)
+        assert asked == []
+        with page.expect_request(lambda r: "/api/runs" in r.url):
+            page.evaluate(
+                "Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
+                "document.dispatchEvent(new Event('visibilitychange'))"
+            )
+    finally:
+        page.close()

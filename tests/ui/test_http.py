@@ -173,6 +173,29 @@ async def test_a_run_its_plan_and_an_unknown_run(ui):
     assert "nope" in missing.json()["error"]
 
 
+@mai.module
+async def many(n: int) -> int:
+    """Thirteen recorded steps (itself and twelve calls)."""
+    for i in range(12):
+        n = await double(i)
+    return n
+
+
+async def test_a_run_page_sends_a_window_of_its_steps_unless_asked_for_more(ui):
+    """A long run's page carries its first N steps and their trace; ?steps=M asks for more."""
+    await (await ui.rt.start(many, 1, run_id="long")).result()
+    small = (await ui.client.get("/api/runs/long?steps=5", headers=auth(ui))).json()
+    assert small["steps_total"] == 13
+    assert [s["step_id"] for s in small["steps"]] == ["1", "1.1", "1.2", "1.3", "1.4"]
+    assert [s["step_id"] for s in small["trace"]] == ["1", "1.1", "1.2", "1.3", "1.4"]
+    whole = (await ui.client.get("/api/runs/long", headers=auth(ui))).json()
+    assert len(whole["steps"]) == whole["steps_total"] == 13
+    assert [s["step_id"] for s in whole["steps"]][-3:] == ["1.10", "1.11", "1.12"]  # step order
+    bad = await ui.client.get("/api/runs/long?steps=all", headers=auth(ui))
+    assert bad.status_code == 400
+    assert "steps must be a whole number" in bad.json()["error"]
+
+
 async def test_responses_carry_a_strict_content_security_policy(ui):
     """Every response forbids framing and foreign scripts; the page's files ship in the package."""
     page = await ui.client.get("/", headers=auth(ui))

@@ -85,6 +85,32 @@ def test_a_conversation_separates_billed_from_replayed_turns():
     assert second["response"] == [{"role": "assistant", "text": "done"}]
 
 
+def test_approvals_show_after_the_turn_that_asked_pending_or_with_their_decision():
+    """An approval_request is pending until its wait records a decision, which is shown."""
+    call = {"kind": "tool-call", "tool_name": "ship", "args": {"n": 1}, "tool_call_id": "c1"}
+    asked = {"args": ["approval:c1", "ship", {"n": 1}], "kwargs": {}}
+    steps = [
+        step("1.1", "model_request", request(), response(call, tokens=(5, 1)), worker="w"),
+        step("1.2", "approval_request", asked, "approval:c1", worker="w"),
+    ]
+    (turn,) = conversation(steps, owner="w")["turns"]  # type: ignore[index]
+    assert turn["approvals"] == [
+        {
+            "step_id": "1.2",
+            "topic": "approval:c1",
+            "tool_name": "ship",
+            "args": {"n": 1},
+            "decided": False,
+            "decision": None,
+        }
+    ]
+    decided = StepInfo(
+        StepRecord("r", "1.3", "mai.wait_for", "event", "null", '{"payload": "deny"}')
+    )
+    (turn,) = conversation([*steps, decided], owner="w")["turns"]  # type: ignore[index]
+    assert (turn["approvals"][0]["decided"], turn["approvals"][0]["decision"]) == (True, "deny")
+
+
 def test_steps_without_model_requests_have_no_conversation():
     """An ordinary run shows no conversation section."""
     steps = [step("1.1", "fetch", {"args": [1]}, {"kind": "response"}, worker="w")]
@@ -121,8 +147,8 @@ async def double_v2(x: str) -> str:
     return x * 2
 
 
-async def test_with_app_the_plan_page_lists_changes_and_no_requeue_without_retry(tmp_path):
-    """--app's workflows are compared with the recorded plan; requeue is absent without retry."""
+async def test_with_app_the_plan_page_lists_changes_and_a_finished_run_is_not_requeued(tmp_path):
+    """--app's workflows are compared with the recorded plan; a SUCCEEDED run is not requeued."""
     async with mai.Runtime(f"sqlite:///{tmp_path}/app.db") as rt, trio.open_nursery() as nursery:
         await (await rt.start(double, 2, run_id="d")).result()
         address = await nursery.start(partial(serve_ui, rt, port=0, workflows=[double_v2]))
@@ -137,9 +163,9 @@ async def test_with_app_the_plan_page_lists_changes_and_no_requeue_without_retry
     assert plan["current"]["same"] is False
     assert any(not c["compatible"] for c in plan["current"]["changes"])
     assert session["app"] == ["double"]
-    assert session["actions"]["requeue"] is callable(getattr(rt, "retry", None))
-    if not session["actions"]["requeue"]:
-        assert requeue.status_code == 404
+    assert session["actions"]["requeue"] is True
+    assert requeue.status_code == 409  # a SUCCEEDED run is not requeued
+    assert "only a DEAD or FAILED run" in requeue.json()["error"]
 
 
 @pytest.mark.slow
@@ -165,3 +191,23 @@ def test_the_wheel_ships_the_page_files(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ["index.html", "app.js", "app.css"]:
         assert f"mai/core/ui/static/{name}" in names
+
+
+async def test_a_run_page_is_answered_again_for_a_second_and_an_action_forgets_it(tmp_path):
+    """Polls within fresh_for reuse the page; later ones and any action through the view read."""
+    from mai.core.ui._data import UIData
+
+    now = [0.0]
+    async with mai.Runtime(f"sqlite:///{tmp_path}/fresh.db") as rt:
+        await (await rt.start(inc, 1, run_id="a")).result()
+        data = UIData(rt, fresh_for=1.0, clock=lambda: now[0])
+        first = await data.run("a")
+        now[0] = 0.9
+        assert await data.run("a") is first  # within a second: the same page, no read
+        assert await data.run("a", steps_limit=1) is not first  # another window is its own page
+        now[0] = 1.0
+        again = await data.run("a")
+        assert again is not first
+        assert await data.run("a") is again
+        await data.cancel("a")  # an action through the view: its next page is read afresh
+        assert await data.run("a") is not again

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -61,6 +63,42 @@ async def stuck(order: int) -> str:
     return f"order {order}"
 
 
+@mai.module
+def settle(details: dict[str, int]) -> str:
+    """Charge an order: fails until its cause is fixed (the file named by $MAI_UI_FIX exists)."""
+    fix = os.environ.get("MAI_UI_FIX")
+    if not fix or not Path(fix).exists():
+        raise RuntimeError(f"order {details['order']}: the payment service is down")
+    return f"order {details['order']} settled for {details['amount']}"
+
+
+flaky = mai.Sequential(fetch, settle).with_(name="flaky")
+
+
+async def failed(url: str, run_ids: list[str]) -> None:
+    """Run ``flaky`` under each id until it fails (the cause is not fixed yet)."""
+    async with mai.Runtime(url) as rt:
+        for i, run_id in enumerate(run_ids):
+            handle = await rt.start(flaky, 80 + i, run_id=run_id)
+            with contextlib.suppress(RuntimeError):  # the run's own error: it ran here
+                await handle.result()
+
+
+@mai.module
+async def tick(n: int) -> int:
+    """One small step."""
+    return n + 1
+
+
+@mai.module
+async def long_run(n: int) -> int:
+    """``n`` steps in a row (more than a run's page sends at first)."""
+    x = 0
+    for _ in range(n):
+        x = await tick(x)
+    return x
+
+
 async def populate(url: str, n_extra: int = 0) -> None:
     """Run a composite and a failing run to the end; submit the two waiting runs to the queue."""
     async with mai.Runtime(url) as rt:
@@ -72,6 +110,7 @@ async def populate(url: str, n_extra: int = 0) -> None:
         await rt.submit(stuck, 6, run_id="stuck-6")
         await (await rt.start(support, "Where is order 9?", run_id="support-9")).result()
         await rt.submit(shipper, "Ship order 9, please.", run_id="ship-9")
+        await (await rt.start(long_run, 400, run_id="long-400")).result()
         for i in range(n_extra):
             await (await rt.start(checkout, i, run_id=f"bulk-{i:03d}")).result()
 
@@ -134,6 +173,8 @@ if __name__ == "__main__":
     command, url = sys.argv[1], sys.argv[2]
     if command == "populate":
         trio.run(uiapp.populate, url, int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+    elif command == "failed":
+        trio.run(uiapp.failed, url, sys.argv[3:])
     elif command == "late":
         trio.run(uiapp.late, url, sys.argv[3])
     else:  # a worker with a short lease, so a cancel requested in the UI lands quickly

@@ -7,6 +7,11 @@ An agent records each model request as a step (``model_request``) whose input is
 next request's ``tool-return`` parts. The shapes are recognised here from the JSON alone, so the
 view needs no import of the agent layer and shows nothing for a run without model steps.
 
+A tool call that needs a person's approval records an ``approval_request`` step (input ``{"args":
+[topic, tool_name, arguments]}``, output the topic) followed by the durable wait that receives the
+decision (an ``event`` step whose output is ``{"payload": decision}``); each is shown after the
+turn that asked for the call, with the decision, or as pending (the page then offers to decide).
+
 Every recorded model step was billed once, when it was recorded; a step recorded by another
 process than the run's latest owner was replayed from the record by the later attempt (not asked
 again, not billed again).
@@ -85,18 +90,42 @@ def _response_messages(response: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _approval_of(step: StepInfo) -> dict[str, Any] | None:
+    if step.name != "approval_request" or not isinstance(step.input, dict):
+        return None
+    args = step.input.get("args")
+    if not (isinstance(args, list) and len(args) >= 3 and isinstance(args[0], str)):
+        return None
+    return {
+        "step_id": step.step_id,
+        "topic": args[0],
+        "tool_name": args[1],
+        "args": args[2],
+        "decided": False,
+        "decision": None,
+    }
+
+
 def conversation(steps: Iterable[StepInfo], owner: str | None) -> dict[str, Any] | None:
     """The chat of the agent steps among ``steps`` (``None`` when there is none).
 
     Returns ``{"turns": [...], "usage": {...}}``: one turn per model step with the messages the
     agent sent (``request``), those the model answered (``response``), its usage, model name,
-    whether it was replayed, and the durable waits (approvals) recorded between turns.
+    whether it was replayed, the approvals asked after it (``approvals``: topic, tool,
+    arguments, ``decided`` and ``decision``) and the durable waits recorded between turns.
     """
     turns: list[dict[str, Any]] = []
     total = dict.fromkeys(_USAGE, 0)
     replayed = dict.fromkeys(("input_tokens", "output_tokens"), 0)
     waits: list[dict[str, Any]] = []
+    asked: dict[str, Any] | None = None  # the approval whose decision is the next event step
     for step in steps:
+        approval = _approval_of(step)
+        if approval is not None:
+            if turns:
+                turns[-1]["approvals"].append(approval)
+            asked = approval
+            continue
         request = _request_of(step.input)
         if request is not None and _is_response(step.output):
             response = step.output
@@ -119,10 +148,16 @@ def conversation(steps: Iterable[StepInfo], owner: str | None) -> dict[str, Any]
                     "finish_reason": response.get("finish_reason"),
                     "replayed": again,
                     "worker": step.worker,
+                    "approvals": [],
                 }
             )
             waits = []
         elif turns and step.kind == "event":
+            if asked is not None:
+                asked["decided"] = True
+                out = step.output
+                asked["decision"] = out.get("payload") if isinstance(out, dict) else out
+                asked = None
             waits.append({"step_id": step.step_id, "input": step.input, "output": step.output})
     if not turns:
         return None

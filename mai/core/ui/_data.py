@@ -2,7 +2,7 @@
 
 This is the one place that knows how the runtime is asked: pages of runs (the store's optional
 :class:`~mai.core.durable.PagedRunStore` capability, else ``list_runs``), a run with its steps
-and trace, its plan, and the actions (cancel, send, and requeue when the runtime offers it).
+and trace, its plan, and the actions (cancel, send, requeue).
 Everything returned is plain JSON data for the routes.
 """
 
@@ -10,25 +10,60 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from mai.core.durable import (
     PagedRunStore,
+    RunNotRetryableError,
     RunQuery,
     RunStatus,
     RunSummary,
+    StepInfo,
+    StepRecord,
     redact_url,
 )
 from mai.core.durable._pages import page_from_list
+from mai.core.durable._trace import trace_of_run
+from mai.core.tracing._span import Span
 
 from ._conversation import conversation
 from ._plansvg import plan_svg
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mai import Module, Runtime
 
 #: Runs read by the fallback (a store without pages): at most this many, newest first.
 FALLBACK_LIMIT = 5000
+#: Steps of a run sent by default (``GET /api/runs/ID?steps=N`` asks for more).
+STEP_WINDOW = 300
+#: Seconds a run's page is answered again without reading the store (the page polls every 1.5).
+RUN_PAGE_FRESH = 1.0
+#: Steps an agent's conversation is read from (besides ``event`` steps: durable waits).
+_AGENT_STEPS = frozenset({"model_request", "approval_request"})
+_SPAN_FIELDS = tuple(f.name for f in fields(Span))
+
+
+def _record_order(r: StepRecord) -> tuple[tuple[int, ...], float]:
+    try:
+        return tuple(int(p) for p in r.step_id.split(".")), r.finished_at
+    except ValueError:
+        return (), r.finished_at
+
+
+def _span_json(span: Span) -> dict[str, Any]:
+    """A span as ``TraceHandle.to_dict`` writes it, without ``asdict``'s deep copies."""
+    out = {name: getattr(span, name) for name in _SPAN_FIELDS}
+    if out.get("attributes") is not None:
+        out["attributes"] = dict(out["attributes"])
+    return out
+
+
+def _agent_step(r: StepRecord) -> bool:
+    return r.name in _AGENT_STEPS or r.kind == "event"
 
 
 def summary_json(s: RunSummary, now: float) -> dict[str, Any]:
@@ -54,17 +89,27 @@ class UIData:
         workflows: Modules of the application given with ``--app`` (plans to compare with).
     """
 
-    def __init__(self, runtime: Runtime, workflows: list[Module[..., Any]] | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        workflows: list[Module[..., Any]] | None = None,
+        *,
+        fresh_for: float = RUN_PAGE_FRESH,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """Wrap an open runtime."""
         self.rt = runtime
         self.workflows = {m.name: m for m in workflows or []}
+        self._fresh_for = fresh_for
+        self._clock = clock
+        self._pages: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
 
     # -- capabilities --------------------------------------------------------------------------
 
     @property
     def can_requeue(self) -> bool:
-        """Whether the runtime can requeue a DEAD or FAILED run (``Runtime.retry``)."""
-        return callable(getattr(self.rt, "retry", None))
+        """Whether the store can requeue a DEAD or FAILED run (every built-in store can)."""
+        return callable(getattr(self.rt.store, "requeue_run", None))
 
     @property
     def paged(self) -> bool:
@@ -95,15 +140,50 @@ class UIData:
         now = rt.clock()
         return {"runs": [summary_json(r, now) for r in rows], "next": cursor, "now": now}
 
-    async def run(self, run_id: str) -> dict[str, Any]:
-        """A run with its steps, trace, conversation and history (``RunNotFoundError``)."""
+    async def run(self, run_id: str, steps_limit: int = STEP_WINDOW) -> dict[str, Any]:
+        """A run with its steps, trace, conversation and history (``RunNotFoundError``).
+
+        Only the first ``steps_limit`` steps in step order (and their trace) are decoded and
+        sent: a page that polls a long run stays cheap for the process serving it. The
+        conversation reads every model, approval and event step of the run. A run's page built
+        less than ``fresh_for`` seconds ago is answered again (any number of tabs or clients
+        polling one run cost the store one read a second); an action through this view
+        forgets it.
+        """
+        now = self._clock()
+        key = (run_id, steps_limit)
+        hit = self._pages.get(key)
+        if hit is not None and now - hit[0] < self._fresh_for:
+            return hit[1]
+        data = await self._build_run(run_id, steps_limit)
+        self._pages = {k: v for k, v in self._pages.items() if now - v[0] < self._fresh_for}
+        self._pages[key] = (now, data)
+        return data
+
+    def _forget(self, run_id: str) -> None:
+        self._pages = {k: v for k, v in self._pages.items() if k[0] != run_id}
+
+    async def _build_run(self, run_id: str, steps_limit: int) -> dict[str, Any]:
         rt = self.rt
         info = await rt.get(run_id)
-        steps = await rt.steps(run_id)
-        trace = rt.trace(run_id)
-        if inspect.isawaitable(trace):  # the runtime's reads may be coroutines
-            trace = await trace
         record = info.record
+        load = getattr(rt.store, "load_steps", None)
+        if callable(load):
+            records: list[StepRecord] = list(await rt.executor.read(load, run_id))
+            records.sort(key=_record_order)
+            total = len(records)
+            records_shown = records[: max(steps_limit, 0)]
+            steps = [StepInfo(r) for r in records_shown]
+            spans = [_span_json(sp) for sp in trace_of_run(record, records_shown).spans]
+            talk = [StepInfo(r) for r in records if _agent_step(r)]
+        else:  # a runtime whose store is not pymai's (its reads are the runtime's own)
+            steps = await rt.steps(run_id)
+            trace = rt.trace(run_id)
+            if inspect.isawaitable(trace):
+                trace = await trace
+            spans = trace.to_dict()["spans"]
+            talk, total = steps, len(steps)
+            steps = steps[: max(steps_limit, 0)]
         end = info.updated_at if info.status.terminal else rt.clock()
         data: dict[str, Any] = {
             "run_id": info.run_id,
@@ -122,6 +202,7 @@ class UIData:
             "queue": record.queue,
             "plan_hash": info.plan_hash,
             "cancel_requested": record.cancel_requested,
+            "steps_total": total,
             "steps": [
                 {
                     "step_id": s.step_id,
@@ -139,8 +220,8 @@ class UIData:
                 }
                 for s in steps
             ],
-            "trace": trace.to_dict()["spans"],
-            "conversation": conversation(steps, info.owner),
+            "trace": spans,
+            "conversation": conversation(talk, info.owner),
         }
         history = getattr(rt, "history", None)
         data["history"] = await history(run_id) if callable(history) else []
@@ -182,12 +263,14 @@ class UIData:
     async def cancel(self, run_id: str) -> dict[str, Any]:
         """Cancel the run; report its status afterwards."""
         await self.rt.cancel(run_id)
+        self._forget(run_id)
         info = await self.rt.get(run_id)
         return {"ok": True, "status": info.status.value, "message": _cancel_text(info.status)}
 
     async def send(self, run_id: str, topic: str, payload: Any) -> dict[str, Any]:
         """Send ``payload`` on ``topic`` to the run."""
         await self.rt.send(run_id, topic, payload)
+        self._forget(run_id)
         info = await self.rt.get(run_id)
         return {
             "ok": True,
@@ -196,16 +279,40 @@ class UIData:
         }
 
     async def requeue(self, run_id: str) -> dict[str, Any]:
-        """Requeue a DEAD or FAILED run (only when the runtime offers ``retry``)."""
-        retry = getattr(self.rt, "retry", None)
-        if not callable(retry):
-            raise NotImplementedError("this pymai's runtime cannot requeue runs")
-        await retry(run_id)
-        info = await self.rt.get(run_id)
+        """Requeue a DEAD or FAILED run: PENDING again, its id and committed steps kept.
+
+        With ``--app`` defining the run's workflow the run resumes in this process at once
+        (:meth:`~mai.Runtime.retry`); otherwise it is only requeued, for a worker or ``mai runs
+        resume`` to pick up: the view never imports code named by what a store recorded.
+
+        Raises:
+            RunNotFoundError: When no such run exists.
+            RunNotRetryableError: When the run is not DEAD or FAILED.
+        """
+        rt = self.rt
+        info = await rt.get(run_id)
+        here = info.workflow in self.workflows
+        if here:
+            await rt.retry(run_id)
+        elif await rt.executor.write(rt.store.requeue_run, run_id) is None:
+            current = await rt.get(run_id)
+            raise RunNotRetryableError(
+                f"run {run_id!r} is {current.status.value}; only a DEAD or FAILED run can be "
+                "requeued",
+                run_id=run_id,
+                status=current.status.value,
+            )
+        self._forget(run_id)
+        after = await rt.get(run_id)
+        where = (
+            "it resumes in this mai ui process (--app)"
+            if here
+            else "a worker (or `mai runs resume`) picks it up"
+        )
         return {
             "ok": True,
-            "status": info.status.value,
-            "message": f"run {run_id} requeued; a worker (or `mai runs resume`) picks it up",
+            "status": after.status.value,
+            "message": f"run {run_id} requeued with its committed steps kept; {where}",
         }
 
 

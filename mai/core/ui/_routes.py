@@ -18,10 +18,13 @@ from mai._errors import MaiError
 from mai.core.durable import (
     PageCursorError,
     RunNotFoundError,
+    RunNotRetryableError,
     RunQuery,
     RunStatus,
     SerializationError,
 )
+
+from ._data import STEP_WINDOW
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -96,8 +99,13 @@ def build_app(data: UIData, csrf: str) -> Starlette:
         return _json(page)
 
     async def run(request: Request) -> Response:
+        raw = request.query_params.get("steps") or str(STEP_WINDOW)
         try:
-            return _json(await data.run(request.path_params["run_id"]))
+            limit = int(raw)
+        except ValueError:
+            return _error(400, f"steps must be a whole number, got {raw!r}")
+        try:
+            return _json(await data.run(request.path_params["run_id"], max(limit, 0)))
         except RunNotFoundError as exc:
             return _error(404, str(exc))
 
@@ -136,6 +144,8 @@ def build_app(data: UIData, csrf: str) -> Starlette:
                 return _json(await data.requeue(run_id))
         except RunNotFoundError as exc:
             return _error(404, str(exc))
+        except RunNotRetryableError as exc:
+            return _error(409, str(exc))
         except (ValueError, SerializationError) as exc:  # not JSON, or a payload not sendable
             return _error(400, str(exc))
         except MaiError as exc:  # the runtime refused (for example: not requeueable)

@@ -7,6 +7,7 @@ const POLL_MS = 1500;
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "DEAD"]);
 let session = null;
 let timer = null;
+let pausedPoll = null; // [view token, refresh] of a poll skipped while the tab was hidden
 let view = null; // a token: a poll whose view was left does nothing
 
 // -- helpers ---------------------------------------------------------------------------------
@@ -113,6 +114,10 @@ function poll(token, fn) {
   stopPolling();
   timer = setTimeout(async () => {
     if (token !== view) return;
+    if (document.hidden) { // a tab in the background asks nothing; it catches up when shown
+      pausedPoll = [token, fn];
+      return;
+    }
     try {
       await fn();
       document.getElementById("live").className = "live on";
@@ -122,6 +127,15 @@ function poll(token, fn) {
     if (token === view) poll(token, fn);
   }, POLL_MS);
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden || !pausedPoll) return;
+  const [token, fn] = pausedPoll;
+  pausedPoll = null;
+  if (token !== view) return;
+  fn().catch(() => {});
+  poll(token, fn);
+});
 
 // -- the list of runs ------------------------------------------------------------------------
 
@@ -300,7 +314,8 @@ function chatMessage(m) {
     h("div", { class: "text" }, m.text));
 }
 
-function conversationView(conv) {
+function conversationView(conv, run, ctl) {
+  const live = !TERMINAL.has(run.status);
   const u = conv.usage;
   const items = [h("p", { class: "usage" },
     `${u.requests} model request${u.requests === 1 ? "" : "s"} · ${u.input_tokens} input + ` +
@@ -314,13 +329,15 @@ function conversationView(conv) {
       `step ${t.step_id} · ${t.model_name || "model"} · ${t.usage.input_tokens} in / ` +
       `${t.usage.output_tokens} out tokens${t.replayed ? " · replayed" : ""}`));
     for (const m of t.response) items.push(chatMessage(m));
+    for (const a of t.approvals || []) items.push(approvalView(a, live, ctl));
   }
   for (const w of conv.trailing_waits) items.push(h("div", { class: "msg wait" },
     h("div", { class: "who" }, `durable wait · step ${w.step_id}`), pretty(w.output)));
   return h("div", { class: "chat" }, items);
 }
 
-function actionsView(run, refresh) {
+// The actions of one run's page: each asks for confirmation, then reports its outcome in #outcome.
+function runActions(run, refresh) {
   const out = h("p", { id: "outcome", class: "outcome", role: "status" });
   const report = (ok, text) => {
     out.textContent = text;
@@ -341,6 +358,32 @@ function actionsView(run, refresh) {
     }
     await refresh();
   }
+  return { out, act, report };
+}
+
+function approvalView(a, live, ctl) {
+  const args = h("span", { class: "mono" }, JSON.stringify(a.args));
+  if (a.decided) {
+    return h("div", { class: "msg approval decided", "data-topic": a.topic },
+      h("div", { class: "who" }, `approval · ${a.tool_name} · step ${a.step_id}`),
+      h("div", { class: "text" }, "decided: ", h("b", {}, JSON.stringify(a.decision)), " for ", args));
+  }
+  const decide = (word) => ctl.act("send", { topic: a.topic, payload: word },
+    `${word === "approve" ? "Approve" : "Deny"} this tool call?`,
+    `The agent of run ${ctl.runId} asks to call ${a.tool_name} with ${JSON.stringify(a.args)}. ` +
+    `Send ${JSON.stringify(word)} on ${JSON.stringify(a.topic)}?`,
+    word === "approve" ? "Approve" : "Deny");
+  return h("div", { class: "msg approval pending", "data-topic": a.topic },
+    h("div", { class: "who" }, `waiting for approval · ${a.tool_name} · step ${a.step_id}`),
+    h("div", { class: "text" }, "the agent asks to call ", h("b", {}, a.tool_name), " with ", args),
+    live ? h("div", { class: "decide" },
+      h("button", { class: "approve", "data-action": "approve", onclick: () => decide("approve") }, "Approve"),
+      h("button", { class: "danger", "data-action": "deny", onclick: () => decide("deny") }, "Deny"))
+      : h("p", { class: "muted" }, "the run has finished: nothing to decide"));
+}
+
+function actionsView(run, ctl) {
+  const { out, act, report } = ctl;
   const live = !TERMINAL.has(run.status);
   const parts = [];
   if (live) {
@@ -367,9 +410,12 @@ function actionsView(run, refresh) {
     } }, topic, payload, h("button", { type: "submit", id: "act-send" }, "Send event")));
   }
   if (session.actions.requeue && (run.status === "FAILED" || run.status === "DEAD")) {
+    const here = (session.app || []).includes(run.workflow);
     parts.push(h("button", { id: "act-requeue", onclick: () => act("requeue", {}, "Requeue this run?",
-      `Run ${run.run_id} becomes PENDING again with its committed steps kept; a worker (or ` +
-      "`mai runs resume`) picks it up.", "Requeue") }, "Requeue"));
+      `Run ${run.run_id} (${run.workflow}, ${run.status}) becomes PENDING again with its committed ` +
+      "steps kept (they replay, they do not run again); " + (here
+        ? "this mai ui process resumes it at once (--app)."
+        : "a worker (or `mai runs resume`) picks it up."), "Requeue") }, "Requeue"));
   }
   if (!parts.length) parts.push(h("span", { class: "muted" }, "No action applies to a finished run."));
   return h("div", { class: "actions" }, parts, out);
@@ -380,8 +426,10 @@ async function showRun(token, runId) {
   const open = new Set();
   let last = "";
   let outcome = null;
+  let steps = null; // how many steps to ask for (null: the server's window)
   async function load() {
-    const run = await api(`/api/runs/${encodeURIComponent(runId)}`);
+    const query = steps === null ? "" : `?steps=${steps}`;
+    const run = await api(`/api/runs/${encodeURIComponent(runId)}${query}`);
     if (token !== view) return;
     const text = JSON.stringify(run);
     if (text === last) return;
@@ -389,6 +437,7 @@ async function showRun(token, runId) {
     const prev = last ? document.getElementById("outcome") : null;
     if (prev && prev.textContent) outcome = [prev.textContent, prev.className];
     last = text;
+    const ctl = Object.assign(runActions(run, load), { runId: run.run_id });
     const err = run.error ? section("Error", pretty(run.error)) : null;
     const output = run.status === "SUCCEEDED" ? section("Output", pretty(run.output)) : null;
     fill(main,
@@ -404,14 +453,19 @@ async function showRun(token, runId) {
         h("dt", {}, "Queue"), h("dd", {}, run.queue),
         h("dt", {}, "Deadline"), h("dd", {}, run.deadline ? fmtTime(run.deadline) : "none"),
         h("dt", {}, "Owner"), h("dd", { class: "mono" }, run.owner || "–")),
-      section("Actions", actionsView(run, load)),
+      section("Actions", actionsView(run, ctl)),
       h("div", { class: "two" }, section("Input", pretty(run.input)), err || output ||
         section("Output", h("p", { class: "muted" }, "not finished"))),
       run.history.length ? section("Earlier attempts", h("ol", {}, run.history.map((a) =>
         h("li", {}, badge(a.status), ` ${fmtTime(a.finished_at)} `, a.error ? pretty(a.error) : "")))) : null,
-      run.conversation ? section("Conversation", conversationView(run.conversation)) : null,
+      run.conversation ? section("Conversation", conversationView(run.conversation, run, ctl)) : null,
       section("Timeline", timeline(run)),
       section("Trace", traceTree(run)),
+      run.steps_total > run.steps.length ? h("p", { class: "muted", id: "steps-window" },
+        `Showing the first ${run.steps.length} of ${run.steps_total} steps (timeline, trace and ` +
+        "steps) to keep this live page light. ",
+        h("button", { id: "steps-all", onclick: () => { steps = run.steps_total; last = ""; load(); } },
+          `Show all ${run.steps_total}`)) : null,
       section("Steps", stepsList(run, open)));
     if (outcome) {
       const out = document.getElementById("outcome");
