@@ -33,7 +33,7 @@ from mai._module import library_logger
 
 from ._crash import crash_point
 from ._errors import StoreError
-from ._store import InlineStore, OneStatementWrites, Reconnecting
+from ._store import BatchedSteps, InlineStore, OneStatementWrites, Reconnecting
 from ._urls import redact_url
 
 if TYPE_CHECKING:
@@ -224,6 +224,32 @@ class StoreExecutor:
             if stop:
                 return
 
+    def _put_steps_at_once(self, writes: list[_Item]) -> set[_Item] | tuple[()]:
+        """Insert the batch's ``put_step`` calls with one statement, when the store can.
+
+        On a database server each ``put_step`` is a network round trip; a worker with dozens
+        of runs in flight commits dozens of steps per transaction, so this is where its time
+        went. The items inserted here are answered ``True``; the others (already recorded, or
+        a run no longer owned) still run one by one, in order, and decide for themselves.
+        """
+        store = self.store
+        if not isinstance(store, BatchedSteps):
+            return ()
+        put_step = store.put_step
+        items: list[_Item] = []
+        keys: set[tuple[str, str]] = set()
+        for item in writes:
+            if item.fn == put_step:
+                record = item.args[0]
+                key = (record.run_id, record.step_id)
+                if key not in keys:  # a repeated step is left to put_step (it reports False)
+                    keys.add(key)
+                    items.append(item)
+        if len(items) < 2:
+            return ()
+        done = store.put_steps([item.args for item in items])
+        return {item for item, ok in zip(items, done, strict=True) if ok}
+
     def _run_batch(self, batch: list[_Item]) -> None:
         writes: list[_Item] = []
         for item in batch:
@@ -242,7 +268,11 @@ class StoreExecutor:
             results: list[outcome.Outcome[Any]] = []
             try:
                 with contextlib.nullcontext() if single else self.store.transaction():
+                    inserted = self._put_steps_at_once(writes) if not single else ()
                     for item in writes:
+                        if item in inserted:  # recorded by the batched insert above
+                            results.append(outcome.Value(True))
+                            continue
                         result = outcome.capture(item.fn, *item.args)
                         if isinstance(result, outcome.Error) and isinstance(
                             result.error, StoreError

@@ -312,6 +312,20 @@ class OneStatementWrites(Protocol):
 
 
 @runtime_checkable
+class BatchedSteps(Protocol):
+    """A store that can insert many steps with one statement (one round trip to a server)."""
+
+    def put_steps(self, items: Sequence[tuple[StepRecord, str, int]]) -> list[bool]:
+        """Insert each ``(record, owner, epoch)`` whose run that owner still holds.
+
+        Returns, per item, whether it was inserted now. An item not inserted (already
+        recorded, or its run no longer owned) is then passed to :meth:`Store.put_step` in the
+        same transaction, which decides between ``False`` and :class:`LeaseLostError`; so this
+        method must never raise for one item's sake. Runs inside the executor's transaction.
+        """
+
+
+@runtime_checkable
 class Reconnecting(Protocol):
     """A store that reconnects after losing its server; a failed batch is re-run meanwhile."""
 
