@@ -77,7 +77,6 @@ def drain(url: str, workers: int, runs: int, concurrency: int, profile: Path | N
                 spy,
                 "record",
                 "--threads",
-                "--idle",
                 "-f",
                 "raw",
                 "-r",

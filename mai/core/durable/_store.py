@@ -304,6 +304,20 @@ class InlineStore(Protocol):
 
 
 @runtime_checkable
+class LocalStore(Protocol):
+    """A store on a local file whose calls take microseconds to a few milliseconds (an fsync).
+
+    Under Trio, when the store thread is idle and no other task is ready to run, the runtime
+    makes a lone write on the event loop's own thread: nothing else was going to run meanwhile,
+    and the two thread hand-offs a call costs are saved (a sequential run commits once per
+    step, one at a time). Reads always go to the store thread, so a long read never holds up
+    the loop. The store's connection must be usable from any thread, one at a time.
+    """
+
+    local: bool
+
+
+@runtime_checkable
 class OneStatementWrites(Protocol):
     """A store that can make some lone writes atomic without BEGIN/COMMIT (fewer round trips)."""
 
