@@ -26,7 +26,7 @@ import sniffio
 
 from mai._backend import current_backend
 from mai._composites import Composite
-from mai._context import Context
+from mai._ctxmodel import Context
 from mai._errors import DeadlineExceeded, MaiError
 from mai._module import library_logger
 from mai._seam import durability, intercept
