@@ -608,3 +608,41 @@ async def test_run_id_is_known_before_the_first_interceptor_runs(
             handle = await rt.start((add_one >> add_one).with_(name="twice"), 1, run_id="known")
         assert await handle.result() == 3
     assert seen == [("1", "known"), ("1.1", "known"), ("1.2", "known")]
+
+
+async def test_a_lone_sqlite_commit_runs_on_the_loop_thread_only_when_nothing_else_is_ready(
+    tmp_path: Path,
+) -> None:
+    """A lone SQLite write skips the thread hop when no task is ready; otherwise it hops."""
+    import threading
+
+    from mai.core.durable._sqlite import SQLiteStore
+
+    where: list[bool] = []  # per step commit: made on the event loop's thread?
+    loop_thread = threading.get_ident()
+
+    class Watched(SQLiteStore):
+        """Records the thread of each step commit."""
+
+        def put_step(self, record: Any, owner: str, epoch: int) -> bool:
+            where.append(threading.get_ident() == loop_thread)
+            return super().put_step(record, owner, epoch)
+
+    @mai.module
+    async def bump(x: int) -> int:
+        return x + 1
+
+    def probe() -> None:
+        where.append(threading.get_ident() == loop_thread)
+
+    flow = mai.Sequential(bump, bump, bump, name="bumps")
+    async with mai.Runtime(Watched(f"sqlite:///{tmp_path / 'lone.db'}")) as rt:
+        assert await (await rt.start(flow, 0, run_id="alone")).result() == 3
+        # (the run's first commit may meet the runtime's own tasks starting, and hop)
+        assert len(where) == 3
+        assert where[1:] == [True, True]
+        where.clear()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep, 0)  # a task ready to run, not run yet
+            await rt.executor.write(probe)
+        assert where == [False]  # it went to the store thread: the loop stayed free

@@ -32,7 +32,7 @@ import anyio
 
 from mai._backend import current_backend
 from mai._composites import Composite
-from mai._context import Context, Frame
+from mai._ctxmodel import Context
 from mai._errors import DeadlineExceeded, MaiError
 from mai._module import library_logger
 from mai._seam import durability, intercept
@@ -56,6 +56,7 @@ from ._versioning import check_resumable
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from mai._context import Frame
     from mai._module import Module
     from mai._seam import Call
 

@@ -148,6 +148,9 @@ def _row_to_step(r: tuple[Any, ...]) -> StepRecord:
 class SQLiteStore:
     """A durable store in one SQLite file (see the module docstring for the guarantees)."""
 
+    #: A local file: a lone call may run on the event loop's thread (see ``LocalStore``).
+    local = True
+
     def __init__(self, url: str, *, clock: Callable[[], float] | None = None) -> None:
         """Prepare the store for ``url``; nothing is opened until :meth:`open`.
 

@@ -137,6 +137,7 @@ class Worker:
         self.runtime: Runtime | None = None
         self._mine: dict[str, RunOwner] = {}
         self._wake: anyio.Event | None = None
+        self._hungry = True  # claim even one free slot (see _claim)
         self._tg: Any = None
 
     def __repr__(self) -> str:
@@ -244,11 +245,15 @@ class Worker:
                     self._tg.start_soon(self._watch, owner)
             if claimed and handed_back < len(claimed) and len(self._mine) < self.concurrency:
                 continue  # there may be more waiting (not only runs of other applications)
-            with anyio.move_on_after(self.poll_interval):
+            with anyio.move_on_after(self.poll_interval) as waited:
                 await self._wake.wait()
+            # a poll (not a finishing run) claims even a few free slots; see _claim
+            self._hungry = waited.cancel_called
 
     async def _claim(self, rt: Runtime, host: Host) -> list[RunRecord]:
         free = self.concurrency - len(self._mine)
+        if self._mine and free < max(1, self.concurrency // 4) and not self._hungry:
+            return []  # busy: claim in bulk once a quarter of the slots are free
         if free <= 0 or host.isolating():
             return []  # full, or executing a suspect alone until it makes progress
         store = host.store
