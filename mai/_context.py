@@ -13,11 +13,12 @@ the kernel, run in a copy of their parent's context, so whatever they set stays 
 from __future__ import annotations
 
 import math
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._backend import Backend, Spawner, current_backend
+from ._errors import ConfigError
 
 if TYPE_CHECKING:
     import threading
@@ -196,6 +197,39 @@ def child_frame(parent: Frame, index: int, name: str, timeout: float | None) -> 
 ROOT = Frame(None, 0, None, None, math.inf, None, False, None, _EMPTY, None)
 current_frame: ContextVar[Frame] = ContextVar("mai.frame", default=ROOT)
 thread_cancel: ContextVar[threading.Event | None] = ContextVar("mai.thread_cancel", default=None)
+
+
+#: The keys :meth:`mai.Context.set` accepts.
+SETTABLE = ("deadline", "metadata", "span")
+
+
+def set_frame(**changes: Any) -> Token[Frame]:
+    """``Context.set`` without the pydantic model: derive the current frame with ``changes``.
+
+    See :meth:`mai.Context.set` for the keys; the runtime calls this directly so that a process
+    that never asks for a ``Context`` never builds its model.
+    """
+    cur = current_frame.get()
+    f = cur.derive()
+    for key, value in changes.items():
+        if key == "deadline":
+            d = float(value)
+            if d < f.deadline:
+                f.deadline = d
+                f.deadline_owner = cur.name or "Context.set"
+                f.timeout = None
+                f.enforced = False
+        elif key == "metadata":
+            f.metadata = MappingProxyType({**cur.metadata, **dict(value)})
+        elif key == "span":
+            f.span = value
+        else:
+            raise ConfigError(
+                f"Context.set() got an unknown key {key!r}; valid keys: {', '.join(SETTABLE)}",
+                key=key,
+                valid=SETTABLE,
+            )
+    return current_frame.set(f)
 
 
 def is_cancelled() -> bool:

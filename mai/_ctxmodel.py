@@ -10,16 +10,12 @@ import contextlib
 import math
 from collections.abc import Mapping  # noqa: TC003 - pydantic resolves Context's fields at runtime
 from contextvars import Token  # noqa: TC003 - pydantic resolves the signatures at runtime
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_serializer
 
 from ._backend import current_backend
-from ._context import _EMPTY, Frame, current_frame, thread_cancel
-from ._errors import ConfigError
-
-_SETTABLE = ("deadline", "metadata", "span")
+from ._context import _EMPTY, SETTABLE, Frame, current_frame, set_frame, thread_cancel
 
 
 class Context(BaseModel):
@@ -57,7 +53,7 @@ class Context(BaseModel):
     run_id: str | None = None
     idempotency_key: str | None = None
 
-    settable: ClassVar[tuple[str, ...]] = _SETTABLE
+    settable: ClassVar[tuple[str, ...]] = SETTABLE
 
     @field_serializer("metadata")
     def _dump_metadata(self, value: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,27 +112,7 @@ class Context(BaseModel):
         Raises:
             ConfigError: For a key that cannot be set (the message lists the valid keys).
         """
-        cur = current_frame.get()
-        f = cur.derive()
-        for key, value in changes.items():
-            if key == "deadline":
-                d = float(value)
-                if d < f.deadline:
-                    f.deadline = d
-                    f.deadline_owner = cur.name or "Context.set"
-                    f.timeout = None
-                    f.enforced = False
-            elif key == "metadata":
-                f.metadata = MappingProxyType({**cur.metadata, **dict(value)})
-            elif key == "span":
-                f.span = value
-            else:
-                raise ConfigError(
-                    f"Context.set() got an unknown key {key!r}; valid keys: {', '.join(_SETTABLE)}",
-                    key=key,
-                    valid=_SETTABLE,
-                )
-        return current_frame.set(f)
+        return set_frame(**changes)
 
     @classmethod
     def reset(cls, token: Token[Frame]) -> None:

@@ -28,11 +28,9 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from mai._backend import current_backend
 from mai._composites import Composite
-from mai._ctxmodel import Context
+from mai._context import current_frame, set_frame
 from mai._errors import DeadlineExceeded, MaiError
 from mai._module import library_logger
 from mai._seam import durability, intercept
@@ -55,6 +53,8 @@ from ._versioning import check_resumable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    import anyio
 
     from mai._context import Frame
     from mai._module import Module
@@ -157,11 +157,11 @@ class Host:
             return False
         if isinstance(exc, StoreUnavailableError) and not exc.retryable:
             return False
-        return anyio.current_time() - since < self.store_patience
+        return current_backend().current_time() - since < self.store_patience
 
     async def patiently(self, write: Callable[[], Awaitable[Any]]) -> Any:
         """Run a write, waiting out transient store failures (see :meth:`retryable`)."""
-        since = anyio.current_time()
+        since = current_backend().current_time()
         delay = 0.05
         while True:
             try:
@@ -170,7 +170,7 @@ class Host:
                 self.report(exc)
                 if not self.retryable(exc, since):
                     raise
-                await anyio.sleep(delay)
+                await current_backend().sleep(delay)
                 delay = min(delay * 2, 1.0)
 
     # -- the admission policy --------------------------------------------------------------------
@@ -192,8 +192,8 @@ class Host:
 
     async def cleared(self, owner: RunOwner) -> None:
         """Wait until a suspect made progress or finished (at most one lease)."""
-        with anyio.move_on_after(self.lease):
-            async with anyio.create_task_group() as tg:
+        with _after(self.lease):
+            async with current_backend().open_nursery() as tg:
 
                 async def first(event: anyio.Event) -> None:
                     await event.wait()
@@ -233,7 +233,7 @@ class Host:
                     await attach(record)
                 except StoreError as exc:
                     self.report(exc)
-                    await anyio.sleep(self.poll_interval)
+                    await current_backend().sleep(self.poll_interval)
                     continue
                 break
             owner = self.active.get(record.run_id)
@@ -347,7 +347,7 @@ class Host:
     async def heartbeat(self) -> None:
         """Renew every owner's lease every third of it, forever."""
         while True:
-            await anyio.sleep(self.lease / 3)
+            await current_backend().sleep(self.lease / 3)
             for owner in list(self.active.values()):
                 await owner.renew()
 
@@ -376,15 +376,15 @@ class RunOwner:
         self.suspect = suspect
         #: Until when (on the runtime's clock) the lease is known to hold: renewed by heartbeats.
         self.fresh_until = self.clock() + host.lease
-        self.done = anyio.Event()
-        self.scope = anyio.CancelScope()
+        self.done = current_backend().event()
+        self.scope = current_backend().scope()
         self.cancelled = False
         self.lost = False
         self.error: BaseException | None = None
         self.recorded: dict[str, StepRecord] = {}
         self.waiters: dict[str, anyio.Event] = {}
         #: Set once the run gets somewhere in this attempt (a new commit, or a durable wait).
-        self.progressed = anyio.Event()
+        self.progressed = current_backend().event()
         #: Steps whose body is executing now (a second call of the same step waits for it).
         self.inflight: dict[str, anyio.Event | None] = {}
         #: Steps whose body finished but whose commit has not landed yet.
@@ -437,7 +437,7 @@ class RunOwner:
                 if record.trace_context:  # continue the submitter's trace (W3C traceparent)
                     changes["metadata"] = _serde.loads(record.trace_context)
                 if changes:
-                    token = Context.set(**changes)
+                    token = set_frame(**changes)
                 binding = durability.set(self)
                 try:
                     with intercept(self):
@@ -445,7 +445,7 @@ class RunOwner:
                 finally:
                     durability.reset(binding)
                     if token is not None:
-                        Context.reset(token)
+                        current_frame.reset(token)
                 output = _serde.dumps(result, what=f"the result of run {record.run_id!r}")
                 decided = (RunStatus.SUCCEEDED, output, None)
             if decided is None and self.cancelled and not self.lost:
@@ -468,7 +468,7 @@ class RunOwner:
                 decided = (RunStatus.FAILED, None, _error_json(exc))
         finally:
             try:
-                with anyio.CancelScope(shield=True):
+                with current_backend().scope(shield=True):
                     if self.lost:
                         pass  # another owner has the run now: write nothing more
                     elif decided is not None:
@@ -568,12 +568,12 @@ class RunOwner:
                 self.host.report(exc)
                 stalled = exc.kind
                 if since is None:
-                    since = anyio.current_time()
+                    since = current_backend().current_time()
                 if not self.host.retryable(exc, since):
                     self.store_failed = exc
                     self.scope.cancel()
                     raise
-                await anyio.sleep(delay)
+                await current_backend().sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
             except LeaseLostError:
@@ -642,7 +642,7 @@ class RunOwner:
             # work again): wait for that call instead of running the body a second time.
             running = self.inflight[sid]
             if running is None:
-                running = self.inflight[sid] = anyio.Event()
+                running = self.inflight[sid] = current_backend().event()
             await running.wait()
         if self.clock() > self.fresh_until:
             # No heartbeat renewed the lease for a whole lease (the process was paused or
@@ -790,15 +790,21 @@ class RunOwner:
                 )
             except StoreError as exc:  # the store is away (e.g. restarting): keep waiting
                 self.host.report(exc)
-                await anyio.sleep(poll)
+                await current_backend().sleep(poll)
                 continue
             if got is not None:
                 self.recorded[sid] = got
                 return _event_result(_serde.loads(got.output), topic, sid)
-            event = self.waiters.setdefault(topic, anyio.Event())
+            event = self.waiters.setdefault(topic, current_backend().event())
             wait = min(wake_at - self.clock(), poll * 5)
-            with anyio.move_on_after(max(wait, 0)):
+            with _after(max(wait, 0)):
                 await event.wait()
+
+
+def _after(seconds: float) -> Any:
+    """A cancel scope that expires ``seconds`` from now (``anyio.move_on_after`` on any loop)."""
+    backend = current_backend()
+    return backend.scope(deadline=backend.current_time() + seconds)
 
 
 def _event_result(value: Any, topic: str, sid: str) -> Any:

@@ -21,7 +21,6 @@ import uuid
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Self
 
-import anyio
 import sniffio
 
 from mai._backend import current_backend
@@ -277,7 +276,7 @@ class Runtime:
             clock=self.clock,
             spawn=self._nursery.start_soon,
         )
-        self._heartbeat_scope = anyio.CancelScope()
+        self._heartbeat_scope = current_backend().scope()
         self._nursery.start_soon(self._heartbeat)
         return self
 
@@ -293,7 +292,7 @@ class Runtime:
         in an ExceptionGroup); the runs it interrupted stay resumable.
         """
         try:
-            with anyio.CancelScope(shield=exc_type is not None):
+            with current_backend().scope(shield=exc_type is not None):
                 if exc_type is not None:
                     for active in list(self._active.values()):
                         active.scope.cancel()
