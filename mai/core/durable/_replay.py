@@ -75,6 +75,7 @@ class _DurableCalls:
             await running.wait()
         active.inflight[sid] = None  # an event is made only if a second call has to wait
         try:
+            await self.runtime.hold_lease(active)  # a fenced owner starts no body
             crash_point("before_body")
             started = self.runtime.clock()
             result = await proceed()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import importlib
+import math
 import os
 import socket
 import sys
@@ -151,6 +152,9 @@ class _Active:
         self.scope = anyio.CancelScope()
         self.cancelled = False
         self.lost = False
+        #: Until when the lease surely holds, on the store's clock (claim, then each renewal
+        #: from the moment it was sent): past it, no step body starts before a renewal.
+        self.lease_until = record.lease_until if record.lease_until is not None else -math.inf
         self.error: BaseException | None = None
         self.recorded: dict[str, StepRecord] = {}
         self.waiters: dict[str, anyio.Event] = {}
@@ -978,6 +982,47 @@ class Runtime:
                 await self.note_progress(active)
             return
 
+    async def hold_lease(self, active: _Active) -> None:
+        """Before a step body starts: make sure this process still owns the run.
+
+        A process stalled past its lease (paused, starved of CPU, waiting for an answer
+        already on its way) may wake after another worker took the run over and committed
+        the very step it is about to run. Its writes would be fenced, but a body is an effect
+        outside the store: so once the lease may have expired (by this process's estimate of
+        the store's clock), the lease is renewed first, and a fenced renewal cancels the run
+        here, before the body. Within the lease, this costs nothing.
+
+        Raises:
+            LeaseLostError: When another owner has the run now (its in-flight steps are
+                cancelled, as by the heartbeat).
+            StoreError: When the store stays unusable past ``store_patience`` (the run is
+                handed back, as when a commit fails).
+        """
+        if self.store_clock() < active.lease_until:
+            return
+        sent = self.store_clock()
+        try:
+            ok, cancel = await self._write_patiently(
+                _renew, self.store, active.run_id, active.owner, active.epoch, self.lease
+            )
+        except StoreError as exc:
+            active.store_failed = exc
+            active.scope.cancel()
+            raise
+        if not ok:
+            active.lost = True
+            active.scope.cancel()
+            raise LeaseLostError(
+                f"run {active.run_id!r}: this process (epoch {active.epoch}) no longer owns the "
+                "run; its next step was not started",
+                run_id=active.run_id,
+            )
+        active.lease_until = max(active.lease_until, sent + self.lease)
+        if cancel:
+            active.cancelled = True
+            active.scope.cancel()
+            await anyio.lowlevel.checkpoint()
+
     async def note_progress(self, active: _Active) -> None:
         """The run got somewhere in this attempt: it is not the one killing its processes.
 
@@ -1000,6 +1045,7 @@ class Runtime:
             while True:
                 await anyio.sleep(self.lease / 3)
                 for active in list(self._active.values()):
+                    sent = self.store_clock()
                     try:
                         ok, cancel = await self.executor.write(
                             _renew,
@@ -1016,7 +1062,9 @@ class Runtime:
                         active.lost = True
                         active.scope.cancel()
                         _log().warning("mai.lease_lost", run_id=active.run_id, owner=active.owner)
-                    elif cancel:
+                        continue
+                    active.lease_until = max(active.lease_until, sent + self.lease)
+                    if cancel:
                         active.cancelled = True
                         active.scope.cancel()
 
