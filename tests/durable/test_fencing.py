@@ -98,3 +98,54 @@ async def test_an_owner_that_wakes_after_a_takeover_runs_no_committed_step(tmp_p
             with pytest.raises(mai.LeaseLostError):
                 await handle.result()  # A learns it was fenced
     assert ran == ["1.1", "1.2"], f"a committed step ran again in the fenced owner: {ran}"
+
+
+gate: list[trio.Event] = []
+
+
+@mai.module
+async def held(x: int) -> int:
+    """One step whose body waits for the test's gate (a step in flight)."""
+    ran.append(mai.Context.get().step_id)
+    await gate[0].wait()
+    return x + 1
+
+
+@mai.module
+async def held_then_bump(x: int) -> int:
+    """A held step (1.1), then an ordinary one (1.2)."""
+    return await bump(await held(x))
+
+
+async def test_a_worker_that_takes_its_own_lapsed_run_back_runs_nothing_twice(tmp_path: Path):
+    """A worker too slow to renew claims its own run back: the execution goes on, not a second."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    now = [time.time()]
+
+    def clock() -> float:
+        return now[0]
+
+    ran.clear()
+    gate[:] = [trio.Event()]
+    with trio.fail_after(30):
+        async with mai.Runtime(SQLiteStore(url, clock=clock), clock=clock) as client:
+            handle = await client.submit(held_then_bump, 0, run_id="r")
+            async with trio.open_nursery() as nursery:
+                worker = mai.Worker(
+                    SQLiteStore(url, clock=clock),  # type: ignore[arg-type]
+                    workflows=[held_then_bump],
+                    concurrency=2,
+                    lease=30,
+                    poll_interval=0.01,
+                )
+                await nursery.start(worker.run)
+                while ran != ["1.1"]:  # noqa: ASYNC110 - the body is in flight
+                    await trio.sleep(0.01)
+                epoch = (await client.get("r")).record.epoch
+                now[0] += 60  # the lease lapsed on the store's clock; nobody else is there
+                while (await client.get("r")).record.epoch == epoch:  # noqa: ASYNC110
+                    await trio.sleep(0.01)  # the worker's sweep claimed its own run back
+                gate[0].set()
+                assert await handle.result() == 2
+                nursery.cancel_scope.cancel()
+    assert ran == ["1.1", "1.2"], f"the worker ran a step twice: {ran}"

@@ -770,6 +770,9 @@ class Runtime:
 
     async def _launch(self, claimed: RunRecord, module: Module[..., Any]) -> _Active | None:
         """Execute a run this process just claimed (or dead-letter it past ``max_attempts``)."""
+        current = self._active.get(claimed.run_id)
+        if current is not None and await self._carry_on(current, claimed):
+            return current
         if claimed.attempts > self.max_attempts:
             await self._dead_letter(
                 claimed,
@@ -783,6 +786,30 @@ class Runtime:
         self._active[claimed.run_id] = active
         self._nursery.start_soon(self._drive, active)
         return active
+
+    async def _carry_on(self, active: _Active, claimed: RunRecord) -> bool:
+        """This process claimed a run it is still executing: keep that execution going.
+
+        Its lease had lapsed (the process was too slow to renew it) and nobody else took the
+        run over, so the claim sweep took it back. The execution carries on under the new
+        epoch rather than a second one starting beside it (which would run its in-flight step
+        again). Returns ``False`` when the execution had already learnt it was fenced: it is
+        let finish, and the run starts afresh.
+        """
+        if active.lost:
+            await active.done.wait()
+            return False
+        active.epoch = claimed.epoch
+        if claimed.lease_until is not None:
+            active.lease_until = claimed.lease_until
+        if claimed.attempts > 1:  # the execution never stopped: not a start without progress
+            try:
+                await self.executor.write(
+                    self.store.mark_progress, claimed.run_id, active.owner, claimed.epoch
+                )
+            except StoreError as exc:
+                self._report_store_error(exc)
+        return True
 
     async def _dead_letter(self, record: RunRecord, reason: str) -> None:
         if await self.executor.write(self.store.dead_letter, record.run_id, reason):
@@ -856,7 +883,8 @@ class Runtime:
                     else:  # interrupted (shutdown): hand the run back, resumable at once
                         await self._release(active)
             finally:
-                self._active.pop(active.run_id, None)
+                if self._active.get(active.run_id) is active:
+                    del self._active[active.run_id]
                 active.done.set()
 
     def _retryable(self, exc: StoreError, since: float) -> bool:
@@ -947,6 +975,7 @@ class Runtime:
         delay = 0.05
         stalled: str | None = None
         while True:
+            epoch = active.epoch
             try:
                 if pending:
                     await self.executor.write(
@@ -969,6 +998,8 @@ class Runtime:
                 delay = min(delay * 2, 1.0)
                 continue
             except LeaseLostError:
+                if active.epoch != epoch:
+                    continue  # this process took the run back meanwhile (_carry_on): commit again
                 active.lost = True
                 active.scope.cancel()
                 raise
@@ -1000,15 +1031,17 @@ class Runtime:
         """
         if self.store_clock() < active.lease_until:
             return
-        sent = self.store_clock()
+        sent, epoch = self.store_clock(), active.epoch
         try:
             ok, cancel = await self._write_patiently(
-                _renew, self.store, active.run_id, active.owner, active.epoch, self.lease
+                _renew, self.store, active.run_id, active.owner, epoch, self.lease
             )
         except StoreError as exc:
             active.store_failed = exc
             active.scope.cancel()
             raise
+        if not ok and active.epoch != epoch:
+            return  # this process took the run back meanwhile (_carry_on), with a fresh lease
         if not ok:
             active.lost = True
             active.scope.cancel()
@@ -1045,23 +1078,26 @@ class Runtime:
             while True:
                 await anyio.sleep(self.lease / 3)
                 for active in list(self._active.values()):
-                    sent = self.store_clock()
+                    sent, epoch = self.store_clock(), active.epoch
                     try:
                         ok, cancel = await self.executor.write(
                             _renew,
                             self.store,
                             active.run_id,
                             active.owner,
-                            active.epoch,
+                            epoch,
                             self.lease,
                         )
                     except StoreError as exc:
                         self._report_store_error(exc)
                         continue
                     if not ok:
-                        active.lost = True
-                        active.scope.cancel()
-                        _log().warning("mai.lease_lost", run_id=active.run_id, owner=active.owner)
+                        if active.epoch == epoch:  # else this process took the run back
+                            active.lost = True
+                            active.scope.cancel()
+                            _log().warning(
+                                "mai.lease_lost", run_id=active.run_id, owner=active.owner
+                            )
                         continue
                     active.lease_until = max(active.lease_until, sent + self.lease)
                     if cancel:
