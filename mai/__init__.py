@@ -29,7 +29,6 @@ from ._composites import Race as Race
 from ._composites import Sequential as Sequential
 from ._config import Backoff as Backoff
 from ._config import Config as Config
-from ._context import Context as Context
 from ._context import is_cancelled as is_cancelled
 from ._errors import ArgumentError as ArgumentError
 from ._errors import CastError as CastError
@@ -54,6 +53,7 @@ from .core import plugins as _plugins
 from .core.tracing import _otel
 
 if TYPE_CHECKING:
+    from ._ctxmodel import Context as Context
     from .agents import Agent as Agent
     from .agents import AgentRunResult as AgentRunResult
     from .agents import ModelSettings as ModelSettings
@@ -133,6 +133,7 @@ if TYPE_CHECKING:
 
 #: Public name -> the module that defines it, for the names loaded on first use.
 _LAZY: dict[str, str] = {
+    "Context": "mai._ctxmodel",
     "Agent": "mai.agents",
     "AgentRunResult": "mai.agents",
     "ModelSettings": "mai.agents",

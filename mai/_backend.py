@@ -12,7 +12,6 @@ import math
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 import sniffio
 import trio

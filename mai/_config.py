@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,8 @@ class Backoff:
         """Return the delay before retry number ``attempt`` (1 for the first retry)."""
         base = min(self.initial * self.factor ** max(attempt - 1, 0), self.max)
         if self.jitter:
+            import random  # noqa: PLC0415 - jitter is rare; keep it off import mai
+
             base *= 1.0 + random.uniform(-self.jitter, self.jitter)  # noqa: S311 - not crypto
         return max(base, 0.0)
 

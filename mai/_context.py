@@ -1,9 +1,10 @@
-"""Context: what a module call knows about where it runs.
+"""Frames: what a module call knows about where it runs, kept cheaply.
 
-The public :class:`Context` is an immutable pydantic model. Internally every module call keeps a
-light :class:`Frame` (plain slots, no validation) in a ``ContextVar``; ``Context.get()``
-materialises the model from the current frame on demand, so a call that never asks for its
-context never pays for building one.
+Every module call keeps a light :class:`Frame` (plain slots, no validation) in a ``ContextVar``.
+The public, immutable :class:`mai.Context` model lives in :mod:`mai._ctxmodel` and is built from
+the current frame on demand by ``Context.get()``: a call that never asks for its context never
+pays for it, and a process that never asks never builds the pydantic model (``import mai`` stays
+close to the cost of its dependencies).
 
 Isolation comes from ``contextvars``: a task started in a nursery, and a worker thread started by
 the kernel, run in a copy of their parent's context, so whatever they set stays with them.
@@ -11,21 +12,16 @@ the kernel, run in a copy of their parent's context, so whatever they set stays 
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Mapping  # noqa: TC003 - pydantic resolves Context's fields at runtime
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
-
-from pydantic import BaseModel, ConfigDict, field_serializer
+from typing import TYPE_CHECKING, Any
 
 from ._backend import Backend, Spawner, current_backend
-from ._errors import ConfigError
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from ._seam import Durability, Interceptor
 
@@ -200,130 +196,6 @@ def child_frame(parent: Frame, index: int, name: str, timeout: float | None) -> 
 ROOT = Frame(None, 0, None, None, math.inf, None, False, None, _EMPTY, None)
 current_frame: ContextVar[Frame] = ContextVar("mai.frame", default=ROOT)
 thread_cancel: ContextVar[threading.Event | None] = ContextVar("mai.thread_cancel", default=None)
-
-_SETTABLE = ("deadline", "metadata", "span")
-
-
-class Context(BaseModel):
-    """What a module call knows about where it runs (an immutable snapshot).
-
-    Read it with :meth:`Context.get`; change it for the code that follows (and every module it
-    calls) with :meth:`Context.set`, and undo exactly with :meth:`Context.reset`. Changes never
-    reach siblings or parents: each module call, each Parallel branch and each worker thread
-    works on its own copy.
-
-    Attributes:
-        deadline: Effective deadline on the running event loop's clock (``trio.current_time()``
-            under Trio), the tightest of every enclosing ``timeout``, ``Context.set(deadline=)``
-            and cancel scope; ``inf`` when nothing bounds the call.
-        metadata: Read-only mapping that flows down to every nested call.
-        retry_count: 0 on the first attempt of the current module call, then 1, 2, ...
-        step_id: Hierarchical id of the current module call, e.g. ``"1.2.3"``; ``""`` outside one.
-        parent_step_id: Step id of the module call that made this one (``None`` at top level).
-        module_name: Name of the module whose body is running (``None`` outside any module).
-        span: The tracing span of the current call, when a tracer set one.
-        run_id: Id of the durable run this call belongs to, when it belongs to one.
-        idempotency_key: ``"<run id>/<step id>"`` inside a durable run: stable for a step across
-            retries and resumes, for deduplicating external side effects; ``None`` elsewhere.
-    """
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    deadline: float = math.inf
-    metadata: Mapping[str, Any] = _EMPTY
-    retry_count: int = 0
-    step_id: str = ""
-    parent_step_id: str | None = None
-    module_name: str | None = None
-    span: Any = None
-    run_id: str | None = None
-    idempotency_key: str | None = None
-
-    settable: ClassVar[tuple[str, ...]] = _SETTABLE
-
-    @field_serializer("metadata")
-    def _dump_metadata(self, value: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(value)
-
-    @field_serializer("span", when_used="json")
-    def _dump_span(self, value: Any) -> str | None:
-        return None if value is None else repr(value)
-
-    @property
-    def remaining(self) -> float:
-        """Seconds left until :attr:`deadline` (``inf`` when there is none)."""
-        if self.deadline == math.inf:
-            return math.inf
-        try:
-            now = current_backend().current_time()
-        except Exception:  # outside an event loop (e.g. in a worker thread)
-            return math.inf
-        return self.deadline - now
-
-    @classmethod
-    def get(cls) -> Context:
-        """Return the context of the running module call (or the ambient one outside calls)."""
-        f = current_frame.get()
-        deadline = f.deadline
-        if thread_cancel.get() is None:
-            with contextlib.suppress(Exception):  # no event loop here: the frame's value stands
-                deadline = min(deadline, current_backend().effective_deadline())
-        parent = f.parent
-        run_id = f.run.run_id if f.run is not None else None
-        step_id = f.step_id
-        return cls.model_construct(
-            deadline=deadline,
-            metadata=f.metadata,
-            retry_count=f.retry_count,
-            step_id=step_id,
-            parent_step_id=parent.step_id if parent is not None and parent.parent else None,
-            module_name=f.name,
-            span=f.span,
-            run_id=run_id,
-            idempotency_key=f"{run_id}/{step_id}" if run_id is not None else None,
-        )
-
-    @classmethod
-    def set(cls, **changes: Any) -> Token[Frame]:
-        """Change the context for the code that follows in this task; return a reset token.
-
-        Args:
-            **changes: ``deadline`` (seconds on the event loop's clock; a deadline can only get
-                tighter), ``metadata`` (a mapping merged over the inherited metadata) and/or
-                ``span``.
-
-        Returns:
-            A token for :meth:`reset`.
-
-        Raises:
-            ConfigError: For a key that cannot be set (the message lists the valid keys).
-        """
-        cur = current_frame.get()
-        f = cur.derive()
-        for key, value in changes.items():
-            if key == "deadline":
-                d = float(value)
-                if d < f.deadline:
-                    f.deadline = d
-                    f.deadline_owner = cur.name or "Context.set"
-                    f.timeout = None
-                    f.enforced = False
-            elif key == "metadata":
-                f.metadata = MappingProxyType({**cur.metadata, **dict(value)})
-            elif key == "span":
-                f.span = value
-            else:
-                raise ConfigError(
-                    f"Context.set() got an unknown key {key!r}; valid keys: {', '.join(_SETTABLE)}",
-                    key=key,
-                    valid=_SETTABLE,
-                )
-        return current_frame.set(f)
-
-    @classmethod
-    def reset(cls, token: Token[Frame]) -> None:
-        """Restore exactly the context that was current before the matching :meth:`set`."""
-        current_frame.reset(token)
 
 
 def is_cancelled() -> bool:

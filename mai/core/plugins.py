@@ -272,9 +272,10 @@ def _discover(group: str) -> None:
         finally:
             _discovering.discard(group)
             _discovered.add(group)
-    level = _outside_mai()
-    for info in broken:
-        warnings.warn(_warning_text(info), PluginWarning, stacklevel=level)
+    if broken:  # finding the user's frame costs imports: only when there is something to say
+        level = _outside_mai()
+        for info in broken:
+            warnings.warn(_warning_text(info), PluginWarning, stacklevel=level)
 
 
 def _package_dirs() -> tuple[str, ...]:

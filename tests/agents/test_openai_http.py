@@ -156,8 +156,10 @@ async def test_streamed_text(nursery, stub_server):
 
 async def test_a_deadline_cuts_the_stream_and_closes_the_connection(nursery, stub_server):
     """A deadline mid-stream raises DeadlineExceeded and the server sees the client go."""
-    stub = await stub_server(nursery, [chunks(["x"] * 200, delay=0.02)])
-    agent = mai.Agent(model(stub)).with_(timeout=0.2)
+    # 200 deltas 50 ms apart take 10 s: a 1 s deadline cuts the stream after its first
+    # deltas, with room for a loaded machine to deliver the first one
+    stub = await stub_server(nursery, [chunks(["x"] * 200, delay=0.05)])
+    agent = mai.Agent(model(stub)).with_(timeout=1.0)
     got = []
 
     async def consume():

@@ -14,6 +14,7 @@ import trio
 from pydantic import BaseModel
 
 import mai
+import mai.testing
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -197,7 +198,7 @@ async def test_non_blocking_delay_body_runs_once_under_retries(
     flow = mai.Sequential(mai.NonBlockingDelay(0.0, notify), flaky, name="nbd-retry").with_(
         retries=1
     )
-    async with mai.Runtime(url) as rt:
+    async with mai.testing.virtual_runtime(url) as rt:
         assert await (await rt.start(flow, 1, run_id="nbd")).result() == 2
         names = [s.name for s in await rt.steps("nbd")]
     assert len(bodies) == 1, bodies
@@ -332,3 +333,66 @@ async def test_a_store_that_stays_unusable_hands_the_run_back_resumable(
         with trio.fail_after(30):
             assert await again.result() == 2
     assert bodies == [1, 1]  # the first body's commit never landed: at least once, not lost
+
+
+async def test_a_store_changed_under_a_run_fails_it_at_once_not_after_store_patience(
+    db: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A commit meeting a store whose tables were dropped is not retried as if transient."""
+
+    @mai.module
+    async def breaker(x: int) -> int:
+        with closing(sqlite3.connect(db)) as conn, conn:  # another tool changes the store
+            conn.execute("DROP TABLE mai_steps")
+        return x
+
+    flow = breaker.with_(name="broken")
+    async with mai.testing.virtual_runtime(f"sqlite:///{db}", store_patience=3600) as rt:
+        handle = await rt.start(flow, 1, run_id="b")
+        started = trio.current_time()
+        with pytest.raises(mai.StoreSchemaError, match="no such table: mai_steps"):
+            await handle.result()
+        waited = trio.current_time() - started  # virtual: a transient error would wait 3600 s
+    assert waited < 1
+
+
+async def test_a_commit_waiting_out_a_locked_store_can_be_interrupted(db: Path) -> None:
+    """Cancelling the runtime (what Ctrl-C does) stops a commit that waits out a locked store."""
+    url = await _prepare(db)
+    held, release, gone = threading.Event(), threading.Event(), threading.Event()
+    committing = trio.Event()
+
+    def hold_lock() -> None:
+        with closing(sqlite3.connect(db, isolation_level=None)) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            held.set()
+            release.wait(60)  # the fault lasts until the test ends it (at most a minute)
+            conn.execute("ROLLBACK")
+        gone.set()
+
+    locker = threading.Thread(target=hold_lock, daemon=True)
+
+    @mai.module
+    async def work(x: int) -> int:
+        if not held.is_set():  # the first attempt (its commit never lands: it runs again)
+            locker.start()
+            await trio.to_thread.run_sync(held.wait)
+            committing.set()  # returning now: this step's commit meets the locked store
+        return x + 1
+
+    flow = work.with_(name="locked-out")
+    try:
+        with trio.CancelScope() as interrupt:
+            async with mai.Runtime(url, store_patience=3600) as rt:
+                await rt.start(flow, 1, run_id="l")
+                await committing.wait()
+                interrupt.cancel()
+                await trio.sleep_forever()
+        assert interrupt.cancelled_caught
+        assert not gone.is_set()  # the runtime stopped while the store was still locked
+    finally:
+        release.set()
+        await trio.to_thread.run_sync(locker.join)
+    async with mai.Runtime(url, workflows=[flow]) as rt:
+        assert not (await rt.get("l")).status.terminal  # nothing lost: resumable
+        assert await (await rt.resume("l")).result() == 2

@@ -9,15 +9,16 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import mai
+import mai.testing
 
 _names = itertools.count()
 
@@ -178,28 +179,33 @@ async def test_resume_of_a_run_with_a_live_owner_waits_and_never_steals(url: str
         assert (await other.get("live")).record.epoch == before.epoch
 
 
-async def test_resume_takes_over_once_a_stopped_owner_lease_expires(tmp_path: Path) -> None:
+async def test_resume_takes_over_once_a_stopped_owner_lease_expires(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
     """A run whose owner stopped answering is taken over when its lease expires (owner fenced)."""
     db = tmp_path / "stopped.db"
     url = f"sqlite:///{db}"
     flow = inc.with_(name="inc-flow")
-    async with mai.Runtime(url) as rt:
+    clock = mai.testing.VirtualClock(autojump_clock)
+    async with mai.testing.virtual_runtime(url) as rt:
         await rt.submit(flow, 1, run_id="orphan")
     gone = "elsewhere:4242:stopped"  # another host: nobody here can tell whether it is alive
+    lease_until = clock() + 600  # ten minutes of lease left, on the shared virtual clock
     with closing(sqlite3.connect(db)) as conn, conn:
         conn.execute(
             "UPDATE mai_runs SET status = 'RUNNING', owner = ?, epoch = 1, attempts = 1, "
             "lease_until = ?",
-            (gone, time.time() + 0.5),
+            (gone, lease_until),
         )
-    async with mai.Runtime(url, workflows=[flow]) as rt:
+    async with mai.testing.virtual_runtime(url, workflows=[flow]) as rt:
         handle = await rt.resume("orphan")
         assert (await rt.get("orphan")).owner == gone  # not stolen while the lease holds
-        with trio.fail_after(30):
-            assert await handle.result() == 2
+        assert await handle.result() == 2
         record = (await rt.get("orphan")).record
+        (step,) = await rt.steps("orphan")
         assert record.owner == rt.owner
         assert record.epoch == 2
+        assert step.started_at >= lease_until  # claimed only once the lease had expired
         late = mai.core.durable.StepRecord("orphan", "9", "late", "call", None, "1")
         with pytest.raises(mai.LeaseLostError):
             await rt.executor.write(rt.store.put_step, late, gone, 1)

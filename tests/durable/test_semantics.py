@@ -1,10 +1,18 @@
-"""Durable runtime semantics: checkpoints, replay, resume, versioning, timers, events."""
+"""Durable runtime semantics: checkpoints, replay, resume, versioning, timers, events.
+
+Every test that uses a store runs on the memory store and on a real SQLite file (the ``url``
+fixture), and on virtual time: a runtime from :func:`mai.testing.virtual_runtime` under the
+``autojump_clock``, so timers, deadlines, leases and ``mai.now()`` share one clock that jumps
+whenever every task waits. Nothing here waits on the wall clock or bounds it; a test waits for
+an event (a step reached, a row committed) instead.
+"""
 
 from __future__ import annotations
 
 import itertools
 import sqlite3
 import time
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,27 +23,28 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 import mai
+import mai.testing
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+    from trio.testing import MockClock
 
 _names = itertools.count()
 
 
-_kind: dict[str, Any] = {}
+@pytest.fixture(params=["memory", "sqlite"])
+def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
+    """Fresh store URLs of this test's kind: a named memory store, or a new SQLite file."""
+    if request.param == "sqlite":
+        return lambda: f"sqlite:///{tmp_path}/semantics-{next(_names)}.db"
+    return lambda: f"memory://semantics-{next(_names)}"
 
 
-@pytest.fixture(autouse=True, params=["memory", "sqlite"])
-def _store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    """Every semantics test runs on the memory store and on a real SQLite file."""
-    _kind["name"], _kind["dir"] = request.param, tmp_path
-
-
-def memory_url() -> str:
-    """A fresh store URL of this test's kind (two runtimes on it see the same runs)."""
-    if _kind.get("name") == "sqlite":
-        return f"sqlite:///{_kind['dir']}/semantics-{next(_names)}.db"
-    return f"memory://semantics-{next(_names)}"
+def runtime(url: str, **options: Any) -> mai.Runtime:
+    """A durable runtime on virtual time (the test's ``autojump_clock``) over ``url``."""
+    return mai.testing.virtual_runtime(url, **options)
 
 
 class Doc(BaseModel):
@@ -46,40 +55,57 @@ class Doc(BaseModel):
 
 
 calls: list[str] = []
+_reached: defaultdict[str, trio.Event] = defaultdict(trio.Event)
+
+
+def note(entry: str) -> None:
+    """Log a step body in ``calls`` and signal anyone waiting for it (see :func:`reached`)."""
+    calls.append(entry)
+    _reached[entry].set()
+
+
+async def reached(entry: str) -> None:
+    """Wait until a step body logged ``entry``."""
+    await _reached[entry].wait()
 
 
 @mai.module
 async def add_one(x: int) -> int:
     """A trivial step that leaves a trace in ``calls``."""
-    calls.append(f"add_one({x})")
+    note(f"add_one({x})")
     return x + 1
 
 
 @mai.module
 async def to_doc(x: int) -> Doc:
     """A step with a pydantic output."""
-    calls.append(f"to_doc({x})")
+    note(f"to_doc({x})")
     return Doc(title=f"doc {x}", words=x)
 
 
 @pytest.fixture(autouse=True)
 def _clear_calls() -> None:
-    """Each test starts with an empty call log."""
+    """Each test starts with an empty call log and no step reached."""
     calls.clear()
+    _reached.clear()
 
 
-async def test_start_returns_typed_result() -> None:
+async def test_start_returns_typed_result(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """A durable run returns its result cast to the workflow's return type."""
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         handle = await rt.start((add_one >> to_doc).with_(name="typed"), 4, run_id="typed")
         result = await handle.result()
     assert result == Doc(title="doc 5", words=5)
     assert isinstance(result, Doc)
 
 
-async def test_starting_an_existing_run_id_attaches() -> None:
+async def test_starting_an_existing_run_id_attaches(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """Starting the same run id twice gives the same run; the body runs once."""
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         first = await rt.start(add_one, 1, run_id="same")
         assert await first.result() == 2
         second = await rt.start(add_one, 1, run_id="same")
@@ -88,7 +114,9 @@ async def test_starting_an_existing_run_id_attaches() -> None:
     assert calls == ["add_one(1)"]
 
 
-async def test_step_ids_are_deterministic_over_50_runs() -> None:
+async def test_step_ids_are_deterministic_over_50_runs(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """The same Parallel/Map workflow run 50 times records identical step ids."""
 
     @mai.module
@@ -103,7 +131,7 @@ async def test_step_ids_are_deterministic_over_50_runs() -> None:
         name="det",
     )
     seen = set()
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         for i in range(50):
             await (await rt.start(flow, 3, run_id=f"det-{i}")).result()
             seen.add(tuple(s.step_id for s in await rt.steps(f"det-{i}")))
@@ -112,7 +140,9 @@ async def test_step_ids_are_deterministic_over_50_runs() -> None:
     assert ids == ("1.1.1", "1.1.2", "1.1.3", "1.2", "1.3.1", "1.3.2", "1.3.3")
 
 
-async def test_step_committed_before_the_next_step_runs() -> None:
+async def test_step_committed_before_the_next_step_runs(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """When a step starts, the previous step's output is already in the store."""
     seen: list[list[str]] = []
     holder: dict[str, Any] = {}
@@ -122,7 +152,7 @@ async def test_step_committed_before_the_next_step_runs() -> None:
         seen.append([s.step_id for s in holder["rt"].blocking.steps("commit-order")])
         return x
 
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         holder["rt"] = rt
         await (
             await rt.start(
@@ -133,38 +163,37 @@ async def test_step_committed_before_the_next_step_runs() -> None:
 
 
 async def _interrupt_after(url: str, flow: mai.Module[..., Any], run_id: str, gate: str) -> None:
-    """Start ``flow`` and shut the runtime down while the step named ``gate`` blocks."""
-    with trio.move_on_after(5):
-        async with mai.Runtime(url, workflows=[flow]) as rt:
-            await rt.start(flow, 1, run_id=run_id)
-            while not any(gate in c for c in calls):  # noqa: ASYNC110 - polls a plain list
-                await trio.sleep(0.001)
-            raise _Stop
-    pytest.fail("the runtime did not stop")
+    """Start ``flow`` and shut the runtime down once a step body logged ``gate`` (it blocks)."""
+    async with runtime(url, workflows=[flow]) as rt:
+        await rt.start(flow, 1, run_id=run_id)
+        await reached(gate)
+        raise _Stop
 
 
 class _Stop(Exception):
     """Used to leave the runtime block abruptly."""
 
 
-async def test_resume_replays_committed_steps_without_running_them() -> None:
+async def test_resume_replays_committed_steps_without_running_them(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """After an interruption, committed steps return recorded outputs (typed) and never rerun."""
     release = trio.Event()
 
     @mai.module
     async def gate(d: Doc) -> Doc:
-        calls.append("gate")
+        note("gate")
         if not release.is_set():
             await trio.sleep_forever()
         return d
 
     flow = mai.Sequential(add_one, to_doc, gate, name="resumable")
-    url = memory_url()
+    url = new_url()
     with pytest.raises(_Stop):
         await _interrupt_after(url, flow, "resume-1", "gate")
     assert calls == ["add_one(1)", "to_doc(2)", "gate"]
     release.set()
-    async with mai.Runtime(url, workflows=[flow]) as rt:
+    async with runtime(url, workflows=[flow]) as rt:
         assert (await rt.get("resume-1")).status == mai.RunStatus.PENDING
         handles = await rt.recover()
         assert [h.run_id for h in handles] == ["resume-1"]
@@ -173,7 +202,9 @@ async def test_resume_replays_committed_steps_without_running_them() -> None:
     assert calls == ["add_one(1)", "to_doc(2)", "gate", "gate"]
 
 
-async def test_changed_input_on_replay_is_a_nondeterminism_error() -> None:
+async def test_changed_input_on_replay_is_a_nondeterminism_error(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """A replayed step called with a different input raises NonDeterminismError naming it."""
     flips = {"n": 0}
 
@@ -187,7 +218,7 @@ async def test_changed_input_on_replay_is_a_nondeterminism_error() -> None:
 
     @mai.module
     async def consume(x: int) -> int:
-        calls.append("consume")
+        note("consume")
         await trio.sleep_forever()
         return x
 
@@ -198,41 +229,43 @@ async def test_changed_input_on_replay_is_a_nondeterminism_error() -> None:
         b = await choose(a + flips["n"])
         return await consume(b)
 
-    url = memory_url()
+    url = new_url()
     with pytest.raises(_Stop):
         await _interrupt_after(url, flow_body, "nondet", "consume")
-    async with mai.Runtime(url, workflows=[flow_body]) as rt:
+    async with runtime(url, workflows=[flow_body]) as rt:
         (handle,) = await rt.recover()
-        with trio.fail_after(5), pytest.raises(mai.NonDeterminismError) as info:
+        with pytest.raises(mai.NonDeterminismError) as info:
             await handle.result()
     assert info.value.step_id == "1.2"
     assert "1.2" in str(info.value)
     assert "choose" in str(info.value)
 
 
-async def test_incompatible_plan_is_refused_before_any_step_and_compatible_resumes() -> None:
+async def test_incompatible_plan_is_refused_before_any_step_and_compatible_resumes(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """Changed code: appended steps resume; a changed step is refused naming the first one."""
     release = trio.Event()
 
     @mai.module
     async def hold(x: int) -> int:
-        calls.append("hold")
+        note("hold")
         if not release.is_set():
             await trio.sleep_forever()
         return x
 
     @mai.module
     async def as_text(x: int) -> str:
-        calls.append("as_text")
+        note("as_text")
         return str(x)
 
     original = mai.Sequential(add_one, hold, name="versioned")
-    url = memory_url()
+    url = new_url()
     with pytest.raises(_Stop):
         await _interrupt_after(url, original, "v1", "hold")
     release.set()
     changed = mai.Sequential(as_text, hold, name="versioned")
-    async with mai.Runtime(url) as rt:
+    async with runtime(url) as rt:
         before = len(calls)
         with pytest.raises(mai.PlanMismatchError) as info:
             await rt.resume("v1", changed)
@@ -244,27 +277,31 @@ async def test_incompatible_plan_is_refused_before_any_step_and_compatible_resum
         assert await handle.result() == 3
 
 
-async def test_run_deadline_is_stored_as_wall_clock_and_enforced() -> None:
-    """A run's deadline is stored as epoch time and fails the run when it passes."""
+async def test_run_deadline_is_stored_as_wall_clock_and_enforced(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
+    """A run's deadline is stored as epoch time and fails the run when it passes (not later)."""
 
     @mai.module
     async def slow(x: int) -> int:
-        await trio.sleep(10)
+        await trio.sleep(3600)
         return x
 
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         started = trio.current_time()
-        handle = await rt.start(slow, 1, run_id="late", deadline=0.2)
+        handle = await rt.start(slow, 1, run_id="late", deadline=60)
         info = await rt.get("late")
-        assert info.deadline is not None
-        assert info.deadline > info.created_at
+        assert info.deadline == pytest.approx(info.created_at + 60)
         with pytest.raises(mai.DeadlineExceeded):
             await handle.result()
-        assert trio.current_time() - started < 2
+        failed_after = trio.current_time() - started  # virtual time: exact, whatever the load
         assert (await rt.get("late")).status == mai.RunStatus.FAILED
+    assert 60 <= failed_after < 61  # at the deadline, not when the hour-long step would end
 
 
-async def test_cancel_cancels_running_steps_and_records_cancelled() -> None:
+async def test_cancel_cancels_running_steps_and_records_cancelled(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """rt.cancel() cancels the running step (its cancel scope) and records CANCELLED."""
     cancelled = trio.Event()
 
@@ -276,7 +313,7 @@ async def test_cancel_cancels_running_steps_and_records_cancelled() -> None:
             cancelled.set()
         return x
 
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         handle = await rt.start((add_one >> forever).with_(name="forever"), 1, run_id="to-cancel")
         while not await rt.steps("to-cancel"):  # noqa: ASYNC110 - polls the store
             await trio.sleep(0.001)
@@ -303,7 +340,9 @@ async def test_fan_out_commits_are_grouped(tmp_path: Path) -> None:
     assert commits < 100
 
 
-async def test_durable_sleep_and_now_are_recorded_and_replayed() -> None:
+async def test_durable_sleep_and_now_are_recorded_and_replayed(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """mai.sleep records its wake-up time, mai.now its reading; replay returns the same."""
     release = trio.Event()
     readings: list[float] = []
@@ -312,56 +351,68 @@ async def test_durable_sleep_and_now_are_recorded_and_replayed() -> None:
     async def body(x: int) -> float:
         t = mai.now()
         readings.append(t)
-        await mai.sleep(0.01)
-        calls.append("slept")
+        await mai.sleep(86400)  # a day, on virtual time
+        note("slept")
         if not release.is_set():
             await trio.sleep_forever()
         return t
 
-    url = memory_url()
+    url = new_url()
     with pytest.raises(_Stop):
         await _interrupt_after(url, body, "timers", "slept")
     release.set()
-    async with mai.Runtime(url, workflows=[body]) as rt:
+    async with runtime(url, workflows=[body]) as rt:
         (handle,) = await rt.recover()
         assert await handle.result() == readings[0]
-        kinds = [(s.step_id, s.kind) for s in await rt.steps("timers")]
+        recorded = await rt.steps("timers")
     assert readings == [readings[0], readings[0]]
-    assert kinds == [("1", "call"), ("1.1", "now"), ("1.2", "timer")]
+    assert [(s.step_id, s.kind) for s in recorded] == [
+        ("1", "call"),
+        ("1.1", "now"),
+        ("1.2", "timer"),
+    ]
+    timer = recorded[2]
+    assert timer.output - readings[0] == pytest.approx(86400, abs=1)  # mai.now and timers agree
 
 
-async def test_random_is_deterministic_per_run_and_position() -> None:
+async def test_random_is_deterministic_per_run_and_position(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """mai.random() gives the same numbers at the same place of the same run."""
 
     @mai.module
     async def draw() -> list[float]:
         return [mai.random().random(), mai.random().random()]
 
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         a = await (await rt.start(draw, run_id="rnd-a")).result()
         b = await (await rt.start(draw, run_id="rnd-b")).result()
     assert a[0] != a[1]
     assert a != b
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         again = await (await rt.start(draw, run_id="rnd-a")).result()
     assert again == a
 
 
-async def test_wait_for_receives_send_and_times_out() -> None:
+async def test_wait_for_receives_send_and_times_out(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """mai.wait_for gets a payload sent with rt.send, even one sent before the wait started."""
 
     @mai.module
     async def approve(x: int) -> str:
-        decision = await mai.wait_for("approval", timeout=30)
+        decision = await mai.wait_for("approval", timeout=3600)
         return f"{x}:{decision['by']}"
 
     @mai.module
     async def impatient(x: int) -> str:
-        return await mai.wait_for("never", timeout=0.05)
+        return await mai.wait_for("never", timeout=60)
 
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         handle = await rt.start(approve, 7, run_id="hitl")
-        await trio.sleep(0.05)
+        # The wait records its timeout timer just before it starts waiting: send after that.
+        while not [s for s in await rt.steps("hitl") if s.kind == "timer"]:  # noqa: ASYNC110
+            await trio.sleep(0.01)
         await rt.send("hitl", "approval", {"by": "ana"})
         assert await handle.result() == "7:ana"
         early = await rt.start(approve, 8, run_id="hitl-early")
@@ -370,11 +421,17 @@ async def test_wait_for_receives_send_and_times_out() -> None:
         late = await rt.start(impatient, 1, run_id="timeout")
         with pytest.raises(mai.WaitTimeoutError):
             await late.result()
+        kinds = {s.kind: s for s in await rt.steps("timeout")}
+        timer, event = kinds["timer"], kinds["event"]
+        assert timer.output - timer.started_at == pytest.approx(60)  # virtual seconds
+        assert event.finished_at >= timer.output  # it timed out at the recorded time, not before
         with pytest.raises(mai.RunNotFoundError):
             await rt.send("nope", "approval", {})
 
 
-async def test_idempotency_key_is_stable_across_retries_and_resumes() -> None:
+async def test_idempotency_key_is_stable_across_retries_and_resumes(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """Context.idempotency_key is the same for a step across retries and a resume."""
     keys: list[str | None] = []
     release = trio.Event()
@@ -385,33 +442,34 @@ async def test_idempotency_key_is_stable_across_retries_and_resumes() -> None:
         if len(keys) < 2:
             raise ConnectionError("flaky")
         if not release.is_set():
-            calls.append("charge-blocked")
+            note("charge-blocked")
             await trio.sleep_forever()
         return x
 
-    url = memory_url()
+    url = new_url()
     with pytest.raises(_Stop):
         await _interrupt_after(url, charge, "idem", "charge-blocked")
     release.set()
-    async with mai.Runtime(url, workflows=[charge]) as rt:
+    async with runtime(url, workflows=[charge]) as rt:
         (handle,) = await rt.recover()
         assert await handle.result() == 1
     assert len(keys) == 3
     assert set(keys) == {"idem/1"}
 
 
-async def test_non_serialisable_output_fails_the_step_with_a_typed_error() -> None:
+async def test_non_serialisable_output_fails_the_step_with_a_typed_error(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """A step returning something JSON cannot hold fails with SerializationError; no hang."""
 
     @mai.module
     async def leak(x: int) -> Any:
         return object()
 
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         handle = await rt.start(leak, 1, run_id="leak")
-        with trio.fail_after(5):
-            with pytest.raises(mai.SerializationError) as info:
-                await handle.result()
+        with pytest.raises(mai.SerializationError) as info:
+            await handle.result()
         assert "step 1" in str(info.value)
         assert (await rt.get("leak")).status == mai.RunStatus.FAILED
         assert await rt.steps("leak") == []
@@ -460,9 +518,11 @@ def test_bad_input_is_rejected_before_any_row_is_written(tmp_path: Path, bad: ob
         assert conn.execute("SELECT count(*) FROM mai_steps").fetchone() == (0,)
 
 
-async def test_reads_are_async_and_a_blocking_api_sits_beside_them() -> None:
+async def test_reads_are_async_and_a_blocking_api_sits_beside_them(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """rt.get/list_runs/steps are awaited; rt.blocking offers them to threads, not to the loop."""
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         await (await rt.start(add_one, 1, run_id="reads")).result()
         assert (await rt.get("reads")).status == mai.RunStatus.SUCCEEDED
         assert (await rt.get("reads")).output == 2
@@ -512,7 +572,9 @@ async def test_an_async_read_never_blocks_the_event_loop(tmp_path: Path) -> None
     assert seen > 0
 
 
-async def test_non_blocking_delay_uses_durable_timers() -> None:
+async def test_non_blocking_delay_uses_durable_timers(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """In a durable run, NonBlockingDelay's background call waits on a recorded timer."""
     done = trio.Event()
 
@@ -521,7 +583,7 @@ async def test_non_blocking_delay_uses_durable_timers() -> None:
         done.set()
 
     flow = mai.Sequential(mai.NonBlockingDelay(0.01, later), add_one, name="nbd")
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         assert await (await rt.start(flow, 1, run_id="nbd")).result() == 2
         kinds = {(s.name, s.kind) for s in await rt.steps("nbd")}
     assert done.is_set()
@@ -529,7 +591,9 @@ async def test_non_blocking_delay_uses_durable_timers() -> None:
     assert ("later", "call") in kinds
 
 
-async def test_run_id_is_known_before_the_first_interceptor_runs() -> None:
+async def test_run_id_is_known_before_the_first_interceptor_runs(
+    new_url: Callable[[], str], autojump_clock: MockClock
+) -> None:
     """Interceptors outside the durable one (tracing, logging) see the run id from the top call."""
     from mai._seam import intercept
 
@@ -539,8 +603,46 @@ async def test_run_id_is_known_before_the_first_interceptor_runs() -> None:
         seen.append((call.step_id, mai.Context.get().run_id))
         return await proceed()
 
-    async with mai.Runtime(memory_url()) as rt:
+    async with runtime(new_url()) as rt:
         with intercept(spy):
             handle = await rt.start((add_one >> add_one).with_(name="twice"), 1, run_id="known")
         assert await handle.result() == 3
     assert seen == [("1", "known"), ("1.1", "known"), ("1.2", "known")]
+
+
+async def test_a_lone_sqlite_commit_runs_on_the_loop_thread_only_when_nothing_else_is_ready(
+    tmp_path: Path,
+) -> None:
+    """A lone SQLite write skips the thread hop when no task is ready; otherwise it hops."""
+    import threading
+
+    from mai.core.durable._sqlite import SQLiteStore
+
+    where: list[bool] = []  # per step commit: made on the event loop's thread?
+    loop_thread = threading.get_ident()
+
+    class Watched(SQLiteStore):
+        """Records the thread of each step commit."""
+
+        def put_step(self, record: Any, owner: str, epoch: int) -> bool:
+            where.append(threading.get_ident() == loop_thread)
+            return super().put_step(record, owner, epoch)
+
+    @mai.module
+    async def bump(x: int) -> int:
+        return x + 1
+
+    def probe() -> None:
+        where.append(threading.get_ident() == loop_thread)
+
+    flow = mai.Sequential(bump, bump, bump, name="bumps")
+    async with mai.Runtime(Watched(f"sqlite:///{tmp_path / 'lone.db'}")) as rt:
+        assert await (await rt.start(flow, 0, run_id="alone")).result() == 3
+        # (the run's first commit may meet the runtime's own tasks starting, and hop)
+        assert len(where) == 3
+        assert where[1:] == [True, True]
+        where.clear()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep, 0)  # a task ready to run, not run yet
+            await rt.executor.write(probe)
+        assert where == [False]  # it went to the store thread: the loop stayed free

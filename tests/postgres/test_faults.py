@@ -79,14 +79,14 @@ def test_sigterm_drains_and_another_worker_resumes_within_seconds(pg_url, tmp_pa
     """SIGTERM cancels in-flight steps, releases the leases at once; another worker resumes."""
     fleet = Fleet(pg_url, tmp_path / "ledger.csv", env={"STEP_SLEEP": "0.2"})
     try:
-        a = fleet.spawn("a", "--lease", "30", "--concurrency", "4")
+        # An hour's lease: b can only resume the runs within the test because a released them.
+        a = fleet.spawn("a", "--lease", "3600", "--concurrency", "4")
         run_ids = ids(4)
         submit(pg_url, "chain20", run_ids)
         wait_until(
             lambda: all(len(steps(pg_url).get(r, {})) >= 2 for r in run_ids), 30, "a to start"
         )
         b = fleet.spawn("b", "--lease", "30", "--concurrency", "4")
-        sent = time.time()
         fleet.signal(a, signal.SIGTERM)
         fleet.reap(a)
         assert a.returncode == 0, a.describe()
@@ -98,25 +98,12 @@ def test_sigterm_drains_and_another_worker_resumes_within_seconds(pg_url, tmp_pa
             )
 
         wait_until(resumed_by_b, 30, "b to resume every run")
-        first_b = min(
-            s.finished_at
-            for r in run_ids
-            for s in steps(pg_url)[r].values()
-            if pid_of(s.worker) == b.pid
-        )
-        # leases are 30 s: resuming this fast proves the runs were released, not expired
-        assert first_b - sent < 5.0, f"b resumed {first_b - sent:.2f}s after SIGTERM"
         wait_terminal(pg_url, run_ids, 60, fleet)
         check_all_succeeded(pg_url, run_ids, 20)
-        late = [
-            s
-            for r in run_ids
-            for s in steps(pg_url)[r].values()
-            if pid_of(s.worker) == a.pid
-            and s.finished_at > time.time()
-            and s.finished_at > sent + 1
-        ]
-        assert not late, f"the drained worker committed after SIGTERM: {late}"
+        rows = [s for r in run_ids for s in steps(pg_url)[r].values()]
+        first_b = min(s.started_at for s in rows if pid_of(s.worker) == b.pid)
+        late = [s for s in rows if pid_of(s.worker) == a.pid and s.finished_at > first_b]
+        assert not late, f"the drained worker committed after b took over: {late}"
         assert all(runs(pg_url)[r].attempts == 1 for r in run_ids), "a release is not an attempt"
         assert "mai.worker_draining" in a.stderr + a.stdout
         check_fleet_ledger(fleet, {a.pid})

@@ -97,10 +97,11 @@ async def ledger_step(x: int) -> int:
     """Records each execution in the ledger file, then sleeps a little (a crash window)."""
     import anyio
 
-    sid = mai.Context.get().step_id
-    _note(f"start {sid}")
+    ctx = mai.Context.get()
+    sid = ctx.step_id
+    _note(f"start {sid} {ctx.run_id}")
     await anyio.sleep(0.3)
-    _note(f"done {sid}")
+    _note(f"done {sid} {ctx.run_id}")
     return x + 1
 
 
@@ -162,3 +163,43 @@ async def _sum_list(xs: list[int]) -> int:
 
 
 wide_sum = mai.Sequential(wide, _sum_list)
+
+
+@mai.module
+async def outer(x: int) -> int:
+    """Calls double and inc inside its own body: child steps of the activity (1.2.1, 1.2.2)."""
+    return await inc(await double(x))
+
+
+traced = mai.Sequential(double, outer, name="traced")
+
+
+@mai.module
+async def trio_token(x: int) -> int:
+    """Uses a Trio-only API (fails on asyncio): x + 1 under the Trio activity runner."""
+    import trio
+
+    trio.lowlevel.current_trio_token()
+    await trio.lowlevel.checkpoint()
+    return x + 1
+
+
+trio_flow = mai.Sequential(double, trio_token)
+
+
+@mai.module
+async def noted(x: int) -> int:
+    """x + 1, noted in the ledger each time it runs."""
+    _note(f"noted {mai.Context.get().step_id}")
+    return x + 1
+
+
+@mai.module
+async def gate(x: int) -> int:
+    """3 * x once the file named by $MAI_TEST_GATE exists; a ValueError before."""
+    if not os.path.exists(os.environ["MAI_TEST_GATE"]):  # noqa: PTH110, ASYNC240 - a test gate
+        raise ValueError(f"gate closed at {x}")
+    return 3 * x
+
+
+gated = mai.Sequential(noted, gate)

@@ -44,3 +44,16 @@ def test_runtime_on_a_temporal_url_is_the_temporal_runtime() -> None:
     rt = mai.Runtime("temporal://127.0.0.1:1/default?task_queue=x", api_key="k")
     assert isinstance(rt, options_mod.TemporalRuntime)
     assert "k'" not in repr(rt)
+
+
+async def test_task_timeout_is_the_workflows_task_timeout(rt: object) -> None:
+    """task_timeout (URL or option) becomes the run's workflow task timeout on Temporal."""
+    assert options_mod.parse_options("temporal://h:1/ns?task_timeout=45").task_timeout == 45.0
+    with pytest.raises(mai.ConfigError, match="task_timeout expects a positive number"):
+        options_mod.parse_options(task_timeout=0)
+    import temporal_flows as f
+
+    async with mai.Runtime(rt.url, task_timeout=33, worker=True) as other:  # type: ignore[attr-defined]
+        await (await other.start(f.double, 1, run_id="task-timeout")).result()
+        desc = await other._call(other.client.get_workflow_handle("task-timeout").describe())
+    assert desc.raw_description.execution_config.default_workflow_task_timeout.seconds == 33

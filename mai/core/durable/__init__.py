@@ -47,8 +47,10 @@ from ._store import RunStatus as RunStatus
 from ._store import StepRecord as StepRecord
 from ._store import Store as Store
 from ._store import run_from_row as run_from_row
+from ._trace import trace_of_run as trace_of_run
 from ._urls import redact_text as redact_text
 from ._urls import redact_url as redact_url
+from ._versioning import plan_for as plan_for
 from ._worker import Worker as Worker
 from ._worker import load_app as load_app
 from ._worker import run_worker as run_worker

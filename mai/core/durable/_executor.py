@@ -16,6 +16,11 @@ abandoned because the waiting task was cancelled; the cancellation is delivered 
 A store whose calls never block (``inline = True``, the in-memory store) skips the thread when it
 is idle: the call runs in the calling task, through the same batch code (one transaction, the
 same crash points and error handling), so a short run pays no cross-thread hand-off per step.
+A local store (``local = True``, the SQLite file) does the same under Trio when, besides, no
+other task is ready to run: blocking the loop's thread for a commit then delays nobody.
+
+A store that can insert many steps with one statement (``BatchedSteps``, PostgreSQL) gets a
+batch's step commits that way: one network round trip instead of one per step.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from mai._module import library_logger
 
 from ._crash import crash_point
 from ._errors import StoreError
-from ._store import InlineStore, OneStatementWrites, Reconnecting
+from ._store import BatchedSteps, InlineStore, LocalStore, OneStatementWrites, Reconnecting
 from ._urls import redact_url
 
 if TYPE_CHECKING:
@@ -57,6 +62,11 @@ async def _shielded_checkpoint() -> None:
 
         with anyio.CancelScope(shield=True):
             await anyio.lowlevel.checkpoint()
+
+
+def _nothing_else_ready(trio: Any) -> bool:
+    """Whether no other Trio task is ready to run (so blocking this thread delays nobody)."""
+    return trio.lowlevel.current_statistics().tasks_runnable == 0  # type: ignore[no-any-return]
 
 
 class _Item:
@@ -93,6 +103,8 @@ class StoreExecutor:
         # Inline calls: allowed for a non-blocking store while nothing is queued; ``_busy`` is
         # held by whoever runs store calls (the thread for a batch, or an inline caller).
         self._inline = isinstance(store, InlineStore) and store.inline is True
+        # A local store's lone call runs on the loop's thread when nothing else is ready there.
+        self._local = isinstance(store, LocalStore) and store.local is True
         self._pending = 0
         self._lock = threading.Lock()
         self._busy = threading.Lock()
@@ -174,6 +186,11 @@ class StoreExecutor:
         if sniffio.current_async_library() == "trio":
             import trio  # noqa: PLC0415
 
+            if write and self._local and not self._pending and _nothing_else_ready(trio):
+                done = self._run_inline(fn, args, write=write)
+                if done is not _QUEUED:
+                    await _shielded_checkpoint()
+                    return done.unwrap()
             task = trio.lowlevel.current_task()
             token = trio.lowlevel.current_trio_token()
 
@@ -224,6 +241,32 @@ class StoreExecutor:
             if stop:
                 return
 
+    def _put_steps_at_once(self, writes: list[_Item]) -> set[_Item] | tuple[()]:
+        """Insert the batch's ``put_step`` calls with one statement, when the store can.
+
+        On a database server each ``put_step`` is a network round trip; a worker with dozens
+        of runs in flight commits dozens of steps per transaction, so this is where its time
+        went. The items inserted here are answered ``True``; the others (already recorded, or
+        a run no longer owned) still run one by one, in order, and decide for themselves.
+        """
+        store = self.store
+        if not isinstance(store, BatchedSteps):
+            return ()
+        put_step = store.put_step
+        items: list[_Item] = []
+        keys: set[tuple[str, str]] = set()
+        for item in writes:
+            if item.fn == put_step:
+                record = item.args[0]
+                key = (record.run_id, record.step_id)
+                if key not in keys:  # a repeated step is left to put_step (it reports False)
+                    keys.add(key)
+                    items.append(item)
+        if len(items) < 2:
+            return ()
+        done = store.put_steps([item.args for item in items])
+        return {item for item, ok in zip(items, done, strict=True) if ok}
+
     def _run_batch(self, batch: list[_Item]) -> None:
         writes: list[_Item] = []
         for item in batch:
@@ -242,7 +285,11 @@ class StoreExecutor:
             results: list[outcome.Outcome[Any]] = []
             try:
                 with contextlib.nullcontext() if single else self.store.transaction():
+                    inserted = self._put_steps_at_once(writes) if not single else ()
                     for item in writes:
+                        if item in inserted:  # recorded by the batched insert above
+                            results.append(outcome.Value(True))
+                            continue
                         result = outcome.capture(item.fn, *item.args)
                         if isinstance(result, outcome.Error) and isinstance(
                             result.error, StoreError

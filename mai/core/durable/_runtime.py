@@ -27,7 +27,7 @@ import sniffio
 
 from mai._backend import current_backend
 from mai._composites import Composite
-from mai._context import Context
+from mai._ctxmodel import Context
 from mai._errors import DeadlineExceeded, MaiError
 from mai._module import library_logger
 from mai._seam import durability, intercept
@@ -881,7 +881,9 @@ class Runtime:
                         if await self._finish(active, *decided) and decided[1] is not None:
                             active.value, active.succeeded = result, True
                     else:  # interrupted (shutdown): hand the run back, resumable at once
-                        await self._release(active)
+                        # Patiently only when the store failed the run; an interrupt (Ctrl-C,
+                        # a cancelled runtime) tries once, never waits out store_patience.
+                        await self._release(active, patient=active.store_failed is not None)
             finally:
                 if self._active.get(active.run_id) is active:
                     del self._active[active.run_id]
@@ -940,13 +942,12 @@ class Runtime:
             _log().warning("mai.run_outcome_fenced", run_id=active.run_id, status=str(status))
         return bool(ok)
 
-    async def _release(self, active: _Active) -> None:
+    async def _release(self, active: _Active, *, patient: bool = True) -> None:
         """Hand an interrupted run back (committing what finished); never raises."""
         extra = [*active.pending, *active.uncommitted.values()]
+        write = self._write_patiently if patient else self.executor.write
         try:
-            await self._write_patiently(
-                _release_tx, self.store, extra, active.run_id, active.owner, active.epoch
-            )
+            await write(_release_tx, self.store, extra, active.run_id, active.owner, active.epoch)
         except StoreError as exc:
             _log().error(
                 "mai.run_not_released",

@@ -148,6 +148,9 @@ def _row_to_step(r: tuple[Any, ...]) -> StepRecord:
 class SQLiteStore:
     """A durable store in one SQLite file (see the module docstring for the guarantees)."""
 
+    #: A local file: a lone call may run on the event loop's thread (see ``LocalStore``).
+    local = True
+
     def __init__(self, url: str, *, clock: Callable[[], float] | None = None) -> None:
         """Prepare the store for ``url``; nothing is opened until :meth:`open`.
 
@@ -188,6 +191,12 @@ class SQLiteStore:
             return StoreCorruptError(
                 f"{where} is not a valid database ({text}); restore it from a backup or point "
                 "MAI_STORE at a new file",
+                url=self.url,
+            )
+        if "no such table" in low or "no such column" in low:  # changed under us: not transient
+            return StoreSchemaError(
+                f"{where} lacks the tables or columns this pymai expects ({text}); another tool "
+                "or release changed it: restore it from a backup or point MAI_STORE at a new file",
                 url=self.url,
             )
         if name in _BUSY or "locked" in low or "busy" in low:

@@ -304,11 +304,39 @@ class InlineStore(Protocol):
 
 
 @runtime_checkable
+class LocalStore(Protocol):
+    """A store on a local file whose calls take microseconds to a few milliseconds (an fsync).
+
+    Under Trio, when the store thread is idle and no other task is ready to run, the runtime
+    makes a lone write on the event loop's own thread: nothing else was going to run meanwhile,
+    and the two thread hand-offs a call costs are saved (a sequential run commits once per
+    step, one at a time). Reads always go to the store thread, so a long read never holds up
+    the loop. The store's connection must be usable from any thread, one at a time.
+    """
+
+    local: bool
+
+
+@runtime_checkable
 class OneStatementWrites(Protocol):
     """A store that can make some lone writes atomic without BEGIN/COMMIT (fewer round trips)."""
 
     def runs_alone(self, fn: Callable[..., Any]) -> bool:
         """Whether ``fn`` (one of the store's write methods) is atomic on its own."""
+
+
+@runtime_checkable
+class BatchedSteps(Protocol):
+    """A store that can insert many steps with one statement (one round trip to a server)."""
+
+    def put_steps(self, items: Sequence[tuple[StepRecord, str, int]]) -> list[bool]:
+        """Insert each ``(record, owner, epoch)`` whose run that owner still holds.
+
+        Returns, per item, whether it was inserted now. An item not inserted (already
+        recorded, or its run no longer owned) is then passed to :meth:`Store.put_step` in the
+        same transaction, which decides between ``False`` and :class:`LeaseLostError`; so this
+        method must never raise for one item's sake. Runs inside the executor's transaction.
+        """
 
 
 @runtime_checkable

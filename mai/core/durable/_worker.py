@@ -141,6 +141,7 @@ class Worker:
         self._mine: dict[str, _Active] = {}
         self._foreign: set[str] = set()
         self._wake: anyio.Event | None = None
+        self._hungry = True  # claim even one free slot (see _claim)
         self._tg: Any = None
 
     def __repr__(self) -> str:
@@ -240,8 +241,10 @@ class Worker:
                 handed_back += not await self._start(rt, record)
             if claimed and handed_back < len(claimed) and len(self._mine) < self.concurrency:
                 continue  # there may be more waiting (not only runs of other applications)
-            with anyio.move_on_after(self.poll_interval):
+            with anyio.move_on_after(self.poll_interval) as waited:
                 await self._wake.wait()
+            # a poll (not a finishing run) claims even a few free slots; see _claim
+            self._hungry = waited.cancel_called
 
     def _suspect(self, record: RunRecord) -> bool:
         """Whether the run was started at least twice before without making progress.
@@ -269,6 +272,8 @@ class Worker:
 
     async def _claim(self, rt: Runtime) -> list[RunRecord]:
         free = self.concurrency - len(self._mine)
+        if self._mine and free < max(1, self.concurrency // 4) and not self._hungry:
+            return []  # busy: claim in bulk once a quarter of the slots are free
         if free <= 0 or any(
             self._suspect(a.record) and not a.progressed.is_set() for a in self._mine.values()
         ):

@@ -17,15 +17,6 @@ from typing import TYPE_CHECKING, Any
 from mai._context import current_frame
 from mai._seam import add_run_hook
 
-from ._span import (
-    arguments_size,
-    classify,
-    effective_deadline,
-    error_of,
-    result_attributes,
-    size_of,
-)
-
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, Mapping
 
@@ -67,24 +58,27 @@ class OtelInterceptor:
     W3C ``traceparent`` continues that trace.
     """
 
-    __slots__ = ("_context", "_trace", "_tracer")
+    __slots__ = ("_context", "_s", "_trace", "_tracer")
 
     def __init__(self, tracer: Tracer) -> None:
         """Emit spans through ``tracer``."""
         from opentelemetry import context, trace  # noqa: PLC0415 - only once an SDK is on
 
+        from . import _span  # noqa: PLC0415 - span helpers load with the first interceptor
+
         self._tracer = tracer
         self._context = context
         self._trace = trace
+        self._s = _span
 
     async def __call__(self, call: Call, proceed: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``call`` inside its span."""
-        trace = self._trace
+        trace, s = self._trace, self._s
         frame = call.frame
         run = frame.run
         backend = run.backend  # type: ignore[union-attr]
         now = backend.current_time()
-        deadline = effective_deadline(frame.deadline, backend)
+        deadline = s.effective_deadline(frame.deadline, backend)
         attributes: dict[str, Any] = {"mai.module": call.name, "mai.step_id": call.step_id}
         parent_step = call.parent_step_id
         parent: OtelContext | None = None
@@ -98,7 +92,7 @@ class OtelInterceptor:
             attributes["mai.run_id"] = run.run_id  # type: ignore[union-attr]
         if deadline != math.inf:
             attributes["mai.deadline.remaining_s"] = max(deadline - now, 0.0)
-        in_bytes, exact = arguments_size(call.args, call.kwargs)
+        in_bytes, exact = s.arguments_size(call.args, call.kwargs)
         attributes["mai.payload.input_bytes"] = in_bytes
         span_name = call.name
         kind = trace.SpanKind.INTERNAL
@@ -124,10 +118,10 @@ class OtelInterceptor:
         try:
             result = await proceed()
         except BaseException as exc:
-            status = classify(exc, backend, deadline, backend.current_time())
+            status = s.classify(exc, backend, deadline, backend.current_time())
             end["mai.status"] = status
             if status != "cancelled":
-                kind, message = error_of(exc, status)
+                kind, message = s.error_of(exc, status)
                 if kind == "Cancelled":  # cut by a deadline: never record a nursery's raw group
                     text = f"Cancelled: {message}"
                 else:
@@ -136,11 +130,11 @@ class OtelInterceptor:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, text))
             raise
         else:
-            out_bytes, out_exact = size_of(result)
+            out_bytes, out_exact = s.size_of(result)
             exact = exact and out_exact
             end["mai.payload.output_bytes"] = out_bytes
             end["mai.status"] = "ok"
-            extra = result_attributes(result)
+            extra = s.result_attributes(result)
             if extra and not _replayed(span):  # a replayed step spent nothing now
                 end.update(extra)
             return result

@@ -761,6 +761,36 @@ class PostgresStore:
             )
         return False
 
+    def put_steps(self, items: Sequence[tuple[StepRecord, str, int]]) -> list[bool]:
+        """Insert many steps in one statement (one round trip); ``True`` where inserted now.
+
+        Each step goes in only while its run is RUNNING under the given ``(owner, epoch)``
+        (a share lock on the run, as :meth:`put_step` takes). Steps not inserted are left to
+        :meth:`put_step`, which the executor calls next in the same transaction.
+        """
+        cols: list[list[Any]] = [[] for _ in range(13)]
+        for r, owner, epoch in items:
+            row = (r.run_id, owner, epoch, r.step_id, r.name, r.kind, r.input, r.output,
+                   r.format, r.started_at, r.finished_at, r.attempts, r.worker)  # fmt: skip
+            for col, value in zip(cols, row, strict=True):
+                col.append(value)
+        rows = self._x(
+            "WITH i AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], "  # noqa: S608
+            "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], "
+            "%s::float8[], %s::int[], %s::text[]) AS t(run_id, owner, epoch, step_id, name, "
+            "kind, input, output, format, started_at, finished_at, attempts, worker)), "
+            "owned AS (SELECT run_id, owner, epoch FROM mai_runs WHERE run_id = ANY(%s::text[]) "
+            "AND status = 'RUNNING' FOR SHARE) "
+            f"INSERT INTO mai_steps ({STEP_COLUMNS}) "
+            "SELECT i.run_id, i.step_id, i.name, i.kind, i.input, i.output, i.format, "
+            "i.started_at, i.finished_at, i.attempts, i.worker FROM i JOIN owned o "
+            "ON o.run_id = i.run_id AND o.owner = i.owner AND o.epoch = i.epoch "
+            "ON CONFLICT (run_id, step_id) DO NOTHING RETURNING run_id, step_id",
+            (*cols, sorted(set(cols[0]))),
+        ).fetchall()
+        inserted = {(run_id, step_id) for run_id, step_id in rows}
+        return [(r.run_id, r.step_id) in inserted for r, _, _ in items]
+
     # -- events --------------------------------------------------------------------------------
 
     def add_event(self, run_id: str, topic: str, payload: str) -> int:

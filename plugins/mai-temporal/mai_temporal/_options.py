@@ -22,6 +22,9 @@ activity heartbeat timeout  ``heartbeat`` (seconds, 10)
 activity start-to-close     ``attempt_timeout`` (600)
 pending activities per run  ``max_pending`` (200)
 worker sticky timeout       ``sticky_timeout`` (1)
+workflow task timeout       ``task_timeout`` (10)
+activity bodies run under   ``activity_runner``          ``MAI_TEMPORAL_ACTIVITY_RUNNER``
+                            (``asyncio`` or ``trio``)    (``asyncio``)
 ==========================  ===========================  =========================================
 """
 
@@ -47,7 +50,11 @@ _QUERY_KEYS = {
     "attempt_timeout",
     "max_pending",
     "sticky_timeout",
+    "task_timeout",
+    "activity_runner",
 }
+#: The event loops a worker can run activity bodies on.
+RUNNERS = ("asyncio", "trio")
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,13 @@ class TemporalOptions:
             bounds the work of one workflow activation, which Temporal fails after 2 s.
         sticky_timeout: Seconds a workflow task waits for the worker that holds the run in its
             cache before any worker may take it (how fast a run moves on after a worker died).
+        task_timeout: Seconds one workflow task may take (Temporal's default, 10). A worker that
+            lost a run from its cache replays the run's whole history within one task: raise
+            it for runs with thousands of steps on a loaded machine, where that replay can take
+            longer (a task that times out is retried, and would time out again).
+        activity_runner: Where a worker runs leaf bodies (activities): ``"asyncio"`` (on the
+            worker's event loop) or ``"trio"`` (each attempt under ``trio.run`` in a thread of
+            the worker's own; heartbeats and cancellation work as on asyncio).
     """
 
     address: str = "127.0.0.1:7233"
@@ -86,6 +100,8 @@ class TemporalOptions:
     attempt_timeout: float = 600.0
     max_pending: int = 200
     sticky_timeout: float = 1.0
+    task_timeout: float = 10.0
+    activity_runner: str = "asyncio"
 
     def __repr__(self) -> str:
         """Show where, never the secrets."""
@@ -206,15 +222,25 @@ def parse_options(url: str | None = None, **options: Any) -> TemporalOptions:
         "tls_key": "TEMPORAL_TLS_CLIENT_KEY_PATH",
         "tls_server_name": "TEMPORAL_TLS_SERVER_NAME",
         "api_key": "TEMPORAL_API_KEY",
+        "activity_runner": "MAI_TEMPORAL_ACTIVITY_RUNNER",
     }
     for key, var in from_env.items():
         if key not in values and env.get(var):
             values[key] = env[var]
     if "tls" in values and not isinstance(values["tls"], bool):
         values["tls"] = str(values["tls"]).lower() in {"1", "true", "yes", "on"}
-    for key in ("heartbeat", "attempt_timeout", "sticky_timeout"):
+    for key in ("heartbeat", "attempt_timeout", "sticky_timeout", "task_timeout"):
         if key in values:
             values[key] = _number(values[key], key, float)
+    if "activity_runner" in values:
+        runner = str(values["activity_runner"]).strip().lower()
+        if runner not in RUNNERS:
+            raise ConfigError(
+                f"temporal: activity_runner expects one of {', '.join(RUNNERS)}, received "
+                f"{values['activity_runner']!r}",
+                key="activity_runner",
+            )
+        values["activity_runner"] = runner
     if "max_pending" in values:
         values["max_pending"] = min(_number(values["max_pending"], "max_pending", int), 2000)
     return TemporalOptions(**values)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib
 import json
@@ -29,10 +30,20 @@ import anyio.to_thread
 
 from mai import ConfigError, Module, RunCancelledError, RunInfo, RunStatus, StepInfo
 from mai.core.durable import RunNotFoundError, RunRecord, StepRecord
-from mai.core.executor import dumps, encode_input, loads, module_ref
+from mai.core.executor import dumps, encode_input, loads, module_ref, resolve_module_ref
 
 from ._options import TemporalOptions, parse_options
-from ._workflow import ACTIVITY, SIGNAL, WORKFLOW, MaiRun, error_of, mai_step
+from ._tracing import trace_context
+from ._workflow import (
+    ACTIVITY,
+    SIGNAL,
+    WORKERS,
+    WORKFLOW,
+    MaiRun,
+    WorkerSettings,
+    error_of,
+    mai_step,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Iterable
@@ -141,11 +152,17 @@ def make_worker(
     task_queue: str | None = None,
     modules: Iterable[str] = (),
     concurrency: int = 100,
+    tracer_provider: Any = None,
+    **worker_options: Any,
 ) -> Any:
     """A ``temporalio`` worker serving pymai runs and steps on ``task_queue``.
 
     ``modules`` are the user's modules (packages) that define workflows: the workflow sandbox
     shares them, with pymai, anyio, pydantic and structlog, instead of importing them again.
+    ``tracer_provider`` is the OpenTelemetry provider for the spans of the runs and steps this
+    worker executes (default: the application's global one, when configured); the settings
+    apply to every worker of this process on the same task queue. ``worker_options`` go to
+    ``temporalio.worker.Worker`` as they are (for example ``max_cached_workflows``).
     """
     from temporalio.worker import Worker  # noqa: PLC0415
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner  # noqa: PLC0415
@@ -154,15 +171,23 @@ def make_worker(
 
     mai.plugins("mai.tracers")  # discovered now: the sandbox cannot read package metadata
     restrictions = _restrictions(modules)
+    queue = task_queue or options.task_queue
+    old = WORKERS.get(queue)
+    if old is not None:
+        old.close()
+    WORKERS[queue] = WorkerSettings(tracer_provider, options.activity_runner, concurrency)
     return Worker(
         client,
-        task_queue=task_queue or options.task_queue,
+        task_queue=queue,
         workflows=[MaiRun],
         activities=[mai_step],
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
         max_concurrent_activities=concurrency,
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=options.sticky_timeout),
-        graceful_shutdown_timeout=timedelta(seconds=1),
+        graceful_shutdown_timeout=worker_options.pop(
+            "graceful_shutdown_timeout", timedelta(seconds=1)
+        ),
+        **worker_options,
     )
 
 
@@ -198,6 +223,7 @@ def run_request(
         "ref": ref,
         "input": text,
         "deadline": deadline_at,
+        "trace_context": trace_context(),
         "settings": {
             "heartbeat": options.heartbeat,
             "attempt_timeout": options.attempt_timeout,
@@ -261,6 +287,9 @@ class TemporalRuntime:
         url: ``temporal://HOST:PORT/NAMESPACE?task_queue=Q`` (see :mod:`mai_temporal._options`).
         workflows: Modules this process may run (with ``worker=True``) and cast results for.
         worker: Also run a worker in this process while the runtime is open.
+        tracer_provider: The OpenTelemetry tracer provider of that worker's spans (default:
+            the application's global one, when configured).
+        worker_options: Further ``temporalio.worker.Worker`` options for that worker.
         **options: :class:`TemporalOptions` fields (``api_key``, ``tls_cert``, ...).
     """
 
@@ -272,10 +301,14 @@ class TemporalRuntime:
         *,
         workflows: Iterable[Module[..., Any]] = (),
         worker: bool = False,
+        tracer_provider: Any = None,
+        worker_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
         """Configure; nothing connects before ``async with``."""
         self.options = parse_options(url, **options)
+        self._tracer_provider = tracer_provider
+        self._worker_options = dict(worker_options or {})
         self.url = self.options.url
         self._registered = list(workflows)
         self._in_process = worker
@@ -311,7 +344,13 @@ class TemporalRuntime:
         return self
 
     async def _start_worker(self, modules: list[str]) -> None:
-        worker = make_worker(self._client, self.options, modules=modules)
+        worker = make_worker(
+            self._client,
+            self.options,
+            modules=modules,
+            tracer_provider=self._tracer_provider,
+            **self._worker_options,
+        )
         self._worker_task = asyncio.get_running_loop().create_task(worker.run())
         self._worker = worker
 
@@ -319,6 +358,7 @@ class TemporalRuntime:
         if self._worker_task is not None:
             await self._worker.shutdown()
             self._worker_task = None
+            _release(self.options.task_queue)
 
     async def __aexit__(self, *exc: object) -> None:
         """Stop the in-process worker and disconnect."""
@@ -406,6 +446,7 @@ class TemporalRuntime:
                 id=run_id,
                 task_queue=queue,
                 execution_timeout=timeout,
+                task_timeout=timedelta(seconds=self.options.task_timeout),
                 memo=memo,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -497,16 +538,44 @@ class TemporalRuntime:
         return found
 
     async def steps(self, run_id: str) -> list[StepInfo]:
-        """The run's completed steps (its completed activities), in step order."""
-        return await self._call(self._steps(run_id))  # type: ignore[no-any-return]
+        """The run's completed steps, in step order, with inputs, outputs and timings.
 
-    async def _steps(self, run_id: str) -> list[StepInfo]:
+        The steps are the run's completed activities and the module calls their bodies made
+        (``1.2.1``, ...), as the durable runtime records them.
+        """
+        records = await self._call(self._steps(run_id))
+        return [StepInfo(r) for r in records]
+
+    async def trace(self, run_id: str) -> Any:
+        """The run's trace (a :class:`~mai.TraceHandle`) rebuilt from its Temporal history.
+
+        As on the durable runtime: each completed step is a span (the activities, and the
+        module calls their bodies made, as children); composites, which run as workflow code,
+        are spans named from the workflow's plan (when this process can import the workflow)
+        that span their children.
+
+        Raises:
+            RunNotFoundError: When Temporal has no such workflow.
+        """
+        from mai.core.durable import plan_for, trace_of_run  # noqa: PLC0415
+
+        record = await self._call(self._describe(run_id, True))
+        steps = await self._call(self._steps(run_id))
+        module = self._workflows.get(run_id)
+        if module is None and record.ref:
+            with contextlib.suppress(Exception):  # not importable here: composites go unnamed
+                module = resolve_module_ref(record.ref)
+        if module is not None:
+            record = dataclasses.replace(record, plan=plan_for(module)[1])
+        return trace_of_run(record, steps)
+
+    async def _steps(self, run_id: str) -> list[StepRecord]:
         handle = self.client.get_workflow_handle(run_id)
         history = await handle.fetch_history()
         convert = self.client.data_converter
         scheduled: dict[int, Any] = {}
         started: dict[int, Any] = {}
-        out: list[StepInfo] = []
+        out: list[StepRecord] = []
         for event in history.events:
             if event.HasField("activity_task_scheduled_event_attributes"):
                 attrs = event.activity_task_scheduled_event_attributes
@@ -522,29 +591,136 @@ class TemporalRuntime:
                 if info is None:
                     continue
                 _aid, request, at = info
-                (text,) = await convert.decode(attrs.result.payloads)
+                (result,) = await convert.decode(attrs.result.payloads)
                 start = started.get(attrs.scheduled_event_id)
+                worker = start.identity if start is not None else None
+                nested = result.get("steps", []) if isinstance(result, dict) else []
                 out.append(
-                    StepInfo(
-                        StepRecord(
-                            run_id=run_id,
-                            step_id=request["step_id"],
-                            name=request.get("name", ""),
-                            kind="call",
-                            input=request["input"],
-                            output=text,
-                            started_at=at.ToDatetime(dt.UTC).timestamp(),
-                            finished_at=event.event_time.ToDatetime(dt.UTC).timestamp(),
-                            attempts=int(request.get("retry_count", 0)) + 1,
-                            worker=start.identity if start is not None else None,
-                        )
+                    StepRecord(
+                        run_id=run_id,
+                        step_id=request["step_id"],
+                        name=request.get("name", ""),
+                        kind="call",
+                        input=request["input"],
+                        output=result["output"] if isinstance(result, dict) else result,
+                        started_at=at.ToDatetime(dt.UTC).timestamp(),
+                        finished_at=event.event_time.ToDatetime(dt.UTC).timestamp(),
+                        attempts=int(request.get("retry_count", 0)) + 1,
+                        worker=worker,
                     )
+                )
+                out.extend(
+                    StepRecord(run_id=run_id, kind="call", worker=worker, **n) for n in nested
                 )
         return sorted(out, key=lambda s: tuple(int(p) for p in s.step_id.split(".")))
 
-    async def history(self, run_id: str) -> Any:
-        """The run's Temporal event history (a ``temporalio.client.WorkflowHistory``)."""
+    async def event_history(self, run_id: str) -> Any:
+        """The run's Temporal event history (a ``temporalio.client.WorkflowHistory``).
+
+        What :meth:`replay` and Temporal's own tools take; :meth:`history` means what it means
+        on the durable runtime (the outcomes of earlier attempts).
+        """
         return await self._call(self.client.get_workflow_handle(run_id).fetch_history())
+
+    async def history(self, run_id: str) -> list[dict[str, Any]]:
+        """The outcomes of the run's earlier attempts (before each :meth:`retry`), oldest first.
+
+        As on the durable runtime (:meth:`mai.Runtime.history`): each item has ``status``,
+        ``output``, ``error`` (decoded) and ``finished_at``. On Temporal the earlier attempts
+        are the earlier executions of the run's workflow id (a :meth:`retry`, or a
+        ``temporal workflow reset``, starts a new execution of the same id).
+
+        Raises:
+            RunNotFoundError: When Temporal has no such workflow.
+        """
+        return await self._call(self._history(run_id))  # type: ignore[no-any-return]
+
+    async def _history(self, run_id: str) -> list[dict[str, Any]]:
+        from temporalio.client import WorkflowFailureError  # noqa: PLC0415
+        from temporalio.exceptions import CancelledError  # noqa: PLC0415
+
+        await self._describe(run_id, False)  # raises when there is no such run
+        runs = [wf async for wf in self.client.list_workflows(f"WorkflowId = '{_quoted(run_id)}'")]
+        runs.sort(key=lambda wf: wf.start_time)
+        out: list[dict[str, Any]] = []
+        for wf in runs[:-1]:  # every execution before the current one
+            status = _STATUS.get(int(wf.status or 1), RunStatus.RUNNING)
+            output: Any = None
+            error: Any = None
+            handle = self.client.get_workflow_handle(run_id, run_id=wf.run_id)
+            try:
+                output = loads(await handle.result(follow_runs=False))
+            except WorkflowFailureError as err:
+                cause = err.cause if isinstance(err.cause, CancelledError) else error_of(err.cause)
+                kind = getattr(cause, "error_type", None) or type(cause).__qualname__
+                error = {"type": kind, "message": str(cause)}
+            out.append(
+                {
+                    "status": status.value,
+                    "output": output,
+                    "error": error,
+                    "finished_at": wf.close_time.timestamp() if wf.close_time else None,
+                }
+            )
+        return out
+
+    async def retry(self, run_id: str) -> TemporalRunHandle:
+        """Run a FAILED run again under its id, keeping its completed steps (they replay).
+
+        As :meth:`mai.Runtime.retry`: the failed outcome is kept in :meth:`history`. On
+        Temporal this resets the workflow to the workflow task that scheduled its first failed
+        step: a new execution of the same workflow id that keeps (replays) every step completed
+        before that task, and runs that step and the later ones again. A run that failed
+        without a failed step (in its composites' own code) runs again from the start.
+
+        Raises:
+            RunNotFoundError: When Temporal has no such workflow.
+            RunNotRetryableError: When the run is not FAILED.
+        """
+        await self._call(self._retry(run_id))
+        return TemporalRunHandle(self, run_id, self._workflows.get(run_id))
+
+    async def _retry(self, run_id: str) -> None:
+        from temporalio.api.common.v1 import WorkflowExecution  # noqa: PLC0415
+        from temporalio.api.enums.v1 import EventType  # noqa: PLC0415
+        from temporalio.api.workflowservice.v1 import (  # noqa: PLC0415
+            ResetWorkflowExecutionRequest,
+        )
+
+        from mai.core.durable import RunNotRetryableError  # noqa: PLC0415
+
+        record = await self._describe(run_id, False)
+        if record.status != RunStatus.FAILED:
+            raise RunNotRetryableError(
+                f"run {run_id!r} is {record.status.value}; only a FAILED run can be retried",
+                run_id=run_id,
+                status=record.status.value,
+            )
+        handle = self.client.get_workflow_handle(run_id)
+        history = await handle.fetch_history()
+        completed: list[int] = []  # workflow tasks completed, in order
+        failed_step: int | None = None  # the event scheduling the first failed activity
+        for e in history.events:
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                completed.append(e.event_id)
+            elif failed_step is None and e.HasField("activity_task_failed_event_attributes"):
+                failed_step = e.activity_task_failed_event_attributes.scheduled_event_id
+            elif failed_step is None and e.HasField("activity_task_timed_out_event_attributes"):
+                failed_step = e.activity_task_timed_out_event_attributes.scheduled_event_id
+        # Back to the workflow task that scheduled the first failed step: what completed before
+        # it is kept and replays; that step and what came after run again. A failure of the
+        # workflow code itself (no failed step) runs again from the start.
+        before = [c for c in completed if failed_step is not None and c < failed_step]
+        point = before[-1] if before else completed[0]
+        await self.client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=self.client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=run_id, run_id=history.run_id),
+                reason="mai retry",
+                workflow_task_finish_event_id=point,
+                request_id=uuid.uuid4().hex,
+            )
+        )
 
     async def replay(self, history: Any, modules: Iterable[str] = ()) -> None:
         """Replay a recorded history with the current code; raise when it diverges.
@@ -609,12 +785,26 @@ class TemporalRuntime:
             await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for w in workers:
                 await w.shutdown()
+            for q in wanted:
+                _release(q)
             for t in tasks:
                 if t.done() and t.exception() is not None:
                     raise t.exception()  # type: ignore[misc]
             return 0
 
         return asyncio.run(main())
+
+
+def _quoted(text: str) -> str:
+    """``text`` for a single-quoted string in a Temporal visibility query."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _release(task_queue: str) -> None:
+    """Forget the settings of this process's worker on ``task_queue`` (its threads go)."""
+    settings = WORKERS.pop(task_queue, None)
+    if settings is not None:
+        settings.close()
 
 
 def _record(

@@ -32,8 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -44,6 +47,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from mai import Context, Map, WaitTimeoutError
+from mai._context import current_frame
 from mai._seam import Call, durability, intercept
 from mai.core.executor import (
     decode_error,
@@ -57,6 +61,13 @@ from mai.core.executor import (
     tree_paths,
 )
 
+from ._tracing import (
+    NestedSteps,
+    configured_provider,
+    replay_safe,
+    with_current_span,
+)
+
 WORKFLOW = "mai.run"
 ACTIVITY = "mai.step"
 SIGNAL = "mai.send"
@@ -65,6 +76,49 @@ FAILURE = "mai.Failure"
 #: Extra seconds an activity's schedule-to-close gets past the run's deadline, so the kernel's own
 #: deadline (a workflow timer) fires first and names the module.
 _SLACK = 1.0
+
+
+class WorkerSettings:
+    """What a worker in this process adds to the runs and steps of its task queue.
+
+    Attributes:
+        tracer_provider: The OpenTelemetry tracer provider for spans made in this worker
+            (``None``: the application's global one, if any).
+        activity_runner: ``"asyncio"`` or ``"trio"``: the event loop leaf bodies run on.
+        threads: Activities run at once (the Trio runner's thread pool size).
+    """
+
+    def __init__(
+        self, tracer_provider: Any = None, activity_runner: str = "asyncio", threads: int = 100
+    ) -> None:
+        """Keep the settings."""
+        self.tracer_provider = tracer_provider
+        self.activity_runner = activity_runner
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def pool(self) -> ThreadPoolExecutor:
+        """The threads Trio runs activity bodies in (made on first use)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="mai-trio-activity")
+        return self._pool
+
+    def close(self) -> None:
+        """Let the Trio runner's threads go (they finish the bodies they run)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+
+#: Settings of the workers of this process, by task queue (read by the workflow and activity).
+WORKERS: dict[str, WorkerSettings] = {}
+_NO_SETTINGS = WorkerSettings()
+
+
+def _tracer_provider(task_queue: str) -> Any:
+    """The replay-safe tracer provider for runs and steps on ``task_queue``, or ``None``."""
+    provider = WORKERS.get(task_queue, _NO_SETTINGS).tracer_provider or configured_provider()
+    return None if provider is None else replay_safe(provider)
 
 
 def failure(exc: BaseException) -> ApplicationError:
@@ -87,8 +141,11 @@ def error_of(err: BaseException) -> BaseException:
 class _Steps:
     """The interceptor that turns each leaf call of a run into a ``mai.step`` activity."""
 
-    def __init__(self, root: Any, ref: str, run_id: str, settings: dict[str, Any]) -> None:
+    def __init__(
+        self, root: Any, ref: str, run_id: str, settings: dict[str, Any], *, traced: bool
+    ) -> None:
         self.root = root
+        self.traced = traced
         self.ref = ref
         self.run_id = run_id
         self.paths = tree_paths(root)
@@ -126,9 +183,13 @@ class _Steps:
             return await call.execute(body)
 
     async def _activity(self, call: Call, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        ctx = Context.get()
+        frame = current_frame.get()  # the attempt's frame (Context.get costs more here)
+        retry_count = frame.retry_count
         sid = call.step_id
         path = self.paths.get(id(call.module))
+        metadata = dict(frame.metadata)
+        if self.traced:  # the step's span becomes the parent of the activity's spans
+            metadata = with_current_span(metadata)
         request: dict[str, Any] = {
             "workflow": self.ref,
             "path": None if path is None else list(path),
@@ -136,9 +197,9 @@ class _Steps:
             "name": call.name,
             "run_id": self.run_id,
             "step_id": sid,
-            "retry_count": ctx.retry_count,
+            "retry_count": retry_count,
             "input": dumps({"args": args, "kwargs": kwargs}, what=f"the input of step {sid}"),
-            "metadata": dict(ctx.metadata),
+            "metadata": metadata,
         }
         if request["path"] is None and request["ref"] is None:
             from mai import ConfigError  # noqa: PLC0415
@@ -149,7 +210,7 @@ class _Steps:
                 "at module level",
                 module_name=call.name,
             )
-        remaining = ctx.deadline - asyncio.get_running_loop().time()
+        remaining = frame.deadline - asyncio.get_running_loop().time()
         schedule_to_close = None
         if remaining != math.inf:
             # The deadline is the workflow's to enforce (a timer, which names the module whose
@@ -157,7 +218,7 @@ class _Steps:
             # that fires only if that cancellation never reaches the activity.
             request["timeout"] = max(remaining, 0.001) + _SLACK / 2
             schedule_to_close = timedelta(seconds=max(remaining, 0.001) + _SLACK)
-        aid = sid if ctx.retry_count == 0 else f"{sid}@{ctx.retry_count}"
+        aid = sid if retry_count == 0 else f"{sid}@{retry_count}"
         handle = workflow.start_activity(
             ACTIVITY,
             request,
@@ -167,16 +228,15 @@ class _Steps:
             heartbeat_timeout=self.heartbeat,
             retry_policy=self.retry,
             cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
-            summary=call.name,
         )
         try:
-            text = await asyncio.shield(handle)
+            result = await asyncio.shield(handle)
         except asyncio.CancelledError:
             handle.cancel()
             raise
         except ActivityError as err:
             raise error_of(err) from None
-        return loads(text)
+        return loads(result["output"] if isinstance(result, dict) else result)
 
 
 class _Durable:
@@ -234,15 +294,27 @@ class MaiRun:
     @workflow.run
     async def run(self, request: dict[str, Any]) -> str:
         """Run the module; return its result as JSON, or fail with the codec's failure."""
-        run_id = workflow.info().workflow_id
+        info = workflow.info()
+        run_id = info.workflow_id
         try:
             module = resolve_module_ref(request["ref"])
             data = loads(request["input"])
-            steps = _Steps(module, request["ref"], run_id, request.get("settings", {}))
+            provider = _tracer_provider(info.task_queue)
+            settings = request.get("settings", {})
+            steps = _Steps(module, request["ref"], run_id, settings, traced=provider is not None)
             token = durability.set(_Durable(self, run_id))
             try:
                 with contextlib.ExitStack() as stack:
+                    if provider is not None:
+                        from mai.core.tracing import instrument  # noqa: PLC0415
+
+                        stack.enter_context(instrument(provider))
                     stack.enter_context(intercept(steps))
+                    # The run continues the trace of whoever started it (or one made up then).
+                    trace = request.get("trace_context")
+                    if trace:
+                        ctx = Context.set(metadata=trace)
+                        stack.callback(Context.reset, ctx)
                     deadline_at = request.get("deadline")
                     if deadline_at is not None:
                         left = float(deadline_at) - workflow.now().timestamp()
@@ -280,32 +352,114 @@ def _module_for(request: dict[str, Any]) -> Any:
 
 
 @activity.defn(name=ACTIVITY)
-async def mai_step(request: dict[str, Any]) -> str:
+async def mai_step(request: dict[str, Any]) -> str | dict[str, Any]:
     """Run one attempt of one leaf step (heartbeating, so a lost worker is noticed)."""
     info = activity.info()
     heartbeat = info.heartbeat_timeout
     beat = heartbeat.total_seconds() / 3 if heartbeat else None
     sid = request["step_id"]
     beating = asyncio.get_running_loop().create_task(_heartbeat(beat)) if beat else None
+    settings = WORKERS.get(info.task_queue, _NO_SETTINGS)
     try:
         module = _module_for(request)
         data = loads(request["input"])
-        result = await run_step(
-            module,
-            data["args"],
-            data["kwargs"],
-            run_id=request["run_id"],
-            step_id=sid,
-            retry_count=int(request.get("retry_count", 0)),
-            timeout=request.get("timeout"),
-            metadata=request.get("metadata"),
-        )
-        return dumps(result, what=f"the output of step {sid} ({request.get('name')})")
+        nested = NestedSteps(sid)
+
+        async def body() -> Any:
+            return await run_step(
+                module,
+                data["args"],
+                data["kwargs"],
+                run_id=request["run_id"],
+                step_id=sid,
+                retry_count=int(request.get("retry_count", 0)),
+                timeout=request.get("timeout"),
+                metadata=request.get("metadata"),
+            )
+
+        with contextlib.ExitStack() as stack:
+            _trace_activity(stack, request, info)
+            stack.enter_context(intercept(nested))
+            if settings.activity_runner == "trio":
+                result = await _on_trio(body, settings.pool())
+            else:
+                result = await body()
+        text = dumps(result, what=f"the output of step {sid} ({request.get('name')})")
     except Exception as exc:
         raise failure(exc) from None
     finally:
         if beating is not None:
             beating.cancel()
+    # The body's own module calls travel back with the output: they are steps of the run too.
+    return {"output": text, "steps": nested.records} if nested.records else text
+
+
+async def _on_trio(body: Any, pool: ThreadPoolExecutor) -> Any:
+    """Run ``body()`` under ``trio.run`` in a thread of ``pool``; a cancel here cancels it there.
+
+    The activity's context (tracing, interceptors) goes along; heartbeats stay on the worker's
+    loop. When Temporal cancels the activity, the Trio body's cancel scope is cancelled through
+    its Trio token and the activity waits for the body to unwind before it reports the cancel.
+    """
+    import trio  # noqa: PLC0415 - only this runner needs it
+
+    lock = threading.Lock()
+    state: dict[str, Any] = {}
+
+    async def main() -> Any:
+        with trio.CancelScope() as scope:
+            with lock:
+                state["scope"] = (trio.lowlevel.current_trio_token(), scope)
+                if state.get("cancelled"):
+                    scope.cancel()
+            return ("ok", await body())
+        return ("cancelled", None)
+
+    context = contextvars.copy_context()
+
+    def in_thread() -> Any:
+        return context.run(trio.run, main)
+
+    future = asyncio.get_running_loop().run_in_executor(pool, in_thread)
+    try:
+        outcome, value = await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with lock:
+            state["cancelled"] = True
+            found = state.get("scope")
+        if found is not None:
+            token, scope = found
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(scope.cancel)
+        with contextlib.suppress(BaseException):  # the cancel is what we report
+            await future
+        raise
+    if outcome == "cancelled":  # cancelled from inside (a deadline the body did not catch)
+        raise asyncio.CancelledError
+    return value
+
+
+def _trace_activity(stack: contextlib.ExitStack, request: dict[str, Any], info: Any) -> None:
+    """Make the step's workflow-side span the parent of this attempt's spans (when traced)."""
+    provider = _tracer_provider(info.task_queue)
+    if provider is None:
+        return
+    from opentelemetry import context  # noqa: PLC0415
+
+    from mai.core.tracing import extract_trace_context, instrument  # noqa: PLC0415
+    from mai.core.tracing._otel import span_hint  # noqa: PLC0415
+
+    stack.enter_context(instrument(provider))
+    metadata = request.get("metadata") or {}
+    if "traceparent" in metadata:
+        token = context.attach(extract_trace_context(metadata))
+        stack.callback(context.detach, token)
+    attributes = {
+        "mai.temporal.activity_id": info.activity_id,
+        "mai.temporal.attempt": info.attempt,
+    }
+    hint = span_hint.set((str(request.get("name") or ""), attributes, "internal"))
+    stack.callback(span_hint.reset, hint)
 
 
 async def _heartbeat(every: float) -> None:

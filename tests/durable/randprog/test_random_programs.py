@@ -186,7 +186,17 @@ def sigkill_run(tmp_path: Path, plan: Plan, test: str) -> None:
     with undo_faults(tmp_path / "mai.db"):
         report = drive(tmp_path, seed, plan)
     report_or_fail(report, test)
+    # The counts that actually happened (not the plan's): every program ran to a final result
+    # in a worker, and at least ``plan.kills`` workers died of a real SIGKILL mid-run.
+    executed = [p.run_id for p in report.programs if p.run_id in report.final]
+    print(
+        f"executed: {len(executed)} programs to a final result, {report.kills_mid_run} mid-run "
+        f"SIGKILLs ({len(report.cluster.killed_pids)} processes killed), faults "
+        f"{dict(report.faults)}"
+    )
+    assert len(executed) == len(report.programs) == plan.programs, report.summary()
     assert report.kills_mid_run >= plan.kills, report.summary()
+    assert len(report.cluster.killed_pids) >= report.kills_mid_run, report.summary()
     assert report.faults["lock"] >= 1, report.summary()
     assert report.faults["readonly"] >= 1, report.summary()
     ran = {line.pid for line in read_ledger(report.cluster.ledger)}
