@@ -48,6 +48,9 @@ class StallingStore(SQLiteStore):
     ``resume`` is set, as when a worker is paused while the database's answer is on its way.
     """
 
+    #: Writes go to the store thread (as a server's do): the stall must not stop the loop.
+    local = False
+
     def __init__(self, url: str, clock: Any, stall_after: str) -> None:
         """Open ``url`` on ``clock``; stall after the commit holding step ``stall_after``."""
         super().__init__(url, clock=clock)
