@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from .core.durable import StoreCorruptError as StoreCorruptError
     from .core.durable import StoreError as StoreError
     from .core.durable import StoreFullError as StoreFullError
+    from .core.durable import StoreInterfaceError as StoreInterfaceError
     from .core.durable import StorePermissionWarning as StorePermissionWarning
     from .core.durable import StoreReadOnlyError as StoreReadOnlyError
     from .core.durable import StoreSchemaError as StoreSchemaError
@@ -159,6 +160,7 @@ _LAZY: dict[str, str] = {
     "StoreCorruptError": "mai.core.durable",
     "StoreError": "mai.core.durable",
     "StoreFullError": "mai.core.durable",
+    "StoreInterfaceError": "mai.core.durable",
     "StorePermissionWarning": "mai.core.durable",
     "StoreReadOnlyError": "mai.core.durable",
     "StoreSchemaError": "mai.core.durable",
@@ -282,6 +284,7 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
+    "StoreInterfaceError",
     "StorePermissionWarning",
     "StoreReadOnlyError",
     "StoreSchemaError",

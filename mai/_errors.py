@@ -42,6 +42,7 @@ also from the matching builtin, so ``except TimeoutError`` or ``except ValueErro
     ├── WaitTimeoutError(MaiError, TimeoutError)  mai.wait_for() timed out
     └── StoreError(MaiError, OSError)             the store cannot do what was asked
         ├── StoreFullError(StoreError)            database or disk full
+        ├── StoreInterfaceError(StoreError, TypeError)  a store lacks methods of the protocol
         ├── StoreReadOnlyError(StoreError)        file, -wal/-shm or directory not writable
         ├── StoreCorruptError(StoreError)         not a valid database
         ├── StoreSchemaError(StoreError)          stamped with a newer schema version

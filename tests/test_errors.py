@@ -118,6 +118,7 @@ SAMPLES = [
     mai.WaitTimeoutError("no event", step_id="1.5"),
     mai.StoreError("io", url="sqlite:///x.db"),
     mai.StoreFullError("full", url="sqlite:///x.db"),
+    mai.StoreInterfaceError("lacks load_history", missing=["load_history"], url="x://s"),
     mai.StoreReadOnlyError("ro", url="sqlite:///x.db"),
     mai.StoreCorruptError("corrupt", url="sqlite:///x.db"),
     mai.StoreSchemaError("newer", url="sqlite:///x.db"),

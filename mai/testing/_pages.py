@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mai.core.durable import PageCursorError, RunQuery, RunRecord, RunStatus
+from mai.core.durable import PageCursorError, PagedRunStore, RunQuery, RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -90,7 +90,8 @@ def check_paged_store(make_store: Callable[[], Any]) -> None:
     store: Any = make_store()
     store.open()
     try:
-        if not callable(getattr(store, "page_runs", None)):
+        capable: object = store
+        if not isinstance(capable, PagedRunStore):
             raise AssertionError(  # noqa: TRY004 - a conformance check fails with AssertionError
                 f"{type(store).__name__} has no page_runs method"
             )

@@ -18,7 +18,17 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mai.core.durable import LeaseLostError, RunRecord, RunStatus, StepRecord, Store
+import trio
+
+from mai.core.durable import (
+    ExecutorStore,
+    LeaseLostError,
+    RunQuery,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    Store,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -330,6 +340,78 @@ def check_transactions_roll_back(store: Store) -> None:
     assert store.get_run(marker) is None
 
 
+def check_the_async_interface_drives_a_run(store: Store) -> None:
+    """The async interface (ExecutorStore) over the store does every operation of a run's life.
+
+    Create, claim, commit steps, renew, progress, messages, a page of runs, the outcome with
+    what finished before it, requeue and history, release, cancel and dead-letter: each
+    through the coroutine the runtime, workers, CLI and web view use, on the store's thread.
+    """
+    trio.run(_drive_async, store)
+
+
+async def _drive_async(store: Store) -> None:
+    astore = ExecutorStore(store)
+    astore.executor.start()
+    try:
+        assert astore.url == store.url
+        assert abs(await astore.now() - time.time()) < 3600, "now() must be epoch seconds"
+        run, created = await astore.create_run(_run("async-a"))
+        assert created
+        assert await astore.get_run("async-a") == run
+        claimed = await astore.claim("async-a", "owner-a", 30.0, None)
+        assert claimed is not None
+        assert claimed.owner == "owner-a"
+        assert await astore.claim("async-a", "owner-b", 30.0, None) is None, "a live lease holds"
+        epoch = claimed.epoch
+        assert await astore.put_step(_step("async-a", "1"), "owner-a", epoch) is True
+        await astore.put_steps([_step("async-a", "2"), _step("async-a", "3")], "owner-a", epoch)
+        steps = await astore.load_steps("async-a")
+        assert sorted(s.step_id for s in steps) == ["1", "2", "3"]
+        assert await astore.renew("async-a", "owner-a", epoch, 30.0) == (True, False)
+        assert await astore.renew("async-a", "owner-b", epoch, 30.0) == (False, False)
+        await astore.mark_progress("async-a", "owner-a", epoch)
+        assert (await astore.get_run("async-a")).attempts == 1  # type: ignore[union-attr]
+        await astore.add_event("async-a", "go", '{"n": 1}')
+        got = await astore.take_event("async-a", "go", "4", "owner-a", epoch, False, "owner-a")
+        assert got is not None
+        assert got.kind == "event"
+        assert await astore.take_event("async-a", "go", "5", "owner-a", epoch, False, "w") is None
+        timed = await astore.take_event("async-a", "go", "5", "owner-a", epoch, True, "w")
+        assert timed is not None, "a timed-out wait is recorded as the wait's step"
+        page, _cursor = await astore.page_runs(RunQuery(), None, 10)
+        assert "async-a" in {r.run_id for r in page}
+        late = _step("async-a", "6")
+        assert (
+            await astore.finish([late], "async-a", "owner-b", epoch, RunStatus.SUCCEEDED, "1", None)
+            is False
+        ), "finish by a stale owner must be fenced"
+        assert await astore.finish(
+            [late], "async-a", "owner-a", epoch, RunStatus.FAILED, None, '{"type": "E"}'
+        )
+        assert "6" in {s.step_id for s in await astore.load_steps("async-a")}, (
+            "finish commits the steps that finished before the outcome"
+        )
+        requeued = await astore.requeue_run("async-a")
+        assert requeued is not None
+        assert requeued.status == RunStatus.PENDING
+        assert [h.status for h in await astore.load_history("async-a")] == ["FAILED"]
+        (queued,) = await astore.claim_next(["default"], "owner-c", 30.0, 5, None)
+        assert queued.run_id == "async-a"
+        assert await astore.release([], "async-a", "owner-c", queued.epoch)
+        assert (await astore.get_run("async-a")).status == RunStatus.PENDING  # type: ignore[union-attr]
+        await astore.create_run(_run("async-b"))
+        assert (await astore.request_cancel("async-b")) is not None
+        await astore.create_run(_run("async-c"))
+        assert await astore.dead_letter("async-c", "poisoned")
+        statuses = {r.run_id: r.status for r in await astore.list_runs(None, 100)}
+        assert statuses["async-b"] == RunStatus.CANCELLED
+        assert statuses["async-c"] == RunStatus.DEAD
+        assert astore.blocking(store.get_run, "async-c").error == "poisoned"
+    finally:
+        astore.executor.stop()
+
+
 class _Rollback(Exception):
     """Raised to abort a transaction on purpose."""
 
@@ -352,6 +434,7 @@ CHECKS: tuple[Callable[[Store], None], ...] = (
     check_cancel_requests,
     check_events_are_taken_once_in_order,
     check_transactions_roll_back,
+    check_the_async_interface_drives_a_run,
 )
 
 
@@ -402,7 +485,7 @@ def _make_test(check: Callable[[Store], None]) -> Callable[[StoreConformance], N
         _run_check(self.make_store, check)
 
     test.__name__ = f"test_{check.__name__}"
-    test.__doc__ = check.__doc__
+    test.__doc__ = (check.__doc__ or "").strip().splitlines()[0]  # its one-line summary
     return test
 
 

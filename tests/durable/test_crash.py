@@ -35,7 +35,7 @@ from harness import (
     wait_until,
 )
 
-from mai.core.durable._crash import POINTS
+from mai.core.durable import FAULT_POINTS
 
 # Real processes killed and restarted, judged by their timing: these tests run one at a time
 # (in one xdist worker, `--dist loadgroup`), beside the rest of the suite, not beside each other.
@@ -126,7 +126,7 @@ CRASH_CASES = [
 
 def test_crash_cases_cover_every_point() -> None:
     """Every named crash point of the runtime is exercised by the crash-point test."""
-    assert {point for point, _ in CRASH_CASES} == set(POINTS)
+    assert {point for point, _ in CRASH_CASES} == set(FAULT_POINTS)
 
 
 @pytest.mark.parametrize(("point", "nth"), CRASH_CASES, ids=[f"{p}:{n}" for p, n in CRASH_CASES])

@@ -1,4 +1,10 @@
-"""The durable package's structure: no import cycle, no hidden imports, a typed seam."""
+"""The durable package's structure: no import cycle, no hidden imports, a typed seam.
+
+Import edges are read with ``ast``: only statements executed at import time count. Imports
+under ``if TYPE_CHECKING:`` are for annotations only (never executed), so they are not run-time
+edges and may point anywhere; an import inside a function is a hidden run-time edge and is
+refused between the package's own modules.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import pytest
 
 import mai
 from mai._context import RunState
+from mai.core.durable import MemoryStore
 
 PACKAGE = Path(mai.__file__).parent / "core" / "durable"
 
@@ -25,7 +32,11 @@ def _sibling(node: ast.ImportFrom) -> list[str]:
 
 
 def _imports() -> tuple[dict[str, set[str]], list[str]]:
-    """Module-level (run-time) imports between the package's modules, and function-level ones."""
+    """Module-level (run-time) imports between the package's modules, and function-level ones.
+
+    Only top-level statements are run-time edges: an ``if TYPE_CHECKING:`` block is an
+    ``ast.If`` and is skipped on purpose (annotation-only imports do not count).
+    """
     graph: dict[str, set[str]] = {}
     hidden: list[str] = []
     for path in sorted(PACKAGE.glob("*.py")):
@@ -71,7 +82,7 @@ def test_no_function_level_imports_between_durable_modules() -> None:
 
 
 def test_the_kernel_run_state_has_a_typed_durability_attribute() -> None:
-    """RunState.durable is the seam's Durability protocol, never Any."""
+    """RunState.durable is the seam's Durability protocol, never Any (source check)."""
     assert "durable" in RunState.__slots__
     source = (Path(mai.__file__).parent / "_context.py").read_text()
     assert "self.durable: Durability | None = None" in source
@@ -95,10 +106,124 @@ class _OldStore:
 
 
 async def test_a_store_written_for_the_old_protocol_gets_a_clear_error() -> None:
-    """Opening a store that lacks methods of the protocol names each missing method."""
-    with pytest.raises(mai.StoreError, match=r"lacks requeue_run, load_history") as info:
+    """Opening a store that lacks protocol methods raises StoreInterfaceError naming each one."""
+    with pytest.raises(mai.StoreInterfaceError, match=r"lacks requeue_run, load_history") as info:
         async with mai.Runtime(_OldStore()):
             pass
+    assert isinstance(info.value, TypeError)
+    assert isinstance(info.value, mai.MaiError)
+    assert info.value.missing == ["requeue_run", "load_history"]
     assert "_OldStore" in str(info.value)
     async with mai.Runtime(mai.core.durable.MemoryStore()) as rt:  # a complete one is fine
         assert await rt.list_runs() == []
+
+
+def test_production_code_reads_no_fault_variable() -> None:
+    """No module of mai/ or plugins/ mentions a MAI_CRASH* variable: tests inject fault hooks."""
+    root = Path(mai.__file__).parent
+    sources = [*root.rglob("*.py"), *(root.parent / "plugins").rglob("*.py")]
+    assert len(sources) > 50
+    offenders = [str(p) for p in sources if "MAI_CRASH" in p.read_text()]
+    assert offenders == []
+
+
+def test_a_fault_hook_is_called_at_each_point_a_run_reaches() -> None:
+    """set_fault_hook installs a hook that sees the fault points; None removes it."""
+    from mai.core.durable import FAULT_POINTS, fault_point, set_fault_hook
+
+    seen: list[str] = []
+    assert set_fault_hook(seen.append) is None
+    try:
+        for point in FAULT_POINTS:
+            fault_point(point)
+    finally:
+        assert set_fault_hook(None) == seen.append
+    fault_point("after_commit")  # no hook: nothing happens
+    assert seen == list(FAULT_POINTS)
+
+
+def _annotations(path: Path) -> list[tuple[str, str]]:
+    """Every annotated attribute or variable of a module: (target, annotation source)."""
+    tree = ast.parse(path.read_text())
+    return [
+        (ast.unparse(node.target), ast.unparse(node.annotation))
+        for node in ast.walk(tree)
+        if isinstance(node, ast.AnnAssign)
+    ]
+
+
+def test_no_kernel_module_types_durability_as_any() -> None:
+    """No mai/_*.py annotates a durability attribute or variable as Any: the seam is typed."""
+    kernel = sorted(Path(mai.__file__).parent.glob("_*.py"))
+    assert len(kernel) > 10
+    durable = [
+        (path.name, target, annotation)
+        for path in kernel
+        for target, annotation in _annotations(path)
+        if "durab" in target.lower()
+    ]
+    assert ("_context.py", "self.durable", "Durability | None") in durable
+    assert all("Any" not in annotation for _, _, annotation in durable), durable
+    assert all("Durability" in annotation for _, _, annotation in durable), durable
+
+
+def test_durable_primitives_go_through_the_seams_durability_protocol() -> None:
+    """mai.sleep/now/random/wait_for find the run through current_durable() -> Durability."""
+    import inspect
+    import typing
+
+    from mai import _seam
+    from mai.core.durable import _primitives
+    from mai.core.durable._owner import RunOwner
+
+    names = {**vars(_primitives), "Durability": _seam.Durability}  # a TYPE_CHECKING import
+    hints = typing.get_type_hints(_primitives.current_durable, names)
+    assert hints["return"] == _seam.Durability | None
+    assert _seam.durability.get() is None  # the ContextVar[Durability | None] the runtime binds
+    for name in ("sleep", "now", "random", "wait_for"):
+        names_used = set(getattr(_primitives, name).__code__.co_names)
+        assert "current_durable" in names_used, name
+        assert not names_used & {"RunOwner", "Runtime", "_owner", "_runtime"}, name
+    # the runtime's run owner implements the protocol, member for member, with its signatures
+    for member in ("sleep", "now", "seed", "wait_for"):
+        want = inspect.signature(getattr(_seam.Durability, member))
+        got = inspect.signature(getattr(RunOwner, member))
+        assert list(want.parameters) == list(got.parameters), member
+    assert "run_id" in RunOwner.__init__.__code__.co_names  # the protocol's run_id property
+
+
+def test_store_capabilities_are_checked_with_isinstance_not_probed() -> None:
+    """No code in mai/ or plugins/ probes a store with getattr or hasattr (isinstance instead)."""
+    import re
+
+    # The one exception is the protocol check at open (``missing_methods``), which must name
+    # every missing method of a store written for an older release.
+
+    root = Path(mai.__file__).parent
+    sources = [*root.rglob("*.py"), *(root.parent / "plugins").rglob("*.py")]
+    probe = re.compile(r"\b(getattr|hasattr)\((self\.|rt\.|self\.rt\.|self\._rt\.)?_?store\b")
+    found = [
+        f"{path.name}: {line.strip()}"
+        for path in sources
+        for line in path.read_text().splitlines()
+        if probe.search(line)
+    ]
+    assert len(found) == 1, found
+    assert found[0].startswith("_store.py: return [name for name in REQUIRED_METHODS"), found
+
+
+class _NoUrlStore(MemoryStore):
+    """A store whose author forgot the ``url`` attribute."""
+
+    def __getattribute__(self, name: str) -> object:
+        if name == "url":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+async def test_a_store_without_a_url_is_refused_by_name() -> None:
+    """A store lacking the url attribute gets the same clear StoreInterfaceError, naming url."""
+    with pytest.raises(mai.StoreInterfaceError, match=r"lacks url") as info:
+        async with mai.Runtime(_NoUrlStore()):
+            pass
+    assert info.value.missing == ["url (the redacted URL, a str)"]

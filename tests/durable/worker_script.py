@@ -29,6 +29,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import crashhook
 import workflows
 
 import mai
@@ -130,4 +131,5 @@ if __name__ == "__main__":
     arguments = parse(sys.argv[1:])
     if os.environ.get("MAI_TRACE"):
         install_trace(os.environ["MAI_TRACE"])
+    crashhook.install_from_env()  # the test injects its fault hook; mai reads no variable
     trio.run(main, arguments)

@@ -241,10 +241,10 @@ async def _run_tagged(w: mai.Worker, tag: str) -> None:
 
 
 def _queue_of_current_run() -> str:
-    from mai.core.durable._replay import current_durable
+    from mai.core.durable._primitives import current_durable
 
     durable = current_durable()
-    return durable.active.record.queue if durable is not None else "?"
+    return durable.record.queue if durable is not None else "?"
 
 
 async def test_unknown_workflow_is_left_alone_without_blocking(pg_url):

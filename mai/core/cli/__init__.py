@@ -542,7 +542,7 @@ def _owner_gone(rt: Runtime, info: Any) -> bool | None:
     """
     if info.status != mai.RunStatus.RUNNING:
         return None
-    from mai.core.durable._runtime import _owner_dead  # noqa: PLC0415 - durable loads on use
+    from mai.core.durable._owner import _owner_dead  # noqa: PLC0415 - durable loads on use
 
     lease = info.record.lease_until
     return (lease is not None and lease < rt.store_clock()) or _owner_dead(info.owner)

@@ -1,5 +1,7 @@
 """The durable runtime: checkpointed steps, replay, resume, timers and events."""
 
+from ._astore import AsyncStore as AsyncStore
+from ._astore import ExecutorStore as ExecutorStore
 from ._errors import DurableError as DurableError
 from ._errors import LeaseLostError as LeaseLostError
 from ._errors import NonDeterminismError as NonDeterminismError
@@ -14,6 +16,7 @@ from ._errors import StoreBusyError as StoreBusyError
 from ._errors import StoreCorruptError as StoreCorruptError
 from ._errors import StoreError as StoreError
 from ._errors import StoreFullError as StoreFullError
+from ._errors import StoreInterfaceError as StoreInterfaceError
 from ._errors import StorePermissionWarning as StorePermissionWarning
 from ._errors import StoreReadOnlyError as StoreReadOnlyError
 from ._errors import StoreSchemaError as StoreSchemaError
@@ -21,6 +24,9 @@ from ._errors import StoreUnavailableError as StoreUnavailableError
 from ._errors import WaitTimeoutError as WaitTimeoutError
 from ._errors import WorkflowIdentityError as WorkflowIdentityError
 from ._errors import WorkflowNotFoundError as WorkflowNotFoundError
+from ._faults import FAULT_POINTS as FAULT_POINTS
+from ._faults import fault_point as fault_point
+from ._faults import set_fault_hook as set_fault_hook
 from ._info import RunHandle as RunHandle
 from ._info import RunInfo as RunInfo
 from ._info import StepInfo as StepInfo

@@ -186,6 +186,24 @@ class StoreError(MaiError, OSError):
         self.url = redact_url(url)
 
 
+class StoreInterfaceError(StoreError, TypeError):
+    """The store object lacks methods of the :class:`~mai.core.durable.Store` protocol.
+
+    Raised when a runtime opens a store written for an older protocol; the message names the
+    store's class and every missing method.
+
+    Attributes:
+        missing: The names of the missing methods.
+    """
+
+    kind = "interface"
+
+    def __init__(self, message: str, *, missing: list[str] | None = None, url: str = "") -> None:
+        """Create the error naming what the store lacks."""
+        super().__init__(message, url=url)
+        self.missing = list(missing or [])
+
+
 class StoreFullError(StoreError):
     """The database reached its size limit or the disk is full."""
 

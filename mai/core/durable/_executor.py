@@ -36,8 +36,8 @@ import sniffio
 
 from mai._module import library_logger
 
-from ._crash import crash_point
 from ._errors import StoreError
+from ._faults import fault_point
 from ._store import BatchedSteps, InlineStore, LocalStore, OneStatementWrites, Reconnecting
 from ._urls import redact_url
 
@@ -103,6 +103,10 @@ class StoreExecutor:
         # Inline calls: allowed for a non-blocking store while nothing is queued; ``_busy`` is
         # held by whoever runs store calls (the thread for a batch, or an inline caller).
         self._inline = isinstance(store, InlineStore) and store.inline is True
+        # Capabilities are checked once here (a runtime-checkable isinstance costs ~20 us).
+        self._alone = store.runs_alone if isinstance(store, OneStatementWrites) else None
+        self._patience = float(store.retry_seconds) if isinstance(store, Reconnecting) else 0.0
+        self._batched = isinstance(store, BatchedSteps)
         # A local store's lone call runs on the loop's thread when nothing else is ready there.
         self._local = isinstance(store, LocalStore) and store.local is True
         self._pending = 0
@@ -250,7 +254,7 @@ class StoreExecutor:
         a run no longer owned) still run one by one, in order, and decide for themselves.
         """
         store = self.store
-        if not isinstance(store, BatchedSteps):
+        if not self._batched or not isinstance(store, BatchedSteps):  # checked once: __init__
             return ()
         put_step = store.put_step
         items: list[_Item] = []
@@ -279,7 +283,7 @@ class StoreExecutor:
         give_up: float | None = None
         # A lone write that the store can make atomic with one statement skips BEGIN/COMMIT
         # (two network round trips on a database server); see ``runs_alone`` in stores.
-        alone = self.store.runs_alone if isinstance(self.store, OneStatementWrites) else None
+        alone = self._alone
         single = len(writes) == 1 and alone is not None and alone(writes[0].fn)
         while True:
             results: list[outcome.Outcome[Any]] = []
@@ -301,10 +305,7 @@ class StoreExecutor:
                 # store has reconnected, within its own limit (``retry_seconds``).
                 now = time.monotonic()
                 if give_up is None:
-                    patience = (
-                        self.store.retry_seconds if isinstance(self.store, Reconnecting) else 0.0
-                    )
-                    give_up = now + float(patience)
+                    give_up = now + self._patience
                 if getattr(exc, "retryable", False) and now < give_up:
                     time.sleep(0.05)
                     continue
@@ -318,6 +319,6 @@ class StoreExecutor:
             break
         self.commits += 1
         self.writes += len(writes)
-        crash_point("after_commit")
+        fault_point("after_commit")
         for item, result in zip(writes, results, strict=True):
             item.deliver(result)

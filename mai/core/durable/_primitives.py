@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import random as _random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mai._backend import current_backend
 from mai._context import current_frame
 from mai._errors import MaiError
 
-from ._replay import current_durable
+if TYPE_CHECKING:
+    from mai._seam import Durability
+
+
+def current_durable() -> Durability | None:
+    """The durable run the current task belongs to (through the seam's typed door), if any."""
+    run = current_frame.get().run
+    return run.durable if run is not None else None
 
 
 async def sleep(seconds: float) -> None:

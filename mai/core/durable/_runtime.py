@@ -1,21 +1,20 @@
 """The durable runtime: runs whose steps are checkpointed, replayed and resumed.
 
-A run is a top-level module call executed under a :class:`_DurableCalls` interceptor. Every
-leaf module call is a step keyed by its hierarchical step id (structure and per-parent
-counters, never completion order). A step's output is committed to the store before the run
-proceeds past it; on resume, a committed step returns its recorded output without running.
-Composites are not recorded: they re-run their (deterministic) orchestration and every child
-replays from the record.
+The :class:`Runtime` opens the store (through the async interface of ``_astore.py``), starts,
+resumes, recovers, cancels and reads runs; each run it executes has one owner
+(:class:`~mai.core.durable._owner.RunOwner`), admitted by the policy of
+:class:`~mai.core.durable._owner.Host`. A run is a top-level module call executed with its owner
+as interceptor: every leaf module call is a step keyed by its hierarchical step id (structure
+and per-parent counters, never completion order), committed before the run proceeds past it
+and replayed from the record on resume. Composites are not recorded: they re-run their
+(deterministic) orchestration and every child replays from the record.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import importlib
-import math
 import os
-import socket
 import sys
 import time
 import uuid
@@ -27,28 +26,20 @@ import sniffio
 
 from mai._backend import current_backend
 from mai._composites import Composite
-from mai._ctxmodel import Context
-from mai._errors import DeadlineExceeded, MaiError
-from mai._module import library_logger
-from mai._seam import durability, intercept
 
 from . import _serde
-from ._crash import crash_point
+from ._astore import ExecutorStore
 from ._errors import (
-    LeaseLostError,
     RunCancelledError,
     RunDeadLetteredError,
     RunFailedError,
     RunNotFoundError,
     RunNotRetryableError,
-    StoreCorruptError,
     StoreError,
-    StoreSchemaError,
-    StoreUnavailableError,
     WorkflowIdentityError,
     WorkflowNotFoundError,
 )
-from ._executor import StoreExecutor
+from ._faults import fault_point
 from ._identity import describe, has_default_name, ref_of, resolve_ref, unnamed_message
 from ._info import (
     RunHandle,
@@ -59,27 +50,22 @@ from ._info import (
     _step_sort_key,
 )
 from ._memory import MemoryStore
-from ._replay import _DurableCalls
+from ._owner import _HOST, Host, RunOwner, _live_owners, _owner_dead
 from ._results import cast_result
 from ._sqlite import SQLiteStore
-from ._store import RunRecord, RunStatus, StepRecord, Store, missing_methods
+from ._store import RunRecord, RunStatus, Store
 from ._trace import trace_of_run
 from ._urls import redact_url
-from ._versioning import check_resumable, plan_for
+from ._versioning import plan_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from mai._module import Module
 
+    from ._executor import StoreExecutor
+
 DEFAULT_URL = "sqlite:///.mai/mai.db"
-_log_name = "mai"
-_live_owners: set[str] = set()
-_HOST = socket.gethostname()
-
-
-def _log() -> Any:
-    return library_logger(_log_name)
 
 
 def default_url() -> str:
@@ -119,60 +105,6 @@ def _plugin_store(scheme: str) -> Callable[[str], Any] | None:
     return lookup(scheme) if lookup is not None else None
 
 
-def _owner_dead(owner: str | None) -> bool:
-    """Tell whether ``owner`` (``host:pid:incarnation``) is certainly gone (same host only)."""
-    if owner is None:
-        return True
-    host, _, rest = owner.partition(":")
-    pid_text, _, _ = rest.partition(":")
-    if host != _HOST or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return owner not in _live_owners
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-class _Active:
-    """A run this process is executing."""
-
-    def __init__(self, record: RunRecord, module: Module[..., Any]) -> None:
-        self.record = record
-        self.module = module
-        self.run_id = record.run_id
-        self.owner = record.owner or ""
-        self.epoch = record.epoch
-        self.done = anyio.Event()
-        self.scope = anyio.CancelScope()
-        self.cancelled = False
-        self.lost = False
-        #: Until when the lease surely holds, on the store's clock (claim, then each renewal
-        #: from the moment it was sent): past it, no step body starts before a renewal.
-        self.lease_until = record.lease_until if record.lease_until is not None else -math.inf
-        self.error: BaseException | None = None
-        self.recorded: dict[str, StepRecord] = {}
-        self.waiters: dict[str, anyio.Event] = {}
-        #: Set once the run gets somewhere in this attempt (a new commit, or a durable wait).
-        self.progressed = anyio.Event()
-        #: Steps whose body is executing now (a second call of the same step waits for it).
-        self.inflight: dict[str, anyio.Event | None] = {}
-        #: Steps whose body finished but whose commit has not landed yet.
-        self.uncommitted: dict[str, StepRecord] = {}
-        #: ``mai.now()`` readings not committed yet (they go with the next commit).
-        self.pending: list[StepRecord] = []
-        #: Set when the store became unusable for this run (it is handed back, not failed).
-        self.store_failed: StoreError | None = None
-        #: The result as the workflow returned it, once its outcome is recorded.
-        self.value: Any = None
-        self.succeeded = False
-
-
 class BlockingReads:
     """Synchronous reads of a runtime's store, for code outside the event loop (``rt.blocking``).
 
@@ -188,7 +120,7 @@ class BlockingReads:
         try:
             sniffio.current_async_library()
         except sniffio.AsyncLibraryNotFoundError:
-            return self._rt.executor.call_blocking(fn, *args)
+            return self._rt.async_store.blocking(fn, *args)
         raise RuntimeError(
             "rt.blocking reads wait for the store and would block the event loop; "
             "use the async reads (await rt.get(...), await rt.steps(...)) here"
@@ -269,7 +201,7 @@ class Runtime:
         """Configure the runtime; nothing is opened before ``async with``."""
         self._given: Store | None = None
         if url is not None and not isinstance(url, str):
-            self._given, url = url, str(getattr(url, "url", type(url).__name__))
+            self._given, url = url, url.url if isinstance(url, Store) else type(url).__name__
         self.url = url or default_url()
         self.store_patience = float(store_patience)
         self._clock = clock
@@ -283,60 +215,76 @@ class Runtime:
         self._adopted: dict[str, Module[..., Any]] = {}
         for m in workflows:
             self.register(m)
-        self._store: Store | None = None
-        self._exec: StoreExecutor | None = None
+        self._astore: ExecutorStore | None = None
+        self._host: Host | None = None
         self._stack: AsyncExitStack | None = None
         self._nursery: Any = None
-        self._active: dict[str, _Active] = {}
-        self._store_errors_reported: set[str] = set()
         self._clock_offset = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     @property
     def store(self) -> Store:
-        """The open store."""
-        if self._store is None:
+        """The open (synchronous) store; use :attr:`async_store` from async code."""
+        return self.async_store.store
+
+    @property
+    def async_store(self) -> ExecutorStore:
+        """The open store's async interface (every operation the runtime uses, as coroutines)."""
+        if self._astore is None:
             raise RuntimeError("the Runtime is not open; use `async with mai.Runtime(...) as rt:`")
-        return self._store
+        return self._astore
 
     @property
     def executor(self) -> StoreExecutor:
-        """The store thread's executor."""
-        if self._exec is None:
-            raise RuntimeError("the Runtime is not open; use `async with mai.Runtime(...) as rt:`")
-        return self._exec
+        """The store thread's executor (``commits`` and ``writes`` count its work)."""
+        return self.async_store.executor
+
+    @property
+    def _active(self) -> dict[str, RunOwner]:
+        """The runs this process executes now (their owners), by run id."""
+        return self._host.active if self._host is not None else {}
 
     async def __aenter__(self) -> Self:
-        """Open the store (migrating it if needed) and start the background tasks."""
+        """Open the store (migrating it if needed) and start the background tasks.
+
+        Raises:
+            StoreInterfaceError: When the store lacks methods of the store protocol (one
+                written for an older release); the message names each one.
+        """
         store = self._given if self._given is not None else open_store(self.url)
-        lacking = missing_methods(store)
-        if lacking:
-            raise StoreError(
-                f"the store for {self.url!r} ({type(store).__module__}."
-                f"{type(store).__qualname__}) lacks {', '.join(lacking)}: it was written for an "
-                "older mai store protocol; implement these methods (see mai.core.durable.Store "
-                "and the conformance suite mai.testing.StoreConformance)",
-                url=self.url,
-            )
-        executor = StoreExecutor(store)
-        executor.start()
+        astore = ExecutorStore(store)
+        await astore.open()
         try:
-            await executor.read(store.open)
             before = time.time()
-            store_now = await executor.read(store.now)
+            store_now = await astore.now()
             self._clock_offset = store_now - (before + time.time()) / 2
         except BaseException:
-            executor.stop()
+            astore.executor.stop()
             raise
-        self._store, self._exec = store, executor
+        self._astore = astore
         _live_owners.add(self.owner)
         stack = AsyncExitStack()
         self._nursery = await stack.enter_async_context(current_backend().open_nursery())
         self._stack = stack
+        self._host = Host(
+            astore,
+            self.owner,
+            lease=self.lease,
+            max_attempts=self.max_attempts,
+            poll_interval=self.poll_interval,
+            store_patience=self.store_patience,
+            clock=self.clock,
+            spawn=self._nursery.start_soon,
+        )
         self._heartbeat_scope = anyio.CancelScope()
         self._nursery.start_soon(self._heartbeat)
         return self
+
+    async def _heartbeat(self) -> None:
+        assert self._host is not None  # noqa: S101
+        with self._heartbeat_scope:
+            await self._host.heartbeat()
 
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         """Wait for this process's runs to finish (or, on error, hand them back), then close.
@@ -356,11 +304,9 @@ class Runtime:
             await self._stack.__aexit__(None, None, None)
         finally:
             _live_owners.discard(self.owner)
-            executor, store = self._exec, self._store
-            self._exec = self._store = None
-            if executor is not None and store is not None:
-                executor.call_blocking(store.close)
-                executor.stop()
+            astore, self._astore, self._host = self._astore, None, None
+            if astore is not None:
+                astore.close()
 
     def clock(self) -> float:
         """The store's clock (epoch seconds): durable timers and deadlines are judged by it.
@@ -417,10 +363,10 @@ class Runtime:
     # -- reads ---------------------------------------------------------------------------------
 
     async def _read_run(self, run_id: str) -> RunRecord:
-        record = await self.executor.read(self.store.get_run, run_id)
+        record = await self.async_store.get_run(run_id)
         if record is None:
             raise RunNotFoundError.for_id(run_id)
-        return record  # type: ignore[no-any-return]
+        return record
 
     async def get(self, run_id: str) -> RunInfo:
         """Return the run ``run_id``, read on the store thread (the event loop keeps running).
@@ -435,7 +381,7 @@ class Runtime:
     ) -> list[RunInfo]:
         """Return runs, newest first, optionally only those with ``status``."""
         st = RunStatus(status.upper()) if isinstance(status, str) else status
-        records = await self.executor.read(self.store.list_runs, st, limit)
+        records = await self.async_store.list_runs(st, limit)
         return [RunInfo(r) for r in records]
 
     async def trace(self, run_id: str) -> Any:
@@ -445,11 +391,11 @@ class Runtime:
         children. Input and output sizes are those of the recorded JSON.
         """
         run = await self._read_run(run_id)
-        return trace_of_run(run, await self.executor.read(self.store.load_steps, run_id))
+        return trace_of_run(run, await self.async_store.load_steps(run_id))
 
     async def steps(self, run_id: str) -> list[StepInfo]:
         """Return the committed steps of a run, in step order, with inputs, outputs, timings."""
-        records = await self.executor.read(self.store.load_steps, run_id)
+        records = await self.async_store.load_steps(run_id)
         return sorted((StepInfo(r) for r in records), key=_step_sort_key)
 
     @property
@@ -494,8 +440,12 @@ class Runtime:
             SerializationError: When the input cannot be recorded as JSON.
         """
         record = self._new_record(module, args, kwargs, run_id, deadline, ref, queue)
-        stored, _created = await self.executor.write(self.store.create_run, record)
-        return await self._attach(stored, module)
+        stored, claimed = await self.async_store.create_and_claim(record, self.owner, self.lease)
+        if claimed is None:  # the run existed: attach to it (resume it here if nobody runs it)
+            return await self._attach(stored, module)
+        assert self._host is not None  # noqa: S101
+        self._host.admit_new(claimed, module)
+        return RunHandle(self, claimed.run_id)
 
     async def submit(
         self,
@@ -521,7 +471,7 @@ class Runtime:
             SerializationError: When the input cannot be recorded as JSON.
         """
         record = self._new_record(module, args, kwargs, run_id, deadline, ref, queue, remote=True)
-        stored, _created = await self.executor.write(self.store.create_run, record)
+        stored, _created = await self.async_store.create_run(record)
         return RunHandle(self, stored.run_id)
 
     def _new_record(
@@ -601,7 +551,7 @@ class Runtime:
             RunNotFoundError: When no such run exists.
             RunNotRetryableError: When the run is not DEAD or FAILED.
         """
-        record = await self.executor.write(self.store.requeue_run, run_id)
+        record = await self.async_store.requeue_run(run_id)
         if record is None:
             current = await self._read_run(run_id)
             raise RunNotRetryableError(
@@ -620,7 +570,7 @@ class Runtime:
         Each item has ``status``, ``output``, ``error`` (decoded) and ``finished_at``.
         """
         await self._read_run(run_id)
-        records = await self.executor.read(self.store.load_history, run_id)
+        records = await self.async_store.load_history(run_id)
         return [
             {
                 "status": r.status,
@@ -645,49 +595,23 @@ class Runtime:
         previous one made progress or finished, so a poison run is charged alone and never
         takes the runs beside it down with it.
         """
+        host = self._host
+        assert host is not None  # noqa: S101
         handles = []
         suspects = []
-        records = await self.executor.read(self.store.list_runs, None, 100_000)
+        records = await self.async_store.list_runs(None, 100_000)
         for record in sorted(records, key=lambda r: (r.created_at, r.run_id)):
             if record.status.terminal or record.run_id in self._active:
                 continue
-            crash_point("during_recovery")
-            if record.attempts >= 2 and record.invalid is None:
+            fault_point("during_recovery")
+            if record.invalid is None and host.suspect(record, claimed=False):
                 suspects.append(record)
                 handles.append(RunHandle(self, record.run_id))
             else:
                 handles.append(await self._attach(record, None))
-        if suspects:
-            self._nursery.start_soon(self._quarantine, suspects)
+        if suspects:  # one at a time, each once the previous one is cleared
+            self._nursery.start_soon(host.quarantine, suspects, self._attach)
         return handles
-
-    async def _quarantine(self, suspects: list[RunRecord]) -> None:
-        """Resume suspect runs one at a time (see :meth:`recover`).
-
-        A store failure here is waited out and never escapes into the runtime's task group
-        (that would tear down every run this process executes).
-        """
-        for record in suspects:
-            while True:
-                try:
-                    await self._attach(record, None)
-                except StoreError as exc:
-                    self._report_store_error(exc)
-                    await anyio.sleep(self.poll_interval)
-                    continue
-                break
-            active = self._active.get(record.run_id)
-            if active is None:
-                continue
-            with anyio.move_on_after(self.lease):
-                async with anyio.create_task_group() as tg:
-
-                    async def first(event: anyio.Event, scope: anyio.CancelScope) -> None:
-                        await event.wait()
-                        scope.cancel()
-
-                    tg.start_soon(first, active.progressed, tg.cancel_scope)
-                    tg.start_soon(first, active.done, tg.cancel_scope)
 
     def _module_for(self, record: RunRecord) -> Module[..., Any] | WorkflowNotFoundError:
         """The workflow module of a run, or why it cannot be found (a run to leave alone).
@@ -723,41 +647,15 @@ class Runtime:
         )
 
     async def _attach(
-        self, record: RunRecord, module: Module[..., Any] | None, *, strict: bool = False
+        self, record: RunRecord, module: Module[..., Any] | None = None, *, strict: bool = False
     ) -> RunHandle:
+        """Execute an unclaimed run here if the admission policy lets it (see ``Host.admit``)."""
         handle = RunHandle(self, record.run_id)
         if record.status.terminal or record.run_id in self._active:
             return handle
-        if record.invalid is not None:
-            await self._dead_letter(record, record.invalid)
-            return handle
+        assert self._host is not None  # noqa: S101
         found = module if module is not None else self._module_for(record)
-        if isinstance(found, WorkflowNotFoundError):
-            if strict:
-                raise found
-            _log().info(
-                "mai.run_left_alone", run_id=record.run_id, workflow=record.workflow, why=str(found)
-            )
-            return handle
-        try:
-            _serde.loads(record.input, record.format)
-        except ValueError as exc:
-            await self._dead_letter(record, f"the run's input is not valid JSON ({exc})")
-            return handle
-        try:
-            check_resumable(record.run_id, record.plan_hash, record.plan, found)
-        except MaiError:
-            if strict:
-                raise
-            _log().error("mai.resume_refused", run_id=record.run_id, exc_info=True)
-            return handle
-        steal = record.owner if record.owner and _owner_dead(record.owner) else None
-        claimed = await self.executor.write(
-            _claim, self.store, record.run_id, self.owner, self.lease, steal
-        )
-        if claimed is None:
-            return handle  # someone else is running it: the handle polls the store
-        await self._launch(claimed, found)
+        await self._host.admit(record, found, claimed=False, strict=strict)
         return handle
 
     def claimable(self, record: RunRecord) -> bool:
@@ -768,343 +666,6 @@ class Runtime:
             return True
         return record.lease_until < self.store_clock() or _owner_dead(record.owner)
 
-    async def _launch(self, claimed: RunRecord, module: Module[..., Any]) -> _Active | None:
-        """Execute a run this process just claimed (or dead-letter it past ``max_attempts``)."""
-        current = self._active.get(claimed.run_id)
-        if current is not None and await self._carry_on(current, claimed):
-            return current
-        if claimed.attempts > self.max_attempts:
-            await self._dead_letter(
-                claimed,
-                f"the run started {claimed.attempts - 1} times without finishing (its process "
-                f"died each time); dead-lettered after max_attempts={self.max_attempts}",
-            )
-            return None
-        active = _Active(claimed, module)
-        steps = await self.executor.read(self.store.load_steps, claimed.run_id)
-        active.recorded = {s.step_id: s for s in steps}
-        self._active[claimed.run_id] = active
-        self._nursery.start_soon(self._drive, active)
-        return active
-
-    async def _carry_on(self, active: _Active, claimed: RunRecord) -> bool:
-        """This process claimed a run it is still executing: keep that execution going.
-
-        Its lease had lapsed (the process was too slow to renew it) and nobody else took the
-        run over, so the claim sweep took it back. The execution carries on under the new
-        epoch rather than a second one starting beside it (which would run its in-flight step
-        again). Returns ``False`` when the execution had already learnt it was fenced: it is
-        let finish, and the run starts afresh.
-        """
-        if active.lost:
-            await active.done.wait()
-            return False
-        active.epoch = claimed.epoch
-        if claimed.lease_until is not None:
-            active.lease_until = claimed.lease_until
-        if claimed.attempts > 1:  # the execution never stopped: not a start without progress
-            try:
-                await self.executor.write(
-                    self.store.mark_progress, claimed.run_id, active.owner, claimed.epoch
-                )
-            except StoreError as exc:
-                self._report_store_error(exc)
-        return True
-
-    async def _dead_letter(self, record: RunRecord, reason: str) -> None:
-        if await self.executor.write(self.store.dead_letter, record.run_id, reason):
-            _log().error("mai.run_dead_lettered", run_id=record.run_id, reason=reason)
-
-    # -- executing -----------------------------------------------------------------------------
-
-    async def _drive(self, active: _Active) -> None:
-        """Execute a claimed run to an outcome, or leave it resumable if interrupted."""
-        record = active.record
-        decided: tuple[RunStatus, str | None, str | None] | None = None
-        result: Any = None
-        try:
-            data = _serde.loads(record.input, record.format)
-            args, kwargs = list(data.get("args", [])), dict(data.get("kwargs", {}))
-            calls = _DurableCalls(self, active)
-            with active.scope:
-                token = None
-                changes: dict[str, Any] = {}
-                if record.deadline is not None:
-                    backend = current_backend()
-                    remaining = record.deadline - self.clock()
-                    changes["deadline"] = backend.current_time() + remaining
-                if record.trace_context:  # continue the submitter's trace (W3C traceparent)
-                    changes["metadata"] = _serde.loads(record.trace_context)
-                if changes:
-                    token = Context.set(**changes)
-                binding = durability.set(calls)
-                try:
-                    with intercept(calls):
-                        result = await active.module(*args, **kwargs)
-                finally:
-                    durability.reset(binding)
-                    if token is not None:
-                        Context.reset(token)
-                output = _serde.dumps(result, what=f"the result of run {record.run_id!r}")
-                decided = (RunStatus.SUCCEEDED, output, None)
-            if decided is None and active.cancelled and not active.lost:
-                error = {"type": "Cancelled", "message": "the run was cancelled"}
-                decided = (RunStatus.CANCELLED, None, _serde.dumps(error, what="error"))
-                active.error = RunCancelledError(
-                    f"run {record.run_id!r} was cancelled", run_id=record.run_id
-                )
-        except LeaseLostError as exc:
-            active.lost = True
-            active.error = exc
-            _log().warning(
-                "mai.lease_lost", run_id=record.run_id, owner=active.owner, error=str(exc)
-            )
-        except Exception as exc:  # any failure is the run's outcome
-            if active.store_failed is not None:  # not the run's fault: hand it back
-                active.error = active.store_failed
-            else:
-                expired = record.deadline is not None and self.clock() >= record.deadline - 0.01
-                if isinstance(exc, DeadlineExceeded) and expired:
-                    exc.add_note(f"the deadline of durable run {record.run_id!r} expired")
-                active.error = exc
-                error = {
-                    "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-                    "message": str(exc),
-                }
-                decided = (RunStatus.FAILED, None, _serde.dumps(error, what="error"))
-        finally:
-            try:
-                with anyio.CancelScope(shield=True):
-                    if active.lost:
-                        pass  # another owner has the run now: write nothing more
-                    elif decided is not None:
-                        if await self._finish(active, *decided) and decided[1] is not None:
-                            active.value, active.succeeded = result, True
-                    else:  # interrupted (shutdown): hand the run back, resumable at once
-                        # Patiently only when the store failed the run; an interrupt (Ctrl-C,
-                        # a cancelled runtime) tries once, never waits out store_patience.
-                        await self._release(active, patient=active.store_failed is not None)
-            finally:
-                if self._active.get(active.run_id) is active:
-                    del self._active[active.run_id]
-                active.done.set()
-
-    def _retryable(self, exc: StoreError, since: float) -> bool:
-        """Whether a store failure is worth waiting out (bounded by ``store_patience``)."""
-        if isinstance(exc, StoreCorruptError | StoreSchemaError):
-            return False
-        if isinstance(exc, StoreUnavailableError) and not exc.retryable:
-            return False
-        return anyio.current_time() - since < self.store_patience
-
-    async def _write_patiently(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a write, waiting out transient store failures (see :meth:`_retryable`)."""
-        since = anyio.current_time()
-        delay = 0.05
-        while True:
-            try:
-                return await self.executor.write(fn, *args)
-            except StoreError as exc:
-                self._report_store_error(exc)
-                if not self._retryable(exc, since):
-                    raise
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-
-    async def _finish(
-        self, active: _Active, status: RunStatus, output: str | None, error: str | None
-    ) -> bool:
-        """Record the run's outcome (with anything not committed yet); ``True`` when recorded."""
-        extra = [*active.pending, *active.uncommitted.values()]
-        try:
-            ok = await self._write_patiently(
-                _finish_tx,
-                self.store,
-                extra,
-                active.run_id,
-                active.owner,
-                active.epoch,
-                status,
-                output,
-                error,
-            )
-        except StoreError as exc:
-            _log().error(
-                "mai.run_outcome_not_recorded",
-                run_id=active.run_id,
-                status=str(status),
-                error=str(exc),
-                note="the run stays resumable once its lease expires",
-            )
-            return False
-        if not ok:
-            active.lost = True
-            _log().warning("mai.run_outcome_fenced", run_id=active.run_id, status=str(status))
-        return bool(ok)
-
-    async def _release(self, active: _Active, *, patient: bool = True) -> None:
-        """Hand an interrupted run back (committing what finished); never raises."""
-        extra = [*active.pending, *active.uncommitted.values()]
-        write = self._write_patiently if patient else self.executor.write
-        try:
-            await write(_release_tx, self.store, extra, active.run_id, active.owner, active.epoch)
-        except StoreError as exc:
-            _log().error(
-                "mai.run_not_released",
-                run_id=active.run_id,
-                error=str(exc),
-                note="it is resumable once its lease expires",
-            )
-
-    def _report_store_error(self, exc: StoreError) -> None:
-        """Log a store failure once per kind while it lasts."""
-        if exc.kind not in self._store_errors_reported:
-            self._store_errors_reported.add(exc.kind)
-            _log().error("mai.store_error", kind=exc.kind, error=str(exc))
-
-    async def commit(self, active: _Active, record: StepRecord) -> None:
-        """Commit a step (and the ``mai.now()`` readings before it), in one transaction.
-
-        Transient storage failures are waited out (reported once) for up to
-        ``store_patience`` seconds; then, or at once for a corrupt or wrong-schema store, the
-        store is unusable for this run: it is handed back, resumable, and the commit raises.
-        A commit cancelled while waiting keeps the finished step in memory: the next call of
-        the same step commits it instead of running the body again.
-        """
-        pending = list(active.pending) if active.pending else None
-        since: float | None = None
-        delay = 0.05
-        stalled: str | None = None
-        while True:
-            epoch = active.epoch
-            try:
-                if pending:
-                    await self.executor.write(
-                        _put_steps, self.store, [*pending, record], active.owner, active.epoch
-                    )
-                else:
-                    await self.executor.write(
-                        self.store.put_step, record, active.owner, active.epoch
-                    )
-            except StoreError as exc:
-                self._report_store_error(exc)
-                stalled = exc.kind
-                if since is None:
-                    since = anyio.current_time()
-                if not self._retryable(exc, since):
-                    active.store_failed = exc
-                    active.scope.cancel()
-                    raise
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            except LeaseLostError:
-                if active.epoch != epoch:
-                    continue  # this process took the run back meanwhile (_carry_on): commit again
-                active.lost = True
-                active.scope.cancel()
-                raise
-            if stalled is not None:  # this write got through: the fault is gone, re-arm it
-                self._store_errors_reported.discard(stalled)
-            if pending:
-                active.pending = [r for r in active.pending if r not in pending]
-            active.uncommitted.pop(record.step_id, None)
-            active.recorded[record.step_id] = record
-            if not active.progressed.is_set():
-                await self.note_progress(active)
-            return
-
-    async def hold_lease(self, active: _Active) -> None:
-        """Before a step body starts: make sure this process still owns the run.
-
-        A process stalled past its lease (paused, starved of CPU, waiting for an answer
-        already on its way) may wake after another worker took the run over and committed
-        the very step it is about to run. Its writes would be fenced, but a body is an effect
-        outside the store: so once the lease may have expired (by this process's estimate of
-        the store's clock), the lease is renewed first, and a fenced renewal cancels the run
-        here, before the body. Within the lease, this costs nothing.
-
-        Raises:
-            LeaseLostError: When another owner has the run now (its in-flight steps are
-                cancelled, as by the heartbeat).
-            StoreError: When the store stays unusable past ``store_patience`` (the run is
-                handed back, as when a commit fails).
-        """
-        if self.store_clock() < active.lease_until:
-            return
-        sent, epoch = self.store_clock(), active.epoch
-        try:
-            ok, cancel = await self._write_patiently(
-                _renew, self.store, active.run_id, active.owner, epoch, self.lease
-            )
-        except StoreError as exc:
-            active.store_failed = exc
-            active.scope.cancel()
-            raise
-        if not ok and active.epoch != epoch:
-            return  # this process took the run back meanwhile (_carry_on), with a fresh lease
-        if not ok:
-            active.lost = True
-            active.scope.cancel()
-            raise LeaseLostError(
-                f"run {active.run_id!r}: this process (epoch {active.epoch}) no longer owns the "
-                "run; its next step was not started",
-                run_id=active.run_id,
-            )
-        active.lease_until = max(active.lease_until, sent + self.lease)
-        if cancel:
-            active.cancelled = True
-            active.scope.cancel()
-            await anyio.lowlevel.checkpoint()
-
-    async def note_progress(self, active: _Active) -> None:
-        """The run got somewhere in this attempt: it is not the one killing its processes.
-
-        Called on the first new commit and on entering a durable wait. When the run had been
-        started before without progress, its count of starts without progress is reset.
-        """
-        if active.progressed.is_set():
-            return
-        active.progressed.set()
-        if active.record.attempts > 1:
-            try:
-                await self.executor.write(
-                    self.store.mark_progress, active.run_id, active.owner, active.epoch
-                )
-            except StoreError as exc:
-                self._report_store_error(exc)
-
-    async def _heartbeat(self) -> None:
-        with self._heartbeat_scope:
-            while True:
-                await anyio.sleep(self.lease / 3)
-                for active in list(self._active.values()):
-                    sent, epoch = self.store_clock(), active.epoch
-                    try:
-                        ok, cancel = await self.executor.write(
-                            _renew,
-                            self.store,
-                            active.run_id,
-                            active.owner,
-                            epoch,
-                            self.lease,
-                        )
-                    except StoreError as exc:
-                        self._report_store_error(exc)
-                        continue
-                    if not ok:
-                        if active.epoch == epoch:  # else this process took the run back
-                            active.lost = True
-                            active.scope.cancel()
-                            _log().warning(
-                                "mai.lease_lost", run_id=active.run_id, owner=active.owner
-                            )
-                        continue
-                    active.lease_until = max(active.lease_until, sent + self.lease)
-                    if cancel:
-                        active.cancelled = True
-                        active.scope.cancel()
-
     # -- control -------------------------------------------------------------------------------
 
     async def cancel(self, run_id: str) -> None:
@@ -1113,13 +674,12 @@ class Runtime:
         Raises:
             RunNotFoundError: When no such run exists.
         """
-        record = await self.executor.write(self.store.request_cancel, run_id)
+        record = await self.async_store.request_cancel(run_id)
         if record is None:
             raise RunNotFoundError.for_id(run_id)
         active = self._active.get(run_id)
         if active is not None:
-            active.cancelled = True
-            active.scope.cancel()
+            active.cancel(requested=True)
             await active.done.wait()
 
     async def send(self, run_id: str, topic: str, payload: Any = None) -> None:
@@ -1131,12 +691,10 @@ class Runtime:
         """
         await self._read_run(run_id)
         data = _serde.dumps(payload, what=f"the payload sent to run {run_id!r}")
-        await self.executor.write(self.store.add_event, run_id, topic, data)
+        await self.async_store.add_event(run_id, topic, data)
         active = self._active.get(run_id)
         if active is not None:
-            event = active.waiters.pop(topic, None)
-            if event is not None:
-                event.set()
+            active.wake(topic)
 
     def _outcome(self, record: RunRecord) -> Any:
         if record.status == RunStatus.SUCCEEDED:
@@ -1177,70 +735,6 @@ def _trace_context(*, make_up: bool) -> str | None:
             return None
         carrier = {"traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"}
     return _serde.dumps(carrier, what="the trace context")
-
-
-def _claim(
-    store: Store, run_id: str, owner: str, lease: float, steal_from: str | None
-) -> RunRecord | None:
-    """Claim a run; one parked in a durable timer is not charged an attempt (same transaction).
-
-    A run whose last record is a timer still running was sleeping when its process died: that
-    death was not its doing, so its count of starts without progress goes back to 1.
-    """
-    claimed = store.claim_run(run_id, owner, lease, steal_from=steal_from)
-    if claimed is None or claimed.attempts <= 1:
-        return claimed
-    steps = store.load_steps(run_id)
-    if steps:
-        last = max(steps, key=lambda s: s.finished_at)
-        if last.kind == "timer" and _wake_at(last) > store.now():
-            store.mark_progress(run_id, owner, claimed.epoch)
-            return dataclasses.replace(claimed, attempts=1)
-    return claimed
-
-
-def _put_steps(store: Store, records: list[StepRecord], owner: str, epoch: int) -> None:
-    for r in records:
-        store.put_step(r, owner, epoch)
-
-
-def _finish_tx(
-    store: Store,
-    extra: list[StepRecord],
-    run_id: str,
-    owner: str,
-    epoch: int,
-    status: RunStatus,
-    output: str | None,
-    error: str | None,
-) -> bool:
-    """Commit what finished but was not committed yet, then record the outcome (fenced)."""
-    try:
-        _put_steps(store, extra, owner, epoch)
-    except LeaseLostError:
-        return False
-    return store.finish_run(run_id, owner, epoch, status, output, error)
-
-
-def _release_tx(store: Store, extra: list[StepRecord], run_id: str, owner: str, epoch: int) -> bool:
-    try:
-        _put_steps(store, extra, owner, epoch)
-    except LeaseLostError:
-        return False
-    return store.release_run(run_id, owner, epoch)
-
-
-def _wake_at(step: StepRecord) -> float:
-    try:
-        return float(_serde.loads(step.output))
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _renew(store: Store, run_id: str, owner: str, epoch: int, lease: float) -> tuple[bool, bool]:
-    ok = store.renew_lease(run_id, owner, epoch, lease)
-    run = store.get_run(run_id) if ok else None
-    return ok, bool(run is not None and run.cancel_requested)
 
 
 def _validate_input(

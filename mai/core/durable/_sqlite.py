@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import _perms
-from ._crash import crash_point
 from ._errors import (
     LeaseLostError,
     StoreBusyError,
@@ -38,6 +37,7 @@ from ._errors import (
     StoreReadOnlyError,
     StoreSchemaError,
 )
+from ._faults import fault_point
 from ._pages import MAX_PAGE, RunQuery, RunSummary, decode_cursor, merge_pages
 from ._store import (
     RUN_COLUMNS,
@@ -349,7 +349,7 @@ class SQLiteStore:
         self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             yield
-            crash_point("inside_commit")
+            fault_point("inside_commit")
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -439,7 +439,7 @@ class SQLiteStore:
             "AND (owner IS NULL OR lease_until IS NULL OR lease_until < ? OR owner = ?)",
             (owner, now + lease_seconds, now, run_id, now, steal_from or "\x00"),
         )
-        crash_point("during_claim")
+        fault_point("during_claim")
         if cur.rowcount != 1:
             return None
         return self.get_run(run_id)
@@ -494,7 +494,7 @@ class SQLiteStore:
                 run = self.get_run(run_id)
                 if run is not None:
                     claimed.append(run)
-        crash_point("during_claim")
+        fault_point("during_claim")
         return claimed
 
     def renew_lease(self, run_id: str, owner: str, epoch: int, lease_seconds: float) -> bool:

@@ -1,12 +1,14 @@
 """Worker processes: claim runs from named queues, execute them, hand them back on shutdown.
 
-A :class:`Worker` is a :class:`~mai.Runtime` that does not start runs itself: clients enqueue
-them with :meth:`Runtime.submit` and any number of workers, on any number of hosts, claim them
-from the store (``claim_next``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), execute them with
-the full kernel (deadlines, retries, tracing) and commit their steps. Everything else is the
-runtime's own machinery: leases renewed by heartbeats, fencing on ``(owner, epoch)``, a lost
-lease cancelling the run's in-flight steps, release on shutdown, dead-lettering after
-``max_attempts``, the plan compatibility check.
+A :class:`Worker` is a claim policy over the runtime's run owners: clients enqueue runs with
+:meth:`Runtime.submit` and any number of workers, on any number of hosts, claim them from the
+store (``claim_next``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL). The worker decides only what
+to claim, how many and when (its queues, its concurrency and per-queue limits, not while a
+suspect runs alone); each claimed run goes through the same admission policy as in a
+:class:`~mai.Runtime` (``Host.admit``) and is executed by its one
+:class:`~mai.core.durable._owner.RunOwner`: leases renewed by heartbeats, fencing on
+``(owner, epoch)``, a lost lease cancelling the run's in-flight steps, release on shutdown,
+dead-lettering after ``max_attempts``, the plan compatibility check.
 
 The claim loop is also the recovery sweep: it runs continuously and a run whose lease expired
 (its worker died or was paused) is claimable again, judged by the store's clock.
@@ -25,21 +27,18 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from mai._errors import MaiError
+from mai._module import Module
 
-from . import _serde
 from ._errors import StoreError, WorkflowNotFoundError
-from ._runtime import _HOST, Runtime, _log, default_url
-from ._store import Notifying, RunStatus
+from ._owner import _HOST, _log
+from ._runtime import Runtime, default_url
 from ._urls import redact_text
-from ._versioning import check_resumable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
     from types import ModuleType
 
-    from mai._module import Module
-
-    from ._runtime import _Active
+    from ._owner import Host, RunOwner
     from ._store import RunRecord
 
 
@@ -53,8 +52,6 @@ def load_app(app: str | ModuleType | Iterable[Any]) -> list[Module[..., Any]]:
     Raises:
         ImportError: When the named module cannot be imported.
     """
-    from mai._module import Module  # noqa: PLC0415
-
     if isinstance(app, str):
         found: list[Module[..., Any]] = []
         for name in filter(None, (part.strip() for part in app.split(","))):
@@ -138,8 +135,7 @@ class Worker:
         self.queue_limits = dict(queue_limits or {})
         self.worker_queue_limits = dict(worker_queue_limits or {})
         self.runtime: Runtime | None = None
-        self._mine: dict[str, _Active] = {}
-        self._foreign: set[str] = set()
+        self._mine: dict[str, RunOwner] = {}
         self._wake: anyio.Event | None = None
         self._hungry = True  # claim even one free slot (see _claim)
         self._tg: Any = None
@@ -176,8 +172,8 @@ class Worker:
             try:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
-                    if isinstance(rt.store, Notifying):
-                        listener = rt.store.listener()
+                    listener = rt.async_store.listener()
+                    if listener is not None:
                         # LISTEN before claiming: a run submitted from now on wakes us
                         self._notified(await anyio.to_thread.run_sync(listener.wait, 0.0))
                         tg.start_soon(self._listen, listener)
@@ -225,20 +221,28 @@ class Worker:
     # -- the claim loop (also the continuous recovery sweep) -----------------------------------
 
     async def _claim_loop(self, rt: Runtime) -> None:
+        host = rt._host
+        assert host is not None  # noqa: S101
         backoff = self.poll_interval
         while True:
             self._wake = anyio.Event()
             try:
-                claimed = await self._claim(rt)
+                claimed = await self._claim(rt, host)
             except StoreError as exc:
-                rt._report_store_error(exc)
+                host.report(exc)
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = self.poll_interval
             handed_back = 0
-            for record in await self._isolate(rt, claimed):
-                handed_back += not await self._start(rt, record)
+            for record in await host.isolate(claimed, busy=bool(self._mine)):
+                found = rt._module_for(record)
+                # a run of another application sharing the store is handed back untouched
+                handed_back += isinstance(found, WorkflowNotFoundError)
+                owner = await host.admit(record, found, claimed=True)
+                if owner is not None:
+                    self._mine[record.run_id] = owner
+                    self._tg.start_soon(self._watch, owner)
             if claimed and handed_back < len(claimed) and len(self._mine) < self.concurrency:
                 continue  # there may be more waiting (not only runs of other applications)
             with anyio.move_on_after(self.poll_interval) as waited:
@@ -246,100 +250,28 @@ class Worker:
             # a poll (not a finishing run) claims even a few free slots; see _claim
             self._hungry = waited.cancel_called
 
-    def _suspect(self, record: RunRecord) -> bool:
-        """Whether the run was started at least twice before without making progress.
-
-        ``attempts`` counts consecutive starts without progress (a commit resets it). One
-        death proves little (a worker killed by a deploy, a paused worker whose runs were taken
-        over); two in a row make the run a suspect, as for :meth:`Runtime.recover`.
-        """
-        return record.attempts > max(1, min(2, self.max_attempts - 1))
-
-    async def _isolate(self, rt: Runtime, claimed: list[RunRecord]) -> list[RunRecord]:
-        """Run a suspect (see :meth:`_suspect`) alone in this process.
-
-        A poison run kills every run beside it; executing suspects alone keeps innocent runs
-        from being dead-lettered with it. Runs given back are released (not an attempt).
-        """
-        risky = [r for r in claimed if self._suspect(r)]
-        if not risky or (len(claimed) == 1 and not self._mine):
-            return claimed
-        keep = [risky[0]] if not self._mine else [r for r in claimed if not self._suspect(r)]
-        for record in claimed:
-            if record not in keep:
-                await rt.executor.write(rt.store.release_run, record.run_id, rt.owner, record.epoch)
-        return keep
-
-    async def _claim(self, rt: Runtime) -> list[RunRecord]:
+    async def _claim(self, rt: Runtime, host: Host) -> list[RunRecord]:
         free = self.concurrency - len(self._mine)
         if self._mine and free < max(1, self.concurrency // 4) and not self._hungry:
             return []  # busy: claim in bulk once a quarter of the slots are free
-        if free <= 0 or any(
-            self._suspect(a.record) and not a.progressed.is_set() for a in self._mine.values()
-        ):
+        if free <= 0 or host.isolating():
             return []  # full, or executing a suspect alone until it makes progress
-        store = rt.store
+        store = host.store
         if not self.worker_queue_limits:
-            return await rt.executor.write(  # type: ignore[no-any-return]
-                store.claim_next, self.queues, rt.owner, rt.lease, free, self.queue_limits
+            return await store.claim_next(
+                self.queues, host.owner, rt.lease, free, self.queue_limits
             )
         out: list[RunRecord] = []
         for queue in self.queues:
             mine = sum(1 for a in self._mine.values() if a.record.queue == queue)
             room = min(free - len(out), self.worker_queue_limits.get(queue, free) - mine)
             if room > 0:
-                out += await rt.executor.write(
-                    store.claim_next, [queue], rt.owner, rt.lease, room, self.queue_limits
+                out += await store.claim_next(
+                    [queue], host.owner, rt.lease, room, self.queue_limits
                 )
         return out
 
-    async def _start(self, rt: Runtime, record: RunRecord) -> bool:
-        """Execute a claimed run, or record why it cannot run (never leave it claimed).
-
-        Returns ``False`` when the run was handed back untouched (another app's workflow).
-        """
-        if record.invalid is not None:
-            await rt._dead_letter(record, record.invalid)
-            return True
-        found = rt._module_for(record)
-        if isinstance(found, WorkflowNotFoundError):
-            # it may belong to another app sharing the store: hand it back untouched
-            await rt.executor.write(rt.store.release_run, record.run_id, rt.owner, record.epoch)
-            if record.run_id not in self._foreign:
-                self._foreign.add(record.run_id)
-                _log().warning("mai.run_left_alone", run_id=record.run_id, why=str(found))
-            return False
-        try:
-            _serde.loads(record.input, record.format)
-        except ValueError as exc:
-            await rt._dead_letter(record, f"the run's input is not valid JSON ({exc})")
-            return True
-        try:
-            check_resumable(record.run_id, record.plan_hash, record.plan, found)
-        except MaiError as exc:  # incompatible code: fail fast, before any new side effect
-            error = {
-                "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-                "message": str(exc),
-            }
-            await self._finish(rt, record, RunStatus.FAILED, _serde.dumps(error, what="error"))
-            return True
-        if record.cancel_requested:
-            error = {"type": "Cancelled", "message": "the run was cancelled"}
-            await self._finish(rt, record, RunStatus.CANCELLED, _serde.dumps(error, what="error"))
-            return True
-        active = await rt._launch(record, found)
-        if active is not None:
-            self._mine[record.run_id] = active
-            self._tg.start_soon(self._watch, active)
-        return True
-
-    async def _finish(self, rt: Runtime, record: RunRecord, status: RunStatus, error: str) -> None:
-        await rt.executor.write(
-            rt.store.finish_run, record.run_id, rt.owner, record.epoch, status, None, error
-        )
-        _log().error("mai.run_refused", run_id=record.run_id, status=str(status), error=error)
-
-    async def _watch(self, active: _Active) -> None:
+    async def _watch(self, active: RunOwner) -> None:
         await active.done.wait()
         self._mine.pop(active.run_id, None)
         self._poke()
@@ -366,16 +298,13 @@ class Worker:
             if channel == "events" and rt is not None:
                 active = rt._active.get(payload)
                 if active is not None:  # a message for a run waiting in mai.wait_for
-                    for event in active.waiters.values():
-                        event.set()
-                    active.waiters.clear()
+                    active.wake()
             elif channel == "runs" and payload in self.queues:
                 self._poke()
             elif channel == "reconnected":
                 self._poke()
                 for active in list(rt._active.values()) if rt is not None else []:
-                    for event in active.waiters.values():
-                        event.set()
+                    active.wake()
 
 
 def run_worker(

@@ -1,7 +1,8 @@
 """Everything ``mai ui`` reads or changes, through the public :class:`~mai.Runtime` API.
 
 This is the one place that knows how the runtime is asked: pages of runs (the store's optional
-:class:`~mai.core.durable.PagedRunStore` capability, else ``list_runs``), a run with its steps
+:class:`~mai.core.durable.PagedRunStore` capability through the runtime's async store interface,
+else ``list_runs``), a run with its steps
 and trace, its plan, and the actions (cancel, send, requeue).
 Everything returned is plain JSON data for the routes.
 """
@@ -15,11 +16,11 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from mai.core.durable import (
-    PagedRunStore,
     RunNotRetryableError,
     RunQuery,
     RunStatus,
     RunSummary,
+    Runtime,
     StepInfo,
     StepRecord,
     redact_url,
@@ -34,7 +35,8 @@ from ._plansvg import plan_svg
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from mai import Module, Runtime
+    from mai import Module
+    from mai.core.durable import AsyncStore
 
 #: Runs read by the fallback (a store without pages): at most this many, newest first.
 FALLBACK_LIMIT = 5000
@@ -107,14 +109,20 @@ class UIData:
     # -- capabilities --------------------------------------------------------------------------
 
     @property
+    def _astore(self) -> AsyncStore | None:
+        """The runtime's async store interface (``None`` for a runtime not on a pymai store)."""
+        return self.rt.async_store if isinstance(self.rt, Runtime) else None
+
+    @property
     def can_requeue(self) -> bool:
-        """Whether the store can requeue a DEAD or FAILED run (every built-in store can)."""
-        return callable(getattr(self.rt.store, "requeue_run", None))
+        """Whether the store can requeue a DEAD or FAILED run (every pymai store can)."""
+        return self._astore is not None
 
     @property
     def paged(self) -> bool:
         """Whether the store answers pages of runs with indexed queries."""
-        return isinstance(self.rt.store, PagedRunStore)
+        astore = self._astore
+        return astore is not None and astore.paged
 
     def session(self) -> dict[str, Any]:
         """What the page needs to know about this server."""
@@ -131,9 +139,9 @@ class UIData:
     async def page(self, query: RunQuery, after: str | None, limit: int) -> dict[str, Any]:
         """One page of runs (raises ``PageCursorError`` for a cursor not of this query)."""
         rt = self.rt
-        store = rt.store
-        if isinstance(store, PagedRunStore):
-            rows, cursor = await rt.executor.read(store.page_runs, query, after, limit)
+        astore = self._astore
+        if astore is not None:  # the store's indexed pages, or computed by the interface
+            rows, cursor = await astore.page_runs(query, after, limit)
         else:
             runs = await rt.list_runs(query.status, limit=FALLBACK_LIMIT)
             rows, cursor = page_from_list([r.record for r in runs], query, after, limit)
@@ -167,9 +175,9 @@ class UIData:
         rt = self.rt
         info = await rt.get(run_id)
         record = info.record
-        load = getattr(rt.store, "load_steps", None)
-        if callable(load):
-            records: list[StepRecord] = list(await rt.executor.read(load, run_id))
+        astore = self._astore
+        if astore is not None:
+            records: list[StepRecord] = list(await astore.load_steps(run_id))
             records.sort(key=_record_order)
             total = len(records)
             records_shown = records[: max(steps_limit, 0)]
@@ -294,7 +302,7 @@ class UIData:
         here = info.workflow in self.workflows
         if here:
             await rt.retry(run_id)
-        elif await rt.executor.write(rt.store.requeue_run, run_id) is None:
+        elif self._astore is None or await self._astore.requeue_run(run_id) is None:
             current = await rt.get(run_id)
             raise RunNotRetryableError(
                 f"run {run_id!r} is {current.status.value}; only a DEAD or FAILED run can be "

@@ -58,6 +58,7 @@ from mai.core.durable import (
     RunSummary,
     StepRecord,
     decode_cursor,
+    fault_point,
     merge_pages,
     redact_text,
     redact_url,
@@ -426,14 +427,12 @@ class PostgresStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """``BEGIN`` ... ``COMMIT`` on the store's connection; rolled back on any error."""
-        from mai.core.durable._crash import crash_point  # noqa: PLC0415
-
         self._connection()  # connect (or reconnect) before the transaction, not inside it
         self._begin_pending = True
         self._in_tx = True
         try:
             yield
-            crash_point("inside_commit")
+            fault_point("inside_commit")
             if self._begin_pending:  # nothing was written: nothing to commit
                 self._begin_pending = False
             else:
