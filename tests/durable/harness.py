@@ -183,29 +183,43 @@ def pid_of(worker: str | None) -> int:
 
 
 def check_ledger(
-    ledger: list[Execution], committed: dict[str, dict[str, StepRow]], killed: set[int]
+    ledger: list[Execution],
+    committed: dict[str, dict[str, StepRow]],
+    killed: set[int],
+    fenced: dict[str, set[int]] | None = None,
 ) -> None:
     """Check the at-least-once / exactly-once rule for every step body in the ledger.
 
-    For each (run, step): the last execution is by the process that committed the step, which
-    executed it once; every earlier execution came from a process that was SIGKILLed, once per
-    process. So no body ran again after its result was committed, and duplicates only come from
-    killed attempts. Every committed ``step`` row has an execution, and keys are ``run/step``.
+    For each (run, step): the process that committed the step executed it once; every other
+    execution came from a process that was SIGKILLed, or that the store fenced on that run
+    (``fenced``: run -> pids whose ``(owner, epoch)`` the store refused for it, as the workers
+    logged), once per process. No execution comes after the committer's, except the last one
+    of a process fenced on the run: it entered that step while it still held the lease and
+    was stopped (SIGSTOP, a starved CPU) before the body's first effect, which it made on
+    waking, and then it ran nothing more of the run. So no body ran again after its result was
+    committed, and duplicates only come from interrupted attempts. Every committed ``step``
+    row has an execution, and keys are ``run/step``.
     """
     runs: dict[tuple[str, str], list[int]] = defaultdict(list)
+    last: dict[tuple[str, int], str] = {}
     for e in ledger:
         assert e.key == f"{e.run}/{e.step_id}", f"unstable idempotency key {e}"
         runs[e.run, e.step_id].append(e.pid)
+        last[e.run, e.pid] = e.step_id
     for (run, step_id), pids in runs.items():
         row = committed.get(run, {}).get(step_id)
         assert row is not None, f"{run} step {step_id} ran (pids {pids}) but was never committed"
         committer = pid_of(row.worker)
-        assert pids[-1] == committer, (
-            f"{run} step {step_id}: ran again in pid {pids[-1]} after pid {committer} committed it"
+        lost = fenced.get(run, set()) if fenced else set()
+        assert committer in pids, f"{run} step {step_id} committed by {committer}, run by {pids}"
+        after = pids[pids.index(committer) + 1 :]
+        bad = [p for p in after if p not in lost or last[run, p] != step_id]
+        assert not bad, (
+            f"{run} step {step_id}: ran again in pid {bad[0]} after pid {committer} committed it"
             f" (executions {pids})"
         )
         assert len(set(pids)) == len(pids), f"{run} step {step_id} ran twice in one process {pids}"
-        early = set(pids[:-1]) - killed
+        early = set(pids) - {committer} - killed - lost
         assert not early, f"{run} step {step_id}: duplicate execution by surviving pids {early}"
     for run, steps in committed.items():
         for step_id, row in steps.items():

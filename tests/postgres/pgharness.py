@@ -163,6 +163,17 @@ class Fleet:
             line += byte
         worker.stdout += line.decode()
 
+    def opened(self, worker: Proc) -> bool:
+        """Whether the worker printed its ``open`` line yet (reads what is there; never waits)."""
+        assert worker.proc.stdout is not None
+        fd = worker.proc.stdout.fileno()
+        while "\n" not in worker.stdout and select.select([fd], [], [], 0)[0]:
+            byte = os.read(fd, 1)
+            if not byte:
+                break
+            worker.stdout += byte.decode()
+        return worker.stdout.startswith("open")
+
     def signal(self, worker: Proc, signum: int) -> None:
         """Send ``signum`` to the worker."""
         worker.proc.send_signal(signum)
@@ -198,6 +209,7 @@ class Fleet:
         for worker in self.procs:
             if worker.alive():
                 worker.proc.send_signal(signal.SIGTERM)
+                worker.proc.send_signal(signal.SIGCONT)  # a paused one must hear it too
         for worker in self.procs:
             if worker.returncode is None:
                 self.reap(worker)

@@ -304,6 +304,19 @@ def test_a_step_insert_cannot_slip_in_beside_a_takeover(pg_url):
     b.close()
 
 
+def test_store_connections_end_transactions_left_idle(pg_url):
+    """A worker stopped inside a transaction must not hold its runs' row locks for ever."""
+
+    def setting(url: str) -> str:
+        with store(url).connect() as conn:
+            row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+        assert row is not None
+        return str(row[0])
+
+    assert setting(pg_url) == "10s"  # the store's own, unless the URL's options give one
+    assert setting(f"{pg_url}?options=-c%20idle_in_transaction_session_timeout%3D300") == "300ms"
+
+
 def test_store_reconnects_after_a_server_restart(own_cluster: PostgresCluster):
     """Reads and grouped writes continue after `pg_ctl stop -m immediate` and a start."""
     url = own_cluster.create_database("reconnect")

@@ -301,6 +301,11 @@ class Host:
             if got is None:
                 return None  # someone else is running it
             record = got
+        current = self.active.get(run_id)
+        if current is not None:  # this process claimed back a run it is still executing
+            if await current.carry_on(record):
+                return current
+            await current.done.wait()  # it had learnt it was fenced: let it end, start afresh
         if record.cancel_requested:
             await self.refuse(record, RunStatus.CANCELLED, _CANCELLED_JSON)
             return None
@@ -479,7 +484,8 @@ class RunOwner:
                         # a cancelled runtime) tries once, never waits out store_patience.
                         await self.release(patient=self.store_failed is not None)
             finally:
-                self.host.active.pop(self.run_id, None)
+                if self.host.active.get(self.run_id) is self:
+                    del self.host.active[self.run_id]
                 self.done.set()
 
     async def finish(self, status: RunStatus, output: str | None, error: str | None) -> bool:
@@ -526,15 +532,36 @@ class RunOwner:
                 note="it is resumable once its lease expires",
             )
 
+    async def carry_on(self, claimed: RunRecord) -> bool:
+        """Keep executing the run under the epoch this process just claimed it back with.
+
+        Its lease had lapsed (the process was too slow to renew it) and nobody else took the
+        run over, so the claim sweep took it back: the execution goes on under the new epoch
+        rather than a second one starting beside it (which would run the in-flight step again
+        and, when this one ended, lose its heartbeat). ``False`` when this execution already
+        learnt it was fenced.
+        """
+        if self.lost:
+            return False
+        self.epoch = claimed.epoch
+        self.fresh_until = self.clock() + self.host.lease
+        if claimed.attempts > 1:  # the execution never stopped: not a start without progress
+            try:
+                await self.store.mark_progress(self.run_id, self.owner, self.epoch)
+            except StoreError as exc:
+                self.host.report(exc)
+        return True
+
     async def renew(self) -> None:
         """Renew the lease once (a heartbeat); cancel the run if it was lost or cancelled."""
+        epoch = self.epoch
         try:
-            ok, cancel = await self.store.renew(
-                self.run_id, self.owner, self.epoch, self.host.lease
-            )
+            ok, cancel = await self.store.renew(self.run_id, self.owner, epoch, self.host.lease)
         except StoreError as exc:
             self.host.report(exc)
             return
+        if not ok and self.epoch != epoch:
+            return  # this process claimed the run back meanwhile (carry_on)
         if not ok:
             self.cancel(requested=False)
             _log().warning("mai.lease_lost", run_id=self.run_id, owner=self.owner)
@@ -559,6 +586,7 @@ class RunOwner:
         delay = 0.05
         stalled: str | None = None
         while True:
+            epoch = self.epoch
             try:
                 if pending:
                     await self.store.put_steps([*pending, record], self.owner, self.epoch)
@@ -577,6 +605,8 @@ class RunOwner:
                 delay = min(delay * 2, 1.0)
                 continue
             except LeaseLostError:
+                if self.epoch != epoch:
+                    continue  # this process claimed the run back meanwhile (carry_on)
                 self.lost = True
                 self.scope.cancel()
                 raise

@@ -36,7 +36,7 @@ import contextlib
 import re
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from mai import (
     LeaseLostError,
@@ -149,6 +149,10 @@ _CLAIMABLE = (
     f"((status = 'PENDING' AND (lease_until IS NULL OR lease_until < {_NOW})) "
     f"OR (status = 'RUNNING' AND (lease_until IS NULL OR lease_until < {_NOW})))"
 )
+#: Milliseconds a transaction may sit idle before the server ends it (its locks released);
+#: the store thread runs a transaction's statements back to back, so only a stopped process
+#: gets near it. Set ``options=-c idle_in_transaction_session_timeout=...`` to change it.
+_IDLE_IN_TX_MS = 10_000
 _FATAL_CONNECT = ("authentication failed", "does not exist", "no pg_hba.conf entry", "password")
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: Write methods made of one statement (plus reads): atomic without an explicit transaction.
@@ -187,7 +191,7 @@ def parse_url(url: str) -> tuple[str, str | None, dict[str, str], str]:
     if colon:
         password = unquote(secret)
     bare = f"{user}@{hostport}" if at and user else hostport
-    conninfo = urlunsplit(("postgresql", bare, parts.path, urlencode(libpq), ""))
+    conninfo = urlunsplit(("postgresql", bare, parts.path, urlencode(libpq, quote_via=quote), ""))
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
@@ -238,12 +242,17 @@ class PostgresStore:
         conn: psycopg.Connection[Any] = driver.Connection.connect(
             self._conninfo, autocommit=True, password=self._password
         )
-        if self.schema is not None:
-            try:
+        try:
+            if self.schema is not None:
                 conn.execute(f'SET search_path TO "{self.schema}"')
-            except BaseException:
-                conn.close()
-                raise
+            if "idle_in_transaction_session_timeout" not in self._conninfo:
+                # a worker paused inside a transaction (SIGSTOP, a starved CPU) holds the row
+                # locks of its runs, and FOR UPDATE SKIP LOCKED would skip them until it woke,
+                # whatever their leases say: the server ends such a transaction instead
+                conn.execute(f"SET idle_in_transaction_session_timeout = {_IDLE_IN_TX_MS}")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _connection(self) -> psycopg.Connection[Any]:
