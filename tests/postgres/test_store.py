@@ -431,3 +431,23 @@ async def test_a_batch_of_step_commits_keeps_each_callers_outcome(pg_url):
     assert s.load_steps("qs") == []
     assert sorted(one_by_one) == ["q0", "qs"]  # the six new steps went in with one statement
     s.close()
+
+
+def test_finished_runs_are_heard_only_by_listeners_that_asked_for_slots(pg_url):
+    """A finish notifies listeners with slots=True (global queue limits), not the others."""
+    s = store(pg_url)
+    s.open()
+    plain, limited = s.listener(), s.listener(slots=True)
+    try:
+        assert plain.wait(0.0) == [] and limited.wait(0.0) == []  # noqa: PT018 - connect both
+        write(s, s.create_run, new_run("n1", queue="llm"))
+        assert ("runs", "llm") in plain.wait(2.0)  # a new run wakes every worker
+        assert ("runs", "llm") in limited.wait(2.0)
+        run = write(s, s.claim_run, "n1", "w", 30.0)
+        write(s, s.finish_run, "n1", "w", run.epoch, RunStatus.SUCCEEDED, "1", None)
+        assert limited.wait(2.0) == [("runs", "llm")]  # a slot of the queue is free again
+        assert plain.wait(0.2) == []  # not woken by every finish
+    finally:
+        plain.close()
+        limited.close()
+        s.close()

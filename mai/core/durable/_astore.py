@@ -162,8 +162,11 @@ class AsyncStore(Protocol):
     ) -> StepRecord | None:
         """Consume a message (or record the timeout) as the wait's step, in one transaction."""
 
-    def listener(self) -> Any:
-        """A notification listener (``wait(timeout)``, ``close()``), or ``None``."""
+    def listener(self, *, slots: bool = False) -> Any:
+        """A notification listener (``wait(timeout)``, ``close()``), or ``None``.
+
+        ``slots``: also notify when a run finishes (a slot of a limited queue is free).
+        """
 
     def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a read of the synchronous interface from synchronous code and wait for it."""
@@ -339,9 +342,16 @@ class ExecutorStore:
             take_event_tx, self.store, run_id, topic, step_id, owner, epoch, timed_out, worker
         )
 
-    def listener(self) -> Any:
-        """The store's notification listener, or ``None`` when it does not notify."""
-        return self.store.listener() if isinstance(self.store, Notifying) else None
+    def listener(self, *, slots: bool = False) -> Any:
+        """The store's notification listener, or ``None`` when it does not notify.
+
+        ``slots`` is passed on only when asked for: a store written before it still works for
+        workers without global queue limits.
+        """
+        if not isinstance(self.store, Notifying):
+            return None
+        store: Any = self.store  # ``slots`` is an optional keyword of Notifying.listener
+        return store.listener(slots=True) if slots else store.listener()
 
     def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` (a read) on the store thread from synchronous code."""

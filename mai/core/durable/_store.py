@@ -351,7 +351,11 @@ class Notifying(Protocol):
     """A store that notifies workers of new runs and messages (LISTEN/NOTIFY)."""
 
     def listener(self) -> Any:
-        """A listener with ``wait(timeout) -> [(channel, payload), ...]`` and ``close()``."""
+        """A listener with ``wait(timeout) -> [(channel, payload), ...]`` and ``close()``.
+
+        A store may also accept ``listener(slots=True)``: then finished runs are notified too
+        (asked for by workers with ``queue_limits``).
+        """
 
 
 #: The methods every store must have (the :class:`Store` protocol), checked when a runtime opens.

@@ -172,7 +172,8 @@ class Worker:
             try:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
-                    listener = rt.async_store.listener()
+                    # finished runs matter only to a worker with global queue limits
+                    listener = rt.async_store.listener(slots=bool(self.queue_limits))
                     if listener is not None:
                         # LISTEN before claiming: a run submitted from now on wakes us
                         self._notified(await anyio.to_thread.run_sync(listener.wait, 0.0))

@@ -76,6 +76,9 @@ INSTALL = "pip install 'pymai[postgres]' (or: pip install 'psycopg[binary]>=3.2'
 RUNS_CHANNEL = "mai_runs"
 #: NOTIFY channel for messages sent to a run (payload: run id).
 EVENTS_CHANNEL = "mai_events"
+#: NOTIFY channel for runs that finished (payload: queue name): a slot of a queue with a global
+#: limit is free again. Only workers with ``queue_limits`` listen: the others would only wake.
+SLOTS_CHANNEL = "mai_slots"
 
 _NOW = "extract(epoch from now())::float8"
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -461,9 +464,13 @@ class PostgresStore:
         rows = self._all(f"SELECT {_NOW}")
         return float(rows[0][0])
 
-    def listener(self) -> PostgresListener:
-        """A dedicated ``LISTEN`` connection for workers (see :class:`PostgresListener`)."""
-        return PostgresListener(self)
+    def listener(self, *, slots: bool = False) -> PostgresListener:
+        """A dedicated ``LISTEN`` connection for workers (see :class:`PostgresListener`).
+
+        ``slots``: also hear of finished runs (a worker with ``queue_limits`` claims as soon
+        as a slot of a limited queue is free; the others are not woken by every finish).
+        """
+        return PostgresListener(self, slots=slots)
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -645,7 +652,7 @@ class PostgresStore:
         ).fetchone()
         if row is None:
             return False
-        self._notify(RUNS_CHANNEL, row[0])  # a slot of a limited queue is free again
+        self._notify(SLOTS_CHANNEL, row[0])  # a slot of a limited queue is free again
         return True
 
     def dead_letter(self, run_id: str, reason: str) -> bool:
@@ -884,7 +891,7 @@ class PostgresStore:
         return merge_pages(query, parts, limit)
 
 
-_KINDS = {RUNS_CHANNEL: "runs", EVENTS_CHANNEL: "events"}
+_KINDS = {RUNS_CHANNEL: "runs", EVENTS_CHANNEL: "events", SLOTS_CHANNEL: "runs"}
 
 
 def _summaries(rows: list[tuple[Any, ...]]) -> list[RunSummary]:
@@ -902,15 +909,17 @@ class PostgresListener:
     """A dedicated ``LISTEN mai_runs, mai_events`` connection, read from one thread.
 
     :meth:`wait` blocks up to ``timeout`` seconds and returns the notifications received as
-    ``(kind, payload)`` pairs: ``("runs", queue)`` when a run of ``queue`` became claimable,
+    ``(kind, payload)`` pairs: ``("runs", queue)`` when a run of ``queue`` became claimable
+    (with ``slots``, also when one finished and freed a slot of its queue),
     ``("events", run_id)`` when a message was sent to a run. After a lost connection it
     reconnects (with backoff, inside later calls) and returns ``[("reconnected", "")]`` once,
     because notifications sent while it was away are lost: the caller polls the store then.
     """
 
-    def __init__(self, store: PostgresStore) -> None:
-        """Bind to ``store``'s URL; connects lazily."""
+    def __init__(self, store: PostgresStore, *, slots: bool = False) -> None:
+        """Bind to ``store``'s URL; connects lazily (``slots``: also LISTEN to finished runs)."""
         self.store = store
+        self.slots = slots
         self._conn: psycopg.Connection[Any] | None = None
         self._was_lost = False
         self._delay = 0.05
@@ -919,6 +928,8 @@ class PostgresListener:
         conn = self.store.connect()
         conn.execute(f"LISTEN {RUNS_CHANNEL}")
         conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+        if self.slots:
+            conn.execute(f"LISTEN {SLOTS_CHANNEL}")
         return conn
 
     def wait(self, timeout: float) -> list[tuple[str, str]]:
