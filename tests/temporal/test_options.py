@@ -57,3 +57,33 @@ async def test_task_timeout_is_the_workflows_task_timeout(rt: object) -> None:
         await (await other.start(f.double, 1, run_id="task-timeout")).result()
         desc = await other._call(other.client.get_workflow_handle("task-timeout").describe())
     assert desc.raw_description.execution_config.default_workflow_task_timeout.seconds == 33
+
+
+def test_the_dev_server_starts_again_when_a_chosen_port_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A port taken between choosing and binding it: the dev server restarts on fresh ports."""
+    import socket
+
+    import mai_temporal.testing as t
+
+    if t.find_cli() is None:
+        pytest.skip("the Temporal CLI is missing (MAI_REQUIRE_TEMPORAL fails the session)")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        real = t.free_port
+        picks = iter([taken])  # the first attempt's HTTP port is one somebody holds
+
+        def pick() -> int:
+            return next(picks, None) or real()
+
+        server = t.DevServer()
+        monkeypatch.setattr(t, "free_port", pick)
+        try:
+            server.start()
+            assert server.pid is not None
+        finally:
+            server.stop()
+    assert next(picks, None) is None  # the taken port was tried (and refused) first

@@ -34,6 +34,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _PortTaken(RuntimeError):
+    """The dev server exited because one of its ports was taken meanwhile."""
+
+
 class DevServer:
     """One Temporal dev server process (``start()`` ... ``stop()``, or ``with``).
 
@@ -70,7 +74,23 @@ class DevServer:
         return f"temporal://{self.address}/default?task_queue={task_queue}{extra}"
 
     def start(self, timeout: float = 30.0) -> Self:
-        """Start the server and wait until its frontend accepts connections."""
+        """Start the server and wait until its frontend accepts connections.
+
+        A port chosen free can be taken before the server binds it (another process's
+        outgoing connection may get it as its local port): a server that exits saying so is
+        started again on fresh ports, up to five times.
+        """
+        for attempt in range(5):
+            try:
+                return self._start(timeout)
+            except _PortTaken:
+                if attempt == 4:
+                    raise
+                self.port = free_port()
+                self.address = f"127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start(self, timeout: float) -> Self:
         log = (self.directory / "server.log").open("wb")
         self._proc = subprocess.Popen(  # noqa: S603 - our own argument list
             [
@@ -99,7 +119,10 @@ class DevServer:
         until = time.monotonic() + timeout
         while time.monotonic() < until:
             if self._proc.poll() is not None:
+                self._proc = None
                 text = (self.directory / "server.log").read_text(errors="replace")[-2000:]
+                if "address already in use" in text:
+                    raise _PortTaken(f"the Temporal dev server exited at start: {text}")
                 raise RuntimeError(f"the Temporal dev server exited at start: {text}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
