@@ -451,3 +451,26 @@ def test_finished_runs_are_heard_only_by_listeners_that_asked_for_slots(pg_url):
         plain.close()
         limited.close()
         s.close()
+
+
+def test_a_cluster_starts_on_another_port_when_its_chosen_one_is_taken(pg_cluster, monkeypatch):
+    """A port taken between choosing and binding it: the server starts on a fresh one."""
+    import socket
+
+    import mai_postgres._cluster as c
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        real = c.free_port
+        picks = iter([taken])
+        monkeypatch.setattr(c, "free_port", lambda: next(picks, None) or real())
+        cluster = c.PostgresCluster()
+        try:
+            cluster.start()
+            assert cluster.port != taken
+            assert cluster.sql("SELECT 1")[0][0] == 1
+            assert "could not bind" in (cluster.base / "server.log").read_text()  # tried first
+        finally:
+            cluster.destroy()

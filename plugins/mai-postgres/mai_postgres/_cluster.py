@@ -109,6 +109,20 @@ class PostgresCluster:
                 "--no-instructions",
             )
             self.port = free_port()
+            # A port chosen free can be taken before the server binds it (another process's
+            # outgoing connection may get it as its local port): try fresh ones, five times.
+            for attempt in range(5):
+                try:
+                    return self._pg_ctl_start()
+                except subprocess.CalledProcessError:
+                    log = (self.base / "server.log").read_text(errors="replace")
+                    if attempt == 4 or "could not bind" not in log:
+                        raise
+                    self.port = free_port()
+        return self._pg_ctl_start()  # a restart keeps its port: URLs handed out name it
+
+    def _pg_ctl_start(self) -> Self:
+        assert self.base is not None  # noqa: S101
         opts = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1"
         opts += "".join(f" -c {k}={v}" for k, v in self.settings.items())
         self._run(
