@@ -11,6 +11,7 @@ an exact ``(source type, target annotation)`` adapter wins, then pydantic's own 
 from __future__ import annotations
 
 import inspect
+import math
 import threading
 import typing
 from typing import TYPE_CHECKING, Any
@@ -140,10 +141,30 @@ def caster_for(annotation: Any) -> Caster | None:
     return None if is_uncast(annotation) else Caster(annotation)
 
 
+#: JSON Schema types of the builtin scalars: written out, exactly as pydantic writes them, so that
+#: a plan of plain ``int``/``str`` steps builds no TypeAdapter (a fresh process's first one costs
+#: tens of milliseconds: pydantic scans every installed distribution for plugins).
+_SCALARS: dict[Any, str] = {int: "integer", str: "string", float: "number", bool: "boolean"}
+
+
+def _scalar(annotation: Any) -> str | None:
+    return _SCALARS.get(annotation) if type(annotation) is type else None
+
+
+def _plain_default(value: Any) -> bool:
+    """A default pydantic writes into a schema unchanged (JSON's own scalars)."""
+    if value is None or type(value) in (bool, int, str):
+        return True
+    return type(value) is float and math.isfinite(value)
+
+
 def json_schema(annotation: Any) -> dict[str, Any]:
     """Return the JSON Schema of an annotation (``{}`` for ``Any``; a note when impossible)."""
     if is_uncast(annotation):
         return {}
+    scalar = _scalar(annotation)
+    if scalar is not None:
+        return {"type": scalar}
     try:
         return make_type_adapter(annotation).json_schema()
     except Exception:
@@ -177,6 +198,10 @@ class Payload:
         self.output_type = output_type
         self._input_model: type[BaseModel] | None = None
 
+    def _title(self) -> str:
+        name = self.name.replace(".", "_").split("_")
+        return ("".join(p.capitalize() for p in name) or "Module") + "Input"
+
     @property
     def input_model(self) -> type[BaseModel]:
         """A pydantic model with one field per parameter (built on first use)."""
@@ -189,11 +214,8 @@ class Payload:
                 )
                 for pname, (ann, default) in self.parameters.items()
             }
-            title = (
-                "".join(p.capitalize() for p in self.name.replace(".", "_").split("_")) or "Module"
-            )
             model = create_model(
-                f"{title}Input",
+                self._title(),
                 __config__=ConfigDict(arbitrary_types_allowed=True),
                 **fields,
             )
@@ -202,6 +224,9 @@ class Payload:
 
     def input_schema(self) -> dict[str, Any]:
         """JSON Schema of the input model."""
+        fast = self._scalar_input_schema()
+        if fast is not None:
+            return fast
         try:
             return self.input_model.model_json_schema()
         except Exception:
@@ -210,6 +235,31 @@ class Payload:
                 "type": "object",
                 "properties": {p: json_schema(a) for p, (a, _) in self.parameters.items()},
             }
+
+    def _scalar_input_schema(self) -> dict[str, Any] | None:
+        """The input schema pydantic would write, when every parameter is a builtin scalar."""
+        properties: dict[str, Any] = {}
+        required = []
+        for pname, (ann, default) in self.parameters.items():
+            scalar = _scalar(ann)
+            if scalar is None or pname.startswith(("_", "model_")) or hasattr(BaseModel, pname):
+                return None  # not a scalar, or a name pydantic treats specially
+            field: dict[str, Any] = {}
+            if default is inspect.Parameter.empty:
+                required.append(pname)
+            elif _plain_default(default):
+                field["default"] = default
+            else:
+                return None
+            field["title"] = pname.title().replace("_", " ")
+            field["type"] = scalar
+            properties[pname] = field
+        schema: dict[str, Any] = {"properties": properties}
+        if required:
+            schema["required"] = required
+        schema["title"] = self._title()
+        schema["type"] = "object"
+        return schema
 
     def output_schema(self) -> dict[str, Any]:
         """JSON Schema of the output type."""
