@@ -8,8 +8,8 @@ Run: ``make bench`` or ``.venv/bin/python benchmarks/durable.py [--quick]``.
 (c) a fresh process that imports ``mai`` and completes a 1-step durable run on a new file.
 
 PostgreSQL (needs the mai-postgres plugin and the server binaries; a throwaway cluster is
-started): (a) and (b) against a raw psycopg ``INSERT; COMMIT`` per row on the same server, and
-(c) total throughput of 1, 2 and 4 worker processes on many small submitted runs.
+started): (a) and (b) against a raw psycopg ``INSERT; COMMIT`` per row on the same server. Worker
+throughput has its own script, ``benchmarks/workers.py``.
 
 Each at ``synchronous=FULL`` (the default) and ``normal``. Disk latency varies from minute to
 minute on shared machines, so the raw floor is always measured in the same run, just before.
@@ -27,13 +27,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import trio
 
 import mai
 
 STEPS = 1000
-HERE = str(Path(__file__).resolve().parent)
 
 
 @mai.module
@@ -146,21 +146,6 @@ def main(quick: bool) -> None:
 # -- PostgreSQL (the mai-postgres plugin on a throwaway local cluster) ---------------------------
 
 
-@mai.module
-async def small(i: int) -> int:
-    """A small run for the worker-throughput figure: two steps."""
-    return await step(await step(i))
-
-
-WORKER = """
-import pathlib, sys
-sys.path.insert(0, sys.argv[2])
-import mai
-worker = mai.Worker(sys.argv[1], app="durable", concurrency=32, poll_interval=0.2, lease=30)
-sys.exit(worker.serve(on_started=lambda w: pathlib.Path(sys.argv[3]).touch()))
-"""
-
-
 def pg_raw_floor(url: str, n: int) -> float:
     """Seconds per raw psycopg INSERT + COMMIT of one small row, on the same server."""
     import psycopg
@@ -178,69 +163,26 @@ def pg_raw_floor(url: str, n: int) -> float:
     return elapsed
 
 
-async def submit_all(url: str, n: int, prefix: str) -> list[str]:
-    # the workers import this file as ``durable``: submit that module's workflow, whose plan
-    # names ``durable:small`` (``__main__:small`` would be another workflow to them)
-    sys.path.insert(0, HERE)
-    from durable import small as workflow
-
-    async with mai.Runtime(url) as rt, trio.open_nursery() as nursery:
-        for i in range(n):
-            nursery.start_soon(lambda i=i: rt.submit(workflow, i, run_id=f"{prefix}-{i}"))
-    return [f"{prefix}-{i}" for i in range(n)]
-
-
-def throughput(url: str, workers: int, runs: int) -> float:
-    """Runs per second completed by ``workers`` worker processes, submission included."""
-    import psycopg
-
-    here = HERE
-    ready = [Path(tempfile.mkdtemp()) / "ready" for _ in range(workers)]
-    procs = [
-        subprocess.Popen(  # noqa: S603 - our own script
-            [sys.executable, "-c", WORKER, url, here, str(flag)],
-            stdout=subprocess.DEVNULL,
-        )
-        for flag in ready
-    ]
-    try:
-        for p, flag in zip(procs, ready, strict=True):
-            while not flag.exists():
-                if p.poll() is not None:
-                    raise RuntimeError(f"a worker process exited with {p.returncode}")
-                time.sleep(0.01)
-        prefix = f"w{workers}"
-        t = time.perf_counter()
-        trio.run(submit_all, url, runs, prefix)
-        with psycopg.connect(url, autocommit=True) as conn:
-            while True:
-                (done,) = conn.execute(
-                    "SELECT count(*) FROM mai_runs WHERE run_id LIKE %s AND status = 'SUCCEEDED'",
-                    (f"{prefix}-%",),
-                ).fetchone()
-                if done == runs:
-                    break
-                time.sleep(0.01)
-        return runs / (time.perf_counter() - t)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
-
-
-def postgres(quick: bool) -> None:
+def postgres_cluster() -> Any:
+    """``mai_postgres.testing.PostgresCluster``, or ``None`` (said why) when it cannot run here."""
     try:
         from mai_postgres.testing import PostgresCluster, find_bindir
     except ImportError:
         print("PostgreSQL: skipped (pip install -e plugins/mai-postgres)")
-        return
+        return None
     if find_bindir() is None:
         print("PostgreSQL: skipped (server binaries not found: apt-get install postgresql)")
+        return None
+    return PostgresCluster
+
+
+def postgres(quick: bool) -> None:
+    cluster_class = postgres_cluster()
+    if cluster_class is None:
         return
     rounds = 1 if quick else 3
     n = 200 if quick else STEPS
-    with PostgresCluster() as cluster:
+    with cluster_class() as cluster:
         (version,) = cluster.sql("SHOW server_version")[0]
         print(f"# PostgreSQL {version}, local cluster over TCP 127.0.0.1, fsync=on")
         floors, per_step, rates = [], [], []
@@ -255,11 +197,7 @@ def postgres(quick: bool) -> None:
         ratio = seq / floor
         print(f"  (a) {n} sequential steps: {seq * 1e6:.0f} us/step = {ratio:.2f}x floor (<= 1.5x)")
         print(f"  (b) Map of {n}: {statistics.median(rates):,.0f} steps/s (target >= 3,000)")
-        runs = 200 if quick else 1000
-        url = cluster.create_database("throughput")
-        for workers in (1, 2, 4):
-            rate = throughput(url, workers, runs)
-            print(f"  (c) {workers} worker process(es), {runs} runs of 2 steps: {rate:,.0f} runs/s")
+        # worker throughput: benchmarks/workers.py (a pre-filled queue, 1 / 2 / 4 workers)
 
 
 if __name__ == "__main__":

@@ -117,13 +117,10 @@ def drain(url: str, workers: int, runs: int, concurrency: int, profile: Path | N
 
 def main(runs: int, concurrency: int, profile: Path | None) -> None:
     """Print runs/s for 1, 2 and 4 workers on a pre-filled queue."""
-    try:
-        from mai_postgres.testing import PostgresCluster, find_bindir
-    except ImportError:
-        print("PostgreSQL: skipped (pip install -e plugins/mai-postgres)")
-        return
-    if find_bindir() is None:
-        print("PostgreSQL: skipped (server binaries not found: apt-get install postgresql)")
+    from durable import postgres_cluster  # this folder's durable benchmark
+
+    cluster_class = postgres_cluster()
+    if cluster_class is None:
         return
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)
@@ -131,7 +128,7 @@ def main(runs: int, concurrency: int, profile: Path | None) -> None:
         f"workers: CPython {platform.python_version()}, {os.cpu_count()} cores, "
         f"{runs} pre-filled runs of a 10-step Sequential, concurrency {concurrency} per worker"
     )
-    with PostgresCluster() as cluster:
+    with cluster_class() as cluster:
         (version,) = cluster.sql("SHOW server_version")[0]
         print(f"# PostgreSQL {version}, local cluster over TCP 127.0.0.1, fsync=on")
         rates = {}

@@ -360,8 +360,8 @@ def _claimed(s, run_id: str, owner: str) -> RunRecord:
     return write(s, s.claim_run, run_id, owner, 60.0)
 
 
-def test_put_steps_inserts_owned_new_steps_in_one_statement(pg_url):
-    """put_steps inserts only steps of runs the owner holds that are not recorded yet."""
+def test_put_step_batch_inserts_owned_new_steps_in_one_statement(pg_url):
+    """put_step_batch inserts only steps of runs the owner holds that are not recorded yet."""
     s = store(pg_url)
     s.open()
     a, b, c = _claimed(s, "ba", "w"), _claimed(s, "bb", "w"), _claimed(s, "bc", "other")
@@ -377,7 +377,7 @@ def test_put_steps_inserts_owned_new_steps_in_one_statement(pg_url):
         (step("bc", "1.1"), "w", c.epoch),  # another owner's run: not inserted
         (step("bb", "1.2"), "w", b.epoch + 1),  # a stale epoch: not inserted
     ]
-    assert write(s, s.put_steps, items) == [False, True, True, False, False]
+    assert write(s, s.put_step_batch, items) == [False, True, True, False, False]
     assert [(r.step_id, r.output) for r in s.load_steps("ba")] == [("1.1", "first"), ("1.2", "1")]
     assert [r.step_id for r in s.load_steps("bb")] == ["1.1"]
     assert s.load_steps("bc") == []

@@ -268,7 +268,7 @@ class StoreExecutor:
                     items.append(item)
         if len(items) < 2:
             return ()
-        done = store.put_steps([item.args for item in items])
+        done = store.put_step_batch([item.args for item in items])
         return {item for item, ok in zip(items, done, strict=True) if ok}
 
     def _run_batch(self, batch: list[_Item]) -> None:

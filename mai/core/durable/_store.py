@@ -329,7 +329,7 @@ class OneStatementWrites(Protocol):
 class BatchedSteps(Protocol):
     """A store that can insert many steps with one statement (one round trip to a server)."""
 
-    def put_steps(self, items: Sequence[tuple[StepRecord, str, int]]) -> list[bool]:
+    def put_step_batch(self, items: Sequence[tuple[StepRecord, str, int]]) -> list[bool]:
         """Insert each ``(record, owner, epoch)`` whose run that owner still holds.
 
         Returns, per item, whether it was inserted now. An item not inserted (already

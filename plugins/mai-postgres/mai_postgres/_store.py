@@ -767,7 +767,7 @@ class PostgresStore:
             )
         return False
 
-    def put_steps(self, items: Sequence[tuple[StepRecord, str, int]]) -> list[bool]:
+    def put_step_batch(self, items: Sequence[tuple[StepRecord, str, int]]) -> list[bool]:
         """Insert many steps in one statement (one round trip); ``True`` where inserted now.
 
         Each step goes in only while its run is RUNNING under the given ``(owner, epoch)``
