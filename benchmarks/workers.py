@@ -4,15 +4,20 @@ Run: ``make bench`` or ``.venv/bin/python benchmarks/workers.py [--runs N] [--pr
 (needs the mai-postgres plugin and PostgreSQL's server binaries; a throwaway cluster is started).
 
 For each worker count, a fresh database is pre-filled with ``--runs`` submitted runs (2,000 by
-default) of a ten-step :class:`mai.Sequential` of trivial async steps; then the worker processes
-start and drain it. The rate is measured by the store itself: runs divided by the time from the
-first step any worker started to the last run that finished, so process start-up and the
-submission are not counted. The machine's load average is printed beside the figures (the
-target, at least 1,000 runs/s with 4 workers on a 2-core machine, is an absolute figure).
+default) of a ten-step :class:`mai.Sequential` of trivial async steps, held unclaimable; the
+worker processes start, and once every one of them is up the runs are released to them at once
+(so the first worker up does not drain the queue alone while the others still import). The rate
+is measured by the store itself: runs divided by the time from the first step any worker
+started to the last run that finished, so process start-up and the submission are not counted.
+Beside it: the CPU per run of the workers and of the PostgreSQL server (from ``/proc``, over the
+drain), the machine's busy cores during the drain (other processes included) and its load
+average before (the target, at least 1,000 runs/s with 4 workers on a 2-core machine, is an
+absolute figure). ``--workers 1 4`` picks the worker counts.
 
 ``--profile DIR`` runs every worker under py-spy (``pip install py-spy``) and writes one collapsed
-stack profile per worker process to ``DIR``, every thread included (where the time goes at each
-worker count; ``benchmarks/fold.py`` is not needed: the files are ``stack count`` lines).
+stack profile per worker process to ``DIR``, every thread included, sampling only the thread
+holding the GIL (``--gil``: on a shared machine a thread waiting for a core would otherwise be
+counted as busy); the files are ``stack count`` lines.
 """
 
 from __future__ import annotations
@@ -115,12 +120,17 @@ def drain(
 ) -> Drained:
     """Start ``workers`` processes on the pre-filled queue; measure the drain.
 
-    CPU per run is counted from the moment every worker is up (its store open) to the last run
-    finished, divided by the runs finished in between: the workers' own CPU (under
-    ``--profile``, the profiled processes without py-spy) and the PostgreSQL server's.
+    The runs become claimable once every worker is up (its store open), so the rate and the
+    CPU per run (from then to the last run finished) count no process start-up: the workers'
+    own CPU (under ``--profile``, the profiled processes without py-spy) and the PostgreSQL
+    server's.
     """
     import psycopg
 
+    # The runs are held (not claimable: a lease far in the future) until every worker is up,
+    # so the first worker does not drain alone while the others are still importing.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE mai_runs SET lease_until = 1e18 WHERE status = 'PENDING'")
     flags = [Path(tempfile.mkdtemp()) / "ready" for _ in range(workers)]
     procs = []
     for n, flag in enumerate(flags):
@@ -133,6 +143,7 @@ def drain(
                 spy,
                 "record",
                 "--threads",
+                "--gil",
                 "-f",
                 "raw",
                 "-r",
@@ -162,6 +173,10 @@ def drain(
             while True:
                 if started is None and all(f.exists() for f in flags):
                     pids = worker_pids()
+                    conn.execute(
+                        "UPDATE mai_runs SET lease_until = NULL WHERE status = 'PENDING'; "
+                        "NOTIFY mai_runs, 'default'"
+                    )
                     started = (
                         finished(),
                         sum(cpu_seconds(pid) for pid in pids),
