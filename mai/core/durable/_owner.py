@@ -136,6 +136,8 @@ class Host:
         self.spawn = spawn
         #: The runs this process executes now, by id.
         self.active: dict[str, RunOwner] = {}
+        #: Called with each owner whose run ended here (a worker frees its slot).
+        self.finished: Callable[[RunOwner], object] | None = None
         self._reported: set[str] = set()
         self._foreign: set[str] = set()
 
@@ -316,6 +318,10 @@ class Host:
                 f"died each time); dead-lettered after max_attempts={self.max_attempts}",
             )
             return None
+        if record.epoch <= 1:
+            # Its first claim ever (a run is created at epoch 0 and every claim increments it),
+            # and a step is only ever recorded by an owner under its epoch: nothing to read.
+            return self._launch(record, module, {})
         steps = await self.store.load_steps(run_id)
         return self._launch(record, module, {s.step_id: s for s in steps})
 
@@ -487,6 +493,8 @@ class RunOwner:
                 if self.host.active.get(self.run_id) is self:
                     del self.host.active[self.run_id]
                 self.done.set()
+                if self.host.finished is not None:
+                    self.host.finished(self)
 
     async def finish(self, status: RunStatus, output: str | None, error: str | None) -> bool:
         """Record the run's outcome (with anything not committed yet); ``True`` when recorded."""
