@@ -147,6 +147,8 @@ class StoreExecutor:
         self._finishes = isinstance(store, BatchedFinish)
         # A local store's lone call runs on the loop's thread when nothing else is ready there.
         self._local = isinstance(store, LocalStore) and store.local is True
+        # What is queued is counted only where a call may run inline (the count says when).
+        self._counted = self._inline or self._local
         self._pending = 0
         self._lock = threading.Lock()
         self._busy = threading.Lock()
@@ -187,8 +189,9 @@ class StoreExecutor:
         self._put(_Item(fn, args, True, deliver))
 
     def _put(self, item: _Item) -> None:
-        with self._lock:
-            self._pending += 1
+        if self._counted:
+            with self._lock:
+                self._pending += 1
         self._queue.put(item)
 
     def _run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...], *, write: bool) -> Any:
@@ -273,8 +276,9 @@ class StoreExecutor:
                 batch.append(item)  # type: ignore[arg-type]
             with self._busy:
                 self._run_batch(batch)
-            with self._lock:
-                self._pending -= len(batch)
+            if self._counted:
+                with self._lock:
+                    self._pending -= len(batch)
             if stop:
                 return
 

@@ -356,11 +356,22 @@ class Host:
     # -- heartbeats ------------------------------------------------------------------------------
 
     async def heartbeat(self) -> None:
-        """Renew every owner's lease every third of it, forever."""
+        """Renew every owner's lease every third of it, forever.
+
+        The renewals of one beat are made together (the store groups them into one
+        transaction): one at a time, a worker with dozens of runs in flight waited one commit
+        per run, and the last ones were renewed late, or after their run had finished.
+        """
+        backend = current_backend()
         while True:
-            await current_backend().sleep(self.lease / 3)
-            for owner in list(self.active.values()):
-                await owner.renew()
+            await backend.sleep(self.lease / 3)
+            owners = list(self.active.values())
+            if len(owners) == 1:
+                await owners[0].renew()
+            elif owners:
+                async with backend.open_nursery() as tg:
+                    for owner in owners:
+                        tg.start_soon(owner.renew)
 
 
 class RunOwner:
@@ -391,6 +402,9 @@ class RunOwner:
         self.scope = current_backend().scope()
         self.cancelled = False
         self.lost = False
+        #: Set once the run's outcome (or its release) is being written: that write is fenced
+        #: itself, so a renewal refused meanwhile (the outcome already landed) means nothing.
+        self.finishing = False
         self.error: BaseException | None = None
         self.recorded: dict[str, StepRecord] = {}
         self.waiters: dict[str, anyio.Event] = {}
@@ -478,6 +492,7 @@ class RunOwner:
                 self.error = exc
                 decided = (RunStatus.FAILED, None, _error_json(exc))
         finally:
+            self.finishing = True
             try:
                 with current_backend().scope(shield=True):
                     if self.lost:
@@ -568,8 +583,10 @@ class RunOwner:
         except StoreError as exc:
             self.host.report(exc)
             return
-        if not ok and self.epoch != epoch:
-            return  # this process claimed the run back meanwhile (carry_on)
+        if not ok and (self.epoch != epoch or self.finishing):
+            # this process claimed the run back meanwhile (carry_on), or the run's outcome is
+            # being written (fenced by itself: it reports a lost lease, if that is what it was)
+            return
         if not ok:
             self.cancel(requested=False)
             _log().warning("mai.lease_lost", run_id=self.run_id, owner=self.owner)
