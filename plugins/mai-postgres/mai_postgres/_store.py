@@ -663,21 +663,28 @@ class PostgresStore:
     def finish_run_batch(
         self, items: Sequence[tuple[str, str, int, RunStatus, str | None, str | None]]
     ) -> list[bool]:
-        """Record many runs' outcomes with one statement, each as :meth:`finish_run` would."""
+        """Record many runs' outcomes with one statement, each as :meth:`finish_run` would.
+
+        The runs are found by their primary key (``(status = 'RUNNING') IS TRUE`` is not an
+        index condition: the planner would otherwise scan every running run of every worker in
+        the status index and join).
+        """
         rows = [
             [run_id, owner, epoch, str(status), output, error]
             for run_id, owner, epoch, status, output, error in items
         ]
+        runs = json.dumps(sorted({item[0] for item in items}), ensure_ascii=False)
         got = self._x(
             "WITH i AS (SELECT e->>0 AS run_id, e->>1 AS owner, (e->>2)::bigint AS epoch, "  # noqa: S608
             "e->>3 AS status, e->>4 AS output, e->>5 AS error "
             "FROM jsonb_array_elements(%s::jsonb) AS e), "
             "done AS (UPDATE mai_runs AS r SET status = i.status, output = i.output, "
             f"error = i.error, lease_until = NULL, updated_at = {_NOW} FROM i "
-            "WHERE r.run_id = i.run_id AND r.owner = i.owner AND r.epoch = i.epoch "
-            "AND r.status = 'RUNNING' RETURNING r.run_id, r.queue) "
+            "WHERE r.run_id = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb))) "
+            "AND r.run_id = i.run_id AND r.owner = i.owner AND r.epoch = i.epoch "
+            "AND (r.status = 'RUNNING') IS TRUE RETURNING r.run_id, r.queue) "
             "SELECT run_id, pg_notify(%s, left(queue, 7000)) FROM done",
-            (_json(rows), SLOTS_CHANNEL),
+            (_json(rows), runs, SLOTS_CHANNEL),
         ).fetchall()
         recorded = {r[0] for r in got}
         return [item[0] in recorded for item in items]
@@ -801,7 +808,8 @@ class PostgresStore:
         (a share lock on the run, as :meth:`put_step` takes). Steps not inserted are left to
         :meth:`put_step`, which the executor calls next in the same transaction. The rows
         travel as one JSON array of arrays (``json.dumps`` in C; psycopg's array dumpers are
-        Python code, and dumping thirteen arrays was most of this call's cost).
+        Python code, and dumping thirteen arrays was most of this call's cost). The runs are
+        locked through their primary key, in key order (see :meth:`finish_run_batch`).
         """
         rows = [
             [r.run_id, owner, epoch, r.step_id, r.name, r.kind, r.input, r.output, r.format,
@@ -820,7 +828,8 @@ class PostgresStore:
             "e->>8 AS format, (e->>9)::float8 AS started_at, (e->>10)::float8 AS finished_at, "
             "(e->>11)::int AS attempts, e->>12 AS worker FROM e), "
             "owned AS (SELECT run_id, owner, epoch FROM mai_runs WHERE run_id = ANY(ARRAY("
-            "SELECT jsonb_array_elements_text(%s::jsonb))) AND status = 'RUNNING' FOR SHARE) "
+            "SELECT jsonb_array_elements_text(%s::jsonb))) AND (status = 'RUNNING') IS TRUE "
+            "FOR SHARE) "
             f"INSERT INTO mai_steps ({STEP_COLUMNS}) "
             "SELECT i.run_id, i.step_id, i.name, i.kind, i.input, i.output, i.format, "
             "i.started_at, i.finished_at, i.attempts, i.worker FROM i JOIN owned o "
