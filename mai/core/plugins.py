@@ -293,7 +293,7 @@ def _entry_point_texts(where: str) -> tuple[bytes, ...] | None:
     modification time: installing or removing a distribution adds or removes a directory there.
     """
     try:
-        stamp = Path(where).stat().st_mtime_ns
+        stamp = os.stat(where).st_mtime_ns  # noqa: PTH116 - see below
     except OSError:
         return ()  # a path entry that does not exist: nothing is found there either
     cached = _ep_texts.get(where)
@@ -309,7 +309,9 @@ def _entry_point_texts(where: str) -> tuple[bytes, ...] | None:
     texts = []
     for name in names:
         try:
-            texts.append(Path(where, name, "entry_points.txt").read_bytes())
+            # plain strings, not Path objects: this runs for every distribution in a fresh process
+            with open(f"{where}{os.sep}{name}{os.sep}entry_points.txt", "rb") as f:  # noqa: PTH123
+                texts.append(f.read())
         except OSError:
             continue  # no entry points (or an egg-info file, not a directory)
     _ep_texts[where] = (stamp, tuple(texts))
