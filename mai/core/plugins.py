@@ -20,7 +20,9 @@ group               an entry point resolves to                                  
 
 :func:`plugins` discovers every group and lists what it found. A plugin that fails to import or
 does not satisfy its protocol is skipped with a :class:`PluginWarning` naming the distribution
-and the entry point; it never makes ``import mai`` (or a run) fail. Applications can register and
+and the entry point; it never makes ``import mai`` (or a run) fail. Stores and models are
+imported one by one, when their scheme or provider is first looked up (a process that opens a
+PostgreSQL store imports no other store plugin); :func:`plugins` imports them all. Applications can register and
 unregister plugins in code too; a plugin registered in code wins over an entry point of the same
 name.
 """
@@ -120,6 +122,10 @@ _tracers: dict[str, Interceptor] = {}
 _casters: dict[str, tuple[type, Any, Callable[[Any], Any]]] = {}
 _stores: dict[str, StoreFactory] = {}
 _models: dict[str, Callable[[str], Any]] = {}
+#: Store and model entry points found but not imported yet, by (group, lookup key): a store or
+#: a model provider is imported when it is first looked up, so a process that opens a
+#: ``postgresql://`` store never imports the Temporal plugin (and temporalio) beside it.
+_deferred: dict[tuple[str, str], tuple[EntryPoint, str | None, str | None]] = {}
 
 
 # -- protocols ------------------------------------------------------------------------------------
@@ -229,6 +235,7 @@ def _install(group: str, name: str, obj: Any) -> None:
 def _drop(group: str, name: str) -> bool:
     """Deactivate the plugin ``name`` of ``group``; tell whether there was one."""
     _infos.pop((group, name), None)
+    deferred = _deferred.pop(_key(group, name), None) is not None  # found, not imported yet
     if group == TRACERS:
         interceptor = _tracers.pop(name, None)
         if interceptor is not None:
@@ -240,8 +247,8 @@ def _drop(group: str, name: str) -> bool:
             _casting.unregister_adapter(entry[0], entry[1])
         return entry is not None
     if group == MODELS:
-        return _models.pop(name, None) is not None
-    return _stores.pop(name.lower(), None) is not None
+        return _models.pop(name, None) is not None or deferred
+    return _stores.pop(name.lower(), None) is not None or deferred
 
 
 def _where(obj: Any) -> str:
@@ -336,10 +343,35 @@ def _discover(group: str) -> None:
         finally:
             _discovering.discard(group)
             _discovered.add(group)
+    _warn(broken)
+
+
+def _warn(broken: list[PluginInfo]) -> None:
+    """One :class:`PluginWarning` per broken plugin, pointing at the user's line."""
     if broken:  # finding the user's frame costs imports: only when there is something to say
         level = _outside_mai()
         for info in broken:
             warnings.warn(_warning_text(info), PluginWarning, stacklevel=level)
+
+
+def _key(group: str, name: str) -> tuple[str, str]:
+    """The lookup key of a plugin: store schemes are case-insensitive."""
+    return (group, name.lower() if group == STORES else name)
+
+
+def _resolve(group: str, name: str) -> None:
+    """Import the deferred store or model entry point named ``name``, if there is one."""
+    broken: list[PluginInfo] = []
+    with _lock:
+        found = _deferred.pop(_key(group, name), None)
+        if found is not None:
+            _load_one(group, *found, broken)
+    _warn(broken)
+
+
+def _resolve_all(group: str) -> None:
+    for g, name in [k for k in _deferred if k[0] == group]:
+        _resolve(g, name)
 
 
 def _package_dirs() -> tuple[str, ...]:
@@ -362,7 +394,7 @@ def _outside_mai() -> int:
     mai's own code.
     """
     skip = _package_dirs()
-    level = 2  # level 1 is this function's caller, _discover
+    level = 2  # level 1 is this function's caller, _warn
     frame: FrameType | None = sys._getframe(2)
     while frame is not None and frame.f_code.co_filename.startswith(skip):
         frame = frame.f_back
@@ -381,10 +413,13 @@ def _load_group(group: str, broken: list[PluginInfo]) -> None:
         dist = getattr(ep, "dist", None)
         dist_name = getattr(dist, "name", None)
         version = getattr(dist, "version", None)
-        key = (group, ep.name)
-        known = _infos.get(key)
+        known = _infos.get((group, ep.name))
         if known is not None and known.origin == "code":
             continue  # the application's own registration wins
+        waiting = _deferred.get(_key(group, ep.name))
+        if waiting is not None:  # a store or provider found earlier in this round
+            first, first_dist = waiting[0], waiting[1]
+            known = PluginInfo(group, ep.name, first.value, first_dist, waiting[2], "ok")
         if known is not None and known.status == "ok":
             reason = (
                 f"the name {ep.name!r} is already provided by distribution "
@@ -394,23 +429,33 @@ def _load_group(group: str, broken: list[PluginInfo]) -> None:
                 PluginInfo(group, ep.name, ep.value, dist_name, version, "broken", reason)
             )
             continue
-        try:
-            _install(group, ep.name, ep.load())
-        except _Invalid as exc:
-            reason = f"it does not satisfy the {group} protocol: {exc}"
-        except Exception as exc:
-            reason = f"loading it raised {exc!r}"
-        else:
-            _infos[key] = PluginInfo(group, ep.name, ep.value, dist_name, version, "ok")
+        if group in (STORES, MODELS):
+            _deferred[_key(group, ep.name)] = (ep, dist_name, version)  # imported on lookup
             continue
-        info = PluginInfo(group, ep.name, ep.value, dist_name, version, "broken", reason)
-        _infos[key] = info
-        broken.append(info)
+        _load_one(group, ep, dist_name, version, broken)
     if group == CASTERS:
         for name, (source, target, fn) in _casters.items():
             if _infos[(CASTERS, name)].origin == "code":  # the application's own wins
                 _casting.register_adapter(source, target, fn)
         _activate_adapter_table()
+
+
+def _load_one(
+    group: str, ep: EntryPoint, dist_name: str | None, version: str | None, broken: list[PluginInfo]
+) -> None:
+    """Import one entry point and install it; record it, as ok or broken."""
+    try:
+        _install(group, ep.name, ep.load())
+    except _Invalid as exc:
+        reason = f"it does not satisfy the {group} protocol: {exc}"
+    except Exception as exc:
+        reason = f"loading it raised {exc!r}"
+    else:
+        _infos[(group, ep.name)] = PluginInfo(group, ep.name, ep.value, dist_name, version, "ok")
+        return
+    info = PluginInfo(group, ep.name, ep.value, dist_name, version, "broken", reason)
+    _infos[(group, ep.name)] = info
+    broken.append(info)
 
 
 def _warning_text(info: PluginInfo) -> str:
@@ -481,6 +526,7 @@ def plugins(group: str | None = None) -> list[PluginInfo]:
     groups = GROUPS if group is None else (_check_group(group),)
     for g in groups:
         _discover(g)
+        _resolve_all(g)  # listing says whether each one loads: stores and models import now
     with _lock:
         found = [info for (g, _), info in _infos.items() if g in groups]
     return sorted(found, key=lambda i: (GROUPS.index(i.group), i.name))
@@ -498,6 +544,7 @@ def _register(group: str, name: str, obj: Any) -> None:
             _install(group, name, obj)
         except _Invalid as exc:
             raise TypeError(f"cannot register {name!r} in {group}: {exc}") from None
+        _deferred.pop(_key(group, name), None)  # the application's own wins
         where = _where(obj[2] if isinstance(obj, tuple) else obj)
         _infos[(group, name)] = PluginInfo(group, name, where, None, None, "ok", origin="code")
 
@@ -605,9 +652,11 @@ def store_factory(scheme: str) -> StoreFactory | None:
     Args:
         scheme: ``"postgresql"``, or a whole URL such as ``"postgresql://host/db"``.
     """
+    name = scheme.partition(":")[0].lower()
     _discover(STORES)
+    _resolve(STORES, name)
     with _lock:
-        return _stores.get(scheme.partition(":")[0].lower())
+        return _stores.get(name)
 
 
 _install_pending_table()
@@ -643,6 +692,7 @@ def unregister_model(provider: str) -> bool:
 def model_factory(provider: str) -> Callable[[str], Any] | None:
     """Return the factory of the model provider ``provider``, or ``None``."""
     _discover(MODELS)
+    _resolve(MODELS, provider)
     with _lock:
         return _models.get(provider)
 
@@ -650,5 +700,6 @@ def model_factory(provider: str) -> Callable[[str], Any] | None:
 def model_providers() -> list[str]:
     """The model providers found (entry points and code), sorted."""
     _discover(MODELS)
+    _resolve_all(MODELS)
     with _lock:
         return sorted(_models)

@@ -44,6 +44,7 @@ def entry_points(monkeypatch):
         dict(registry._tracers),
         dict(registry._casters),
         dict(registry._stores),
+        dict(registry._deferred),
         _casting._adapters,
         list(_seam._global_interceptors),
     )
@@ -53,6 +54,7 @@ def entry_points(monkeypatch):
     registry._infos.clear()
     registry._casters.clear()
     registry._stores.clear()
+    registry._deferred.clear()
     _casting._adapters = {}
     registry._install_pending_table()
     declared: dict[str, list[EntryPoint]] = {}
@@ -60,7 +62,7 @@ def entry_points(monkeypatch):
     yield declared
     for name in list(registry._tracers):
         registry._drop(registry.TRACERS, name)
-    (discovered, infos, tracers, casters, stores, adapters, interceptors) = saved
+    (discovered, infos, tracers, casters, stores, deferred, adapters, interceptors) = saved
     registry._discovered.clear()
     registry._discovered.update(discovered)
     registry._infos.clear()
@@ -71,6 +73,8 @@ def entry_points(monkeypatch):
     registry._casters.update(casters)
     registry._stores.clear()
     registry._stores.update(stores)
+    registry._deferred.clear()
+    registry._deferred.update(deferred)
     _casting._adapters = adapters
     _seam._global_interceptors[:] = interceptors
 
@@ -291,6 +295,70 @@ def test_entry_points_are_discovered_validated_and_listed(entry_points, fake_mod
     assert mai.store_factory("fake")("u") == "u"
     with pytest.raises(ValueError, match=r"unknown plugin group 'mai\.nope'"):
         mai.plugins("mai.nope")
+
+
+def test_a_store_plugin_is_imported_when_its_scheme_is_first_looked_up(
+    entry_points, tmp_path, monkeypatch
+):
+    """Store entry points are read at discovery but imported one by one, on lookup."""
+    for name in ("lazy_store_a", "lazy_store_b"):
+        (tmp_path / f"{name}.py").write_text("def open_store(url):\n    return url\n")
+    (tmp_path / "lazy_store_c.py").write_text("raise RuntimeError('c is broken')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("lazy_store_a", "lazy_store_b", "lazy_store_c"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    entry_points["mai.stores"] = [
+        _ep("mai.stores", "a", "lazy_store_a:open_store"),
+        _ep("mai.stores", "B", "lazy_store_b:open_store"),
+        _ep("mai.stores", "c", "lazy_store_c:open_store", dist="broken-dist"),
+    ]
+    assert mai.store_factory("a://x")("a://x") == "a://x"
+    assert "lazy_store_a" in sys.modules
+    assert "lazy_store_b" not in sys.modules  # found, not imported: nobody asked for b://
+    assert "lazy_store_c" not in sys.modules  # and its breakage is not a's caller's business
+    assert mai.store_factory("b") is not None  # store schemes are case-insensitive
+    assert "lazy_store_b" in sys.modules
+    with pytest.warns(PluginWarning, match=r"'c' .*c is broken"):
+        assert mai.store_factory("c") is None
+    assert [(i.name, i.status) for i in mai.plugins("mai.stores")] == [
+        ("B", "ok"),
+        ("a", "ok"),
+        ("c", "broken"),
+    ]
+
+
+def test_a_store_found_but_not_imported_can_be_replaced_or_removed(entry_points, fake_module):
+    """Code registration wins over a deferred entry point; unregistering one finds it gone."""
+    fake_module.open_store = lambda url: ("plugin", url)
+    entry_points["mai.stores"] = [
+        _ep("mai.stores", "x", "fake_plugins:open_store"),
+        _ep("mai.stores", "y", "fake_plugins:open_store"),
+        _ep("mai.stores", "y", "fake_plugins:open_store", dist="second-dist"),
+    ]
+    with pytest.warns(PluginWarning, match="already provided by distribution acme-plugins"):
+        registry._discover("mai.stores")  # two distributions name y: the first one wins
+    mai.register_store("x", lambda url: ("code", url))
+    assert mai.store_factory("x")("u") == ("code", "u")
+    assert mai.unregister_store("y")
+    assert mai.store_factory("y") is None
+    assert not mai.unregister_store("y")
+
+
+def test_opening_one_store_imports_no_other_store_plugin():
+    """store_factory('postgresql') imports mai_postgres, not mai_temporal (nor temporalio)."""
+    code = (
+        "import sys, mai; "
+        "assert {'postgresql', 'temporal'} <= {p.name for p in __import__('importlib.metadata')"
+        ".metadata.entry_points(group='mai.stores')}; "
+        "assert mai.store_factory('postgresql') is not None; "
+        "print(sorted(m for m in ('mai_postgres', 'mai_temporal', 'temporalio') "
+        "if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['mai_postgres']"
 
 
 async def test_discovery_is_lazy_and_happens_on_first_use(entry_points, fake_module):
