@@ -9,6 +9,7 @@ Serves the workflows of ``tests/durable/workflows.py`` with :meth:`mai.Worker.se
 ``open <pid>`` once the store is open and the worker claims, drains on SIGTERM and exits 0.
 ``--otel FILE`` installs an OpenTelemetry SDK tracer provider that appends every finished
 span to FILE as one JSON line (trace id, span id, parent span id, name, step id, pid).
+A test may set ``MAI_PAUSE_AT`` or ``MAI_CRASH_AT`` (see ``tests/durable/crashhook.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "durable"))
+
+import crashhook
 
 import mai
 
@@ -66,6 +69,7 @@ def main() -> int:
     p.add_argument("--queue", action="append", default=[])
     p.add_argument("--otel", default=None)
     args = p.parse_args()
+    crashhook.install_from_env()  # a fault test's hook (MAI_PAUSE_AT); mai reads no variable
     if args.otel:
         install_otel(args.otel)
     worker = mai.Worker(

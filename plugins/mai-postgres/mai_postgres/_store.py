@@ -347,7 +347,9 @@ class PostgresStore:
                 self._begin_pending = False
                 with conn.pipeline():
                     conn.execute("BEGIN")
-                    return conn.execute(sql, params)  # results are read once the block syncs
+                    cur = conn.execute(sql, params)  # results are read once the block syncs
+                    fault_point("inside_transaction")  # the statement's row locks are held
+                return cur
             return conn.execute(sql, params)
         except psycopg.Error as exc:
             raise self._error(exc) from exc
