@@ -315,6 +315,7 @@ def test_a_worker_paused_inside_a_transaction_cannot_keep_its_runs(pg_url, tmp_p
             if pid_of(s.worker) == a.pid and s.step_id not in asleep.get(r, {})
         ]
         assert not late, f"writes of the paused worker were accepted after it woke: {late}"
+        wait_until(lambda: "mai.lease_lost" in _read(a), 30, "a to notice its lost leases")
         check_fleet_ledger(fleet, {a.pid})
     finally:
         fleet.stop_all()
