@@ -69,7 +69,6 @@ def main() -> int:
     p.add_argument("--queue", action="append", default=[])
     p.add_argument("--otel", default=None)
     args = p.parse_args()
-    crashhook.install_from_env()  # a fault test's hook (MAI_PAUSE_AT); mai reads no variable
     if args.otel:
         install_otel(args.otel)
     worker = mai.Worker(
@@ -86,4 +85,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    crashhook.install_from_env()  # a fault test's hook (MAI_PAUSE_AT); mai reads no variable
     sys.exit(main())
