@@ -14,6 +14,7 @@ import pytest
 import trio
 import trio.testing
 from mai_postgres._store import SCHEMA_VERSION
+from pgharness import wait_until
 
 import mai
 import mai.testing
@@ -315,6 +316,47 @@ def test_store_connections_end_transactions_left_idle(pg_url):
 
     assert setting(pg_url) == "10s"  # the store's own, unless the URL's options give one
     assert setting(f"{pg_url}?options=-c%20idle_in_transaction_session_timeout%3D300") == "300ms"
+
+
+@pytest.mark.parametrize("point", ["inside_transaction", "inside_commit"])
+def test_the_server_ends_a_transaction_whose_client_froze_inside_it(pg_url, point):
+    """A client frozen inside a transaction (any statement of it) loses its row locks."""
+    from mai.core.durable import set_fault_hook
+
+    a, probe = (
+        store(f"{pg_url}?options=-c%20idle_in_transaction_session_timeout%3D500"),
+        store(pg_url),
+    )
+    a.open()
+    probe.open()
+    write(a, a.create_run, new_run("frozen"))
+    run = write(a, a.claim_run, "frozen", "a", -1.0)  # a owns it; its lease has expired
+    assert run is not None
+    step = StepRecord("frozen", "1.1", "step", "call", None, "1", started_at=1.0, finished_at=2.0)
+    taken: list[RunRecord] = []
+
+    def freeze(name: str) -> None:
+        # the store's thread stops here as a SIGSTOPped worker would: it sends and reads
+        # nothing until another worker could claim the run (the server ended the session)
+        if name == point and not taken:
+            taken.extend(
+                wait_until(
+                    lambda: probe.claim_next(["default"], "b", 30.0, 1), 30, "b to claim the run"
+                )
+            )
+
+    previous = set_fault_hook(freeze)
+    try:
+        with pytest.raises(mai.StoreUnavailableError), a.transaction():
+            a.put_step(step, "a", run.epoch)  # share-locks the run's row until COMMIT
+    finally:
+        set_fault_hook(previous)
+    assert [(r.owner, r.epoch) for r in taken] == [("b", run.epoch + 1)]
+    assert probe.load_steps("frozen") == []  # the frozen transaction was rolled back
+    with pytest.raises(mai.LeaseLostError):  # and a, reconnected, is fenced
+        write(a, a.put_step, step, "a", run.epoch)
+    a.close()
+    probe.close()
 
 
 def test_store_reconnects_after_a_server_restart(own_cluster: PostgresCluster):

@@ -348,6 +348,7 @@ class SQLiteStore:
         conn = self.conn
         self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
+            fault_point("inside_transaction")  # the write lock is held, nothing committed
             yield
             fault_point("inside_commit")
             try:

@@ -2,9 +2,11 @@
 
 - One connection per store, used only by the store thread (the runtime runs every store call
   there and groups writes into one transaction), in autocommit mode with explicit
-  ``BEGIN``/``COMMIT`` around each batch. A connection lost to a server restart is reopened with
-  backoff for up to ``reconnect_timeout`` seconds; the interrupted batch is then run again
-  (every write is conditional, so a re-run is safe). Reads retry the same way.
+  ``BEGIN``/``COMMIT`` around each batch; no pipelines (a paused worker's transaction must be
+  ended by ``idle_in_transaction_session_timeout``, see ``_IDLE_IN_TX_MS``). A connection lost
+  to a server restart (or ended by that timeout) is reopened with backoff for up to
+  ``reconnect_timeout`` seconds; the interrupted batch is then run again (every write is
+  conditional, so a re-run is safe). Reads retry the same way.
 - Leases and timers are judged by the database clock: ``now()`` in SQL, never the worker's.
   Times are ``double precision`` epoch seconds, like :class:`~mai.core.durable.RunRecord`.
 - Claims use ``FOR UPDATE SKIP LOCKED`` inside a ``MATERIALIZED`` CTE with the ``LIMIT``, joined
@@ -156,6 +158,15 @@ _CLAIMABLE = (
 #: Milliseconds a transaction may sit idle before the server ends it (its locks released);
 #: the store thread runs a transaction's statements back to back, so only a stopped process
 #: gets near it. Set ``options=-c idle_in_transaction_session_timeout=...`` to change it.
+#:
+#: The server arms this timer only when it has answered a ``Sync`` and waits for the next
+#: message; every statement is therefore sent whole, ending with its own ``Sync``, never in a
+#: libpq pipeline. A pipeline left two windows in which a stopped client (SIGSTOP, a starved
+#: CPU) held its transaction's row locks forever, and ``FOR UPDATE SKIP LOCKED`` kept every
+#: other worker off those runs whatever their leases said: between the statement and its
+#: ``Sync`` (the server waits ``active``, no timeout applies), and after the block, because
+#: psycopg ends a pipeline with a ``Flush`` after the ``Sync``, and reading that message
+#: disarms the timer until the next statement (the session shows ``idle in transaction``).
 _IDLE_IN_TX_MS = 10_000
 _FATAL_CONNECT = ("authentication failed", "does not exist", "no pg_hba.conf entry", "password")
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -320,6 +331,9 @@ class PostgresStore:
         if (
             isinstance(exc, psycopg.InterfaceError)
             or sqlstate.startswith(("08", "57P"))
+            # the server ended the session of a transaction left idle (a paused process): its
+            # batch is run again on a new connection, where fencing decides what still holds
+            or sqlstate == "25P03"
             or (isinstance(exc, psycopg.OperationalError) and lost)
         ):
             self._discard()
@@ -346,11 +360,13 @@ class PostgresStore:
         conn = self._connection()
         try:
             if self._begin_pending:
-                # BEGIN travels with the transaction's first statement: one round trip
+                # BEGIN is sent just before the transaction's first statement, in a round trip
+                # of its own: never in a pipeline with it (see _IDLE_IN_TX_MS)
                 self._begin_pending = False
-                with conn.pipeline():
-                    conn.execute("BEGIN")
-                    return conn.execute(sql, params)  # results are read once the block syncs
+                conn.execute("BEGIN")
+                cur = conn.execute(sql, params)
+                fault_point("inside_transaction")  # the statement's row locks are held
+                return cur
             return conn.execute(sql, params)
         except psycopg.Error as exc:
             raise self._error(exc) from exc
