@@ -51,20 +51,11 @@ _QUEUED = object()
 _MAX_BATCH = 2000
 
 
-async def _shielded_checkpoint() -> None:
-    """Yield to the scheduler without raising a pending cancellation (as a thread wait does)."""
-    if sniffio.current_async_library() == "trio":
-        import trio  # noqa: PLC0415
-
-        await trio.lowlevel.cancel_shielded_checkpoint()
-    else:
-        import anyio  # noqa: PLC0415
-
-        with anyio.CancelScope(shield=True):
-            await anyio.lowlevel.checkpoint()
+#: Seconds of store calls made on the event loop's thread between two real yields to it.
+_SLICE = 0.001
 
 
-def _nothing_else_ready(trio: Any) -> bool:
+def _idle(trio: Any) -> bool:
     """Whether no other Trio task is ready to run (so blocking this thread delays nobody)."""
     return trio.lowlevel.current_statistics().tasks_runnable == 0  # type: ignore[no-any-return]
 
@@ -110,11 +101,23 @@ class StoreExecutor:
         # A local store's lone call runs on the loop's thread when nothing else is ready there.
         self._local = isinstance(store, LocalStore) and store.local is True
         self._pending = 0
+        #: ``trio`` when the runtime runs under Trio (found in :meth:`start`), else ``None``.
+        self._trio: Any = None
+        #: When (``time.perf_counter``) a call made on the loop's thread last yielded to it.
+        self._yielded = 0.0
         self._lock = threading.Lock()
         self._busy = threading.Lock()
 
     def start(self) -> None:
-        """Start the store thread."""
+        """Start the store thread (from the event loop the store's calls will come from)."""
+        try:
+            library = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            library = None
+        if library == "trio":
+            import trio  # noqa: PLC0415
+
+            self._trio = trio
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._loop, name=f"mai-store {redact_url(self.store.url)}", daemon=True
@@ -154,19 +157,81 @@ class StoreExecutor:
         self._queue.put(item)
 
     def _run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...], *, write: bool) -> Any:
-        """Run one call in the calling thread when nothing is queued; ``None`` box otherwise."""
+        """Run one call in the calling thread when nothing is queued; ``_QUEUED`` otherwise.
+
+        The call is a batch of one (:meth:`_run_one`): the same transaction, crash points and
+        error handling as on the store thread, without the queue's boxes.
+        """
         with self._lock:
             if self._pending:
                 return _QUEUED
             self._pending = 1
-        box: list[outcome.Outcome[Any]] = []
         try:
             with self._busy:
-                self._run_batch([_Item(fn, args, write, box.append)])
+                return self._run_one(fn, args, write)
         finally:
             with self._lock:
                 self._pending -= 1
-        return box[0]
+
+    async def _pace(self) -> None:
+        """After a call made on the loop's thread: yield to the scheduler once per slice.
+
+        A call made here returns at once, so nothing else runs meanwhile; a real yield (a
+        scheduler pass, ~3 us) after every one of them cost more than the call itself. The
+        loop is handed back once ``_SLICE`` has passed since the last yield, so other tasks
+        and I/O wait at most that long. A yield never raises a pending cancellation (as a wait
+        for the store thread does not): the call's result is always returned.
+        """
+        now = time.perf_counter()
+        if now - self._yielded < _SLICE:
+            return
+        self._yielded = now
+        trio = self._trio
+        if trio is not None:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        import anyio  # noqa: PLC0415
+
+        with anyio.CancelScope(shield=True):
+            await anyio.lowlevel.checkpoint()
+
+    def _run_one(self, fn: Callable[..., Any], args: tuple[Any, ...], write: bool) -> Any:
+        """Run one call as :meth:`_run_batch` runs a batch of one, returning or raising.
+
+        A read runs outside a transaction. A write runs in its own transaction (or alone, see
+        ``runs_alone``); a :class:`StoreError` rolls it back (a reconnecting store's is retried
+        within ``retry_seconds``); any other error is the call's answer, after the commit.
+        """
+        if not write:
+            return fn(*args)
+        alone = self._alone
+        single = alone is not None and alone(fn)
+        give_up: float | None = None
+        while True:
+            error: BaseException | None = None
+            try:
+                with contextlib.nullcontext() if single else self.store.transaction():
+                    try:
+                        result = fn(*args)
+                    except StoreError:
+                        raise
+                    except BaseException as exc:  # the call's answer (as in a batch)
+                        error = exc
+            except StoreError as exc:
+                now = time.monotonic()
+                if give_up is None:
+                    give_up = now + self._patience
+                if getattr(exc, "retryable", False) and now < give_up:
+                    time.sleep(0.05)
+                    continue
+                raise
+            break
+        self.commits += 1
+        self.writes += 1
+        fault_point("after_commit")
+        if error is not None:
+            raise error
+        return result
 
     def call_blocking(self, fn: Callable[..., Any], *args: Any, write: bool = False) -> Any:
         """Run ``fn(*args)`` on the store thread from synchronous code and wait for it."""
@@ -182,19 +247,15 @@ class StoreExecutor:
         return box[0].unwrap()
 
     async def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], *, write: bool) -> Any:
-        if self._inline:
+        trio = self._trio
+        if self._inline or (
+            write and self._local and trio is not None and not self._pending and _idle(trio)
+        ):
             done = self._run_inline(fn, args, write=write)
             if done is not _QUEUED:
-                await _shielded_checkpoint()
-                return done.unwrap()
-        if sniffio.current_async_library() == "trio":
-            import trio  # noqa: PLC0415
-
-            if write and self._local and not self._pending and _nothing_else_ready(trio):
-                done = self._run_inline(fn, args, write=write)
-                if done is not _QUEUED:
-                    await _shielded_checkpoint()
-                    return done.unwrap()
+                await self._pace()
+                return done
+        if trio is not None:
             task = trio.lowlevel.current_task()
             token = trio.lowlevel.current_trio_token()
 
