@@ -32,7 +32,7 @@ from ._seam import Call, active_interceptors, building, durability
 from ._signature import Spec
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine, Mapping
+    from collections.abc import Callable, Coroutine, Mapping
 
     from ._composites import Sequential
 
@@ -360,7 +360,7 @@ class Module(Generic[P, R]):
             # Interceptors (if any), then the deadline scope, retries and concurrency limit.
             chain = frame.run.interceptors  # type: ignore[union-attr]
             if not chain:
-                return await self._execute(frame, args, kwargs)
+                return await self._execute(frame, args, kwargs)  # type: ignore[no-any-return]
             proceed = functools.partial(self._execute, frame, args, kwargs)
             call = Call(self, frame, args, kwargs)
             for outer in reversed(chain[1:]):
@@ -383,8 +383,8 @@ class Module(Generic[P, R]):
         if frame.enforced or frame.deadline == _INF:
             frame.enforced = True
             if body is None and self._mode == _ASYNC and self._cfg.plain:  # one attempt, no limit
-                result = await (self._fn or self.forward)(*args, **kwargs)
-                return self._spec.cast_return(self._cfg.name, result, frame.step_id)
+                out = await (self._fn or self.forward)(*args, **kwargs)
+                return self._spec.cast_return(self._cfg.name, out, frame.step_id)
             return await self._attempts(frame, args, kwargs, body)
         backend = frame.run.backend  # type: ignore[union-attr]
         if frame.deadline <= backend.current_time():  # already past: never start the body

@@ -42,7 +42,7 @@ from ._store import BatchedSteps, InlineStore, LocalStore, OneStatementWrites, R
 from ._urls import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
 
     from ._store import Store
 
@@ -131,13 +131,13 @@ class StoreExecutor:
             self._thread.join()
             self._thread = None
 
-    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def read(self, fn: Callable[..., Any], *args: Any) -> Coroutine[Any, Any, Any]:
         """Run ``fn(*args)`` (a store method) on the store thread, outside a transaction."""
-        return await self._submit(fn, args, write=False)
+        return self._submit(fn, args, write=False)
 
-    async def write(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def write(self, fn: Callable[..., Any], *args: Any) -> Coroutine[Any, Any, Any]:
         """Run ``fn(*args)`` inside a (grouped) write transaction; wait for its commit."""
-        return await self._submit(fn, args, write=True)
+        return self._submit(fn, args, write=True)
 
     def write_nowait(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue a write without waiting (write-behind); a later awaited write commits after it.
@@ -174,7 +174,7 @@ class StoreExecutor:
                 self._pending -= 1
 
     async def _pace(self) -> None:
-        """After a call made on the loop's thread: yield to the scheduler once per slice.
+        """Yield to the scheduler after calls made on the loop's thread for ``_SLICE``.
 
         A call made here returns at once, so nothing else runs meanwhile; a real yield (a
         scheduler pass, ~3 us) after every one of them cost more than the call itself. The
@@ -182,10 +182,7 @@ class StoreExecutor:
         and I/O wait at most that long. A yield never raises a pending cancellation (as a wait
         for the store thread does not): the call's result is always returned.
         """
-        now = time.perf_counter()
-        if now - self._yielded < _SLICE:
-            return
-        self._yielded = now
+        self._yielded = time.perf_counter()
         trio = self._trio
         if trio is not None:
             await trio.lowlevel.cancel_shielded_checkpoint()
@@ -253,7 +250,8 @@ class StoreExecutor:
         ):
             done = self._run_inline(fn, args, write=write)
             if done is not _QUEUED:
-                await self._pace()
+                if time.perf_counter() - self._yielded >= _SLICE:
+                    await self._pace()
                 return done
         if trio is not None:
             task = trio.lowlevel.current_task()

@@ -7,7 +7,6 @@ a failing batch leaves no trace.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import threading
@@ -19,7 +18,8 @@ from ._pages import MAX_PAGE, RunQuery, RunSummary, page_from_list
 from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+    from contextlib import AbstractContextManager
 
 SCHEMA_VERSION = 1
 
@@ -43,6 +43,37 @@ class _Data:
 
 
 _MISSING = object()
+
+
+class _Transaction:
+    """A memory transaction (a class, not a generator: it is entered once per store write)."""
+
+    __slots__ = ("data", "outer")
+
+    def __init__(self, data: _Data) -> None:
+        self.data = data
+        self.outer = False
+
+    def __enter__(self) -> None:
+        d = self.data
+        d.lock.acquire()
+        if d.undo is None:  # nested: the outer transaction undoes everything
+            d.undo = []
+            self.outer = True
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        d = self.data
+        try:
+            if self.outer:
+                undo, d.undo = d.undo, None
+                if exc_type is not None and undo:
+                    for mapping, key, previous in reversed(undo):
+                        if previous is _MISSING:
+                            del mapping[key]
+                        else:
+                            mapping[key] = previous
+        finally:
+            d.lock.release()
 
 
 _shared: dict[str, _Data] = {}
@@ -83,27 +114,9 @@ class MemoryStore:
         """Epoch seconds from the store's clock (the wall clock unless one was given)."""
         return self._clock()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """Apply all or nothing: state is restored if the block raises."""
-        d = self._data
-        with d.lock:
-            if d.undo is not None:  # nested: the outer transaction undoes everything
-                yield
-                return
-            undo: list[tuple[dict[Any, Any], Any, Any]] = []
-            d.undo = undo
-            try:
-                yield
-            except BaseException:
-                for mapping, key, previous in reversed(undo):
-                    if previous is _MISSING:
-                        del mapping[key]
-                    else:
-                        mapping[key] = previous
-                raise
-            finally:
-                d.undo = None
+        return _Transaction(self._data)
 
     # -- runs ----------------------------------------------------------------------------------
 

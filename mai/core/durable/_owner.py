@@ -674,7 +674,9 @@ class RunOwner:
             if running is None:
                 running = self.inflight[sid] = current_backend().event()
             await running.wait()
-        if self.clock() > self.fresh_until:
+        clock = self.clock
+        started = clock()
+        if started > self.fresh_until:
             # No heartbeat renewed the lease for a whole lease (the process was paused or
             # starved): it may be another owner's run now; renew before starting a body.
             await self.renew()
@@ -685,13 +687,13 @@ class RunOwner:
                     run_id=self.run_id,
                     step_id=sid,
                 )
+            started = clock()
         self.inflight[sid] = None  # an event is made only if a second call has to wait
         try:
             fault_point("before_body")
-            started = self.clock()
             result = await proceed()
             fault_point("after_body")
-            output = _serde.dumps(result, what=f"the output of step {sid} ({module.name})")
+            output = _serde.dumps(result, what=lambda: f"the output of step {sid} ({module.name})")
             record = StepRecord(
                 self.run_id,
                 sid,
@@ -701,7 +703,7 @@ class RunOwner:
                 output,
                 "json",
                 started,
-                self.clock(),
+                clock(),
                 frame.attempts,
                 self.worker,
             )

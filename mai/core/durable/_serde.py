@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticSerializationError, to_json
 
 from ._errors import SerializationError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 #: The format tag written beside every recorded value.
 FORMAT = "json"
 
 
-def dumps(value: Any, *, what: str) -> str:
+def dumps(value: Any, *, what: str | Callable[[], str]) -> str:
     """Serialise ``value`` to compact JSON text, or raise :class:`SerializationError`.
 
     pydantic models, dataclasses, datetimes, UUIDs, enums, sets and tuples are supported (as
-    pydantic serialises them in JSON mode).
+    pydantic serialises them in JSON mode). ``what`` names the value in the error (a callable
+    is called only then: a step's name is not formatted for every step that succeeds).
     """
     try:
         return to_json(value).decode()
     except (PydanticSerializationError, TypeError, ValueError) as exc:
+        name = what if isinstance(what, str) else what()
         raise SerializationError(
-            f"{what} cannot be recorded as JSON: {type(value).__name__} value ({exc}); "
+            f"{name} cannot be recorded as JSON: {type(value).__name__} value ({exc}); "
             "return JSON-compatible data or a pydantic model"
         ) from None
 
