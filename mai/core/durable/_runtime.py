@@ -210,6 +210,8 @@ class Runtime:
         self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._workflows: dict[str, Module[..., Any]] = {}
         self._names: dict[int, str] = {}
+        #: ``ref_of`` per workflow object started here (it scans the module that defined it).
+        self._refs: dict[int, tuple[Module[..., Any], str | None]] = {}
         #: Runs this process was asked to resume: claimed as soon as their owner's lease expires.
         self._adopted: dict[str, Module[..., Any]] = {}
         for m in workflows:
@@ -359,6 +361,13 @@ class Runtime:
             return module.name
         return ref_of(module)
 
+    def _ref_of(self, module: Module[..., Any]) -> str | None:
+        """:func:`ref_of` ``module``, looked up once per workflow object by this runtime."""
+        cached = self._refs.get(id(module))
+        if cached is None or cached[0] is not module:
+            cached = self._refs[id(module)] = (module, ref_of(module))
+        return cached[1]
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def _read_run(self, run_id: str) -> RunRecord:
@@ -503,7 +512,7 @@ class Runtime:
         return RunRecord(
             run_id=run_id or uuid.uuid4().hex,
             workflow=name,
-            ref=ref or ref_of(module),
+            ref=ref or self._ref_of(module),
             plan_hash=plan_hash,
             plan=plan,
             input=payload,
