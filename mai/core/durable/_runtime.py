@@ -755,6 +755,14 @@ def _validate_input(
     spec = target._spec
     if spec.passthrough:
         return list(args), dict(kwargs)
+    if not spec.ready:
+        spec.resolve()
+    if not kwargs and not target._bound and len(args) == spec.fast_n:  # what bind would give
+        positional = list(args)
+        for i, pname, c in spec.pos_casters:
+            if type(positional[i]) is not c.exact:
+                positional[i] = c.cast(positional[i], target.name, pname)
+        return positional, {}
     cast_args, cast_kwargs = spec.bind(target.name, args, kwargs, target._bound)
     for key in target._bound:  # values bound with with_() are the module's, not the input's
         if key not in kwargs:
