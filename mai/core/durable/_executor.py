@@ -160,18 +160,14 @@ class StoreExecutor:
         """Run one call in the calling thread when nothing is queued; ``_QUEUED`` otherwise.
 
         The call is a batch of one (:meth:`_run_one`): the same transaction, crash points and
-        error handling as on the store thread, without the queue's boxes.
+        error handling as on the store thread. ``_busy`` keeps the store thread out meanwhile.
         """
-        with self._lock:
-            if self._pending:
-                return _QUEUED
-            self._pending = 1
+        if self._pending or not self._busy.acquire(blocking=False):
+            return _QUEUED
         try:
-            with self._busy:
-                return self._run_one(fn, args, write)
+            return self._run_one(fn, args, write)
         finally:
-            with self._lock:
-                self._pending -= 1
+            self._busy.release()
 
     async def _pace(self) -> None:
         """Yield to the scheduler after calls made on the loop's thread for ``_SLICE``.

@@ -383,6 +383,8 @@ class RunOwner:
         self.fresh_until = self.clock() + host.lease
         self.done = current_backend().event()
         self.scope = current_backend().scope()
+        #: Set once the outcome is being recorded: the run's scope is shielded, not cancelled.
+        self.finishing = False
         self.cancelled = False
         self.lost = False
         self.error: BaseException | None = None
@@ -410,7 +412,12 @@ class RunOwner:
             self.cancelled = True
         else:
             self.lost = True
-        self.scope.cancel()
+        self.interrupt()
+
+    def interrupt(self) -> None:
+        """Cancel the run's steps, unless its outcome is being recorded (that is never cut)."""
+        if not self.finishing:
+            self.scope.cancel()
 
     def wake(self, topic: str | None = None) -> None:
         """Wake the ``mai.wait_for`` on ``topic`` (every one when ``None``): a message came."""
@@ -426,67 +433,98 @@ class RunOwner:
     # -- drive -----------------------------------------------------------------------------------
 
     async def drive(self) -> None:
-        """Execute the run to an outcome, or leave it resumable if interrupted."""
+        """Execute the run to an outcome, or leave it resumable if interrupted.
+
+        The outcome is recorded inside the run's own scope, shielded from then on (one scope
+        per run, not two: entering a Trio cancel scope costs ~5 us); a run whose scope was
+        cancelled records it from a shielded scope of its own instead.
+        """
         record = self.record
         decided: tuple[RunStatus, str | None, str | None] | None = None
         result: Any = None
+        concluded = False
         try:
-            data = _serde.loads(record.input, record.format)
-            args, kwargs = list(data.get("args", [])), dict(data.get("kwargs", {}))
             with self.scope:
-                token = None
-                changes: dict[str, Any] = {}
-                if record.deadline is not None:
-                    backend = current_backend()
-                    changes["deadline"] = backend.current_time() + record.deadline - self.clock()
-                if record.trace_context:  # continue the submitter's trace (W3C traceparent)
-                    changes["metadata"] = _serde.loads(record.trace_context)
-                if changes:
-                    token = set_frame(**changes)
-                binding = durability.set(self)
+                raised = False  # whether the workflow failed (its error decides, not a cancel)
                 try:
-                    with intercept(self):
-                        result = await self.module(*args, **kwargs)
-                finally:
-                    durability.reset(binding)
-                    if token is not None:
-                        current_frame.reset(token)
-                output = _serde.dumps(result, what=f"the result of run {record.run_id!r}")
-                decided = (RunStatus.SUCCEEDED, output, None)
-            if decided is None and self.cancelled and not self.lost:
+                    data = _serde.loads(record.input, record.format)
+                    args, kwargs = list(data.get("args", [])), dict(data.get("kwargs", {}))
+                    token = None
+                    changes: dict[str, Any] = {}
+                    if record.deadline is not None:
+                        backend = current_backend()
+                        changes["deadline"] = (
+                            backend.current_time() + record.deadline - self.clock()
+                        )
+                    if record.trace_context:  # continue the submitter's trace (W3C traceparent)
+                        changes["metadata"] = _serde.loads(record.trace_context)
+                    if changes:
+                        token = set_frame(**changes)
+                    binding = durability.set(self)
+                    try:
+                        with intercept(self):
+                            result = await self.module(*args, **kwargs)
+                    finally:
+                        durability.reset(binding)
+                        if token is not None:
+                            current_frame.reset(token)
+                    output = _serde.dumps(
+                        result, what=lambda: f"the result of run {record.run_id!r}"
+                    )
+                    decided = (RunStatus.SUCCEEDED, output, None)
+                except LeaseLostError as exc:
+                    raised = True
+                    self.lost = True
+                    self.error = exc
+                    _log().warning(
+                        "mai.lease_lost", run_id=record.run_id, owner=self.owner, error=str(exc)
+                    )
+                except Exception as exc:  # any failure is the run's outcome
+                    raised = True
+                    if self.store_failed is not None:  # not the run's fault: hand it back
+                        self.error = self.store_failed
+                    else:
+                        expired = (
+                            record.deadline is not None and self.clock() >= record.deadline - 0.01
+                        )
+                        if isinstance(exc, DeadlineExceeded) and expired:
+                            exc.add_note(f"the deadline of durable run {record.run_id!r} expired")
+                        self.error = exc
+                        decided = (RunStatus.FAILED, None, _error_json(exc))
+                if not self.scope.cancel_called:  # the common end: conclude here, shielded
+                    self.finishing = True
+                    self.scope.shield = True
+                    concluded = True
+                    await self._conclude(decided, result)
+            if not raised and decided is None and self.cancelled and not self.lost:
                 decided = (RunStatus.CANCELLED, None, _CANCELLED_JSON)
                 self.error = RunCancelledError(
                     f"run {record.run_id!r} was cancelled", run_id=record.run_id
                 )
-        except LeaseLostError as exc:
-            self.lost = True
-            self.error = exc
-            _log().warning("mai.lease_lost", run_id=record.run_id, owner=self.owner, error=str(exc))
-        except Exception as exc:  # any failure is the run's outcome
-            if self.store_failed is not None:  # not the run's fault: hand it back
-                self.error = self.store_failed
-            else:
-                expired = record.deadline is not None and self.clock() >= record.deadline - 0.01
-                if isinstance(exc, DeadlineExceeded) and expired:
-                    exc.add_note(f"the deadline of durable run {record.run_id!r} expired")
-                self.error = exc
-                decided = (RunStatus.FAILED, None, _error_json(exc))
         finally:
             try:
-                with current_backend().scope(shield=True):
-                    if self.lost:
-                        pass  # another owner has the run now: write nothing more
-                    elif decided is not None:
-                        if await self.finish(*decided) and decided[1] is not None:
-                            self.value, self.succeeded = result, True
-                    else:  # interrupted (shutdown): hand the run back, resumable at once
-                        # Patiently only when the store failed the run; an interrupt (Ctrl-C,
-                        # a cancelled runtime) tries once, never waits out store_patience.
-                        await self.release(patient=self.store_failed is not None)
+                if not concluded:
+                    with current_backend().scope(shield=True):
+                        await self._conclude(decided, result)
             finally:
                 if self.host.active.get(self.run_id) is self:
                     del self.host.active[self.run_id]
                 self.done.set()
+
+    async def _conclude(
+        self, decided: tuple[RunStatus, str | None, str | None] | None, result: Any
+    ) -> None:
+        """Record the outcome, or hand the run back; called shielded from cancellation."""
+        if self.lost:
+            return  # another owner has the run now: write nothing more
+        if decided is not None:
+            if await self.finish(*decided) and decided[1] is not None:
+                self.value, self.succeeded = result, True
+            return
+        # Interrupted (shutdown): hand the run back, resumable at once. Patiently only when the
+        # store failed the run; an interrupt (Ctrl-C, a cancelled runtime) tries once, never
+        # waits out store_patience.
+        await self.release(patient=self.store_failed is not None)
 
     async def finish(self, status: RunStatus, output: str | None, error: str | None) -> bool:
         """Record the run's outcome (with anything not committed yet); ``True`` when recorded."""
@@ -599,7 +637,7 @@ class RunOwner:
                     since = current_backend().current_time()
                 if not self.host.retryable(exc, since):
                     self.store_failed = exc
-                    self.scope.cancel()
+                    self.interrupt()
                     raise
                 await current_backend().sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -608,7 +646,7 @@ class RunOwner:
                 if self.epoch != epoch:
                     continue  # this process claimed the run back meanwhile (carry_on)
                 self.lost = True
-                self.scope.cancel()
+                self.interrupt()
                 raise
             if stalled is not None:  # this write got through: the fault is gone, re-arm it
                 self.host.recovered(stalled)

@@ -297,7 +297,7 @@ class Runtime:
             with current_backend().scope(shield=exc_type is not None):
                 if exc_type is not None:
                     for active in list(self._active.values()):
-                        active.scope.cancel()
+                        active.interrupt()
                 for active in list(self._active.values()):
                     await active.done.wait()
             self._heartbeat_scope.cancel()
