@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import LeaseLostError
 from ._pages import MAX_PAGE, RunQuery, RunSummary, page_from_list
-from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord
+from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord, new_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -56,7 +56,7 @@ def _replace(run: RunRecord, changes: Mapping[str, object]) -> RunRecord:
     values = list(_run_values(run))
     for name, value in changes.items():
         values[_RUN_INDEX[name]] = value
-    return RunRecord(*values)
+    return new_run(*values)
 
 
 class _Transaction:

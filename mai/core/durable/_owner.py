@@ -48,7 +48,7 @@ from ._errors import (
     WorkflowNotFoundError,
 )
 from ._faults import fault_point
-from ._store import RunRecord, RunStatus, StepRecord
+from ._store import RunRecord, RunStatus, StepRecord, new_step
 from ._versioning import check_resumable
 
 if TYPE_CHECKING:
@@ -732,7 +732,7 @@ class RunOwner:
             result = await proceed()
             fault_point("after_body")
             output = _serde.dumps(result, what=lambda: f"the output of step {sid} ({module.name})")
-            record = StepRecord(
+            record = new_step(
                 self.run_id,
                 sid,
                 module.name,
@@ -782,7 +782,7 @@ class RunOwner:
         return f"{frame.step_id}.{index}" if frame.step_id else str(index)
 
     def _record(self, sid: str, name: str, kind: str, output: str, started: float) -> StepRecord:
-        return StepRecord(
+        return new_step(
             run_id=self.run_id,
             step_id=sid,
             name=name,

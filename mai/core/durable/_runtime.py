@@ -52,7 +52,7 @@ from ._memory import MemoryStore
 from ._owner import _HOST, Host, RunOwner, _live_owners, _owner_dead
 from ._results import cast_result
 from ._sqlite import SQLiteStore
-from ._store import RunRecord, RunStatus, Store
+from ._store import RunRecord, RunStatus, Store, new_run
 from ._trace import trace_of_run
 from ._urls import redact_url
 from ._versioning import plan_for
@@ -509,7 +509,7 @@ class Runtime:
             deadline_at = now + float(deadline)
         else:
             deadline_at = None
-        return RunRecord(
+        return new_run(
             run_id=run_id or uuid.uuid4().hex,
             workflow=name,
             ref=ref or self._ref_of(module),

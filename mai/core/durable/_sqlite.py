@@ -47,6 +47,7 @@ from ._store import (
     RunRecord,
     RunStatus,
     StepRecord,
+    new_step,
     run_from_row,
 )
 from ._urls import redact_url
@@ -142,7 +143,7 @@ def parse_url(url: str) -> tuple[Path, dict[str, str]]:
 
 
 def _row_to_step(r: tuple[Any, ...]) -> StepRecord:
-    return StepRecord(*r)
+    return new_step(*r)
 
 
 class SQLiteStore:
