@@ -53,7 +53,8 @@ from ._store import (
 from ._urls import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+    from contextlib import AbstractContextManager
 
 SCHEMA_VERSION = 2
 
@@ -144,6 +145,40 @@ def parse_url(url: str) -> tuple[Path, dict[str, str]]:
 
 def _row_to_step(r: tuple[Any, ...]) -> StepRecord:
     return new_step(*r)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (a class, not a generator: one per step commit)."""
+
+    __slots__ = ("conn", "store")
+
+    def __init__(self, store: SQLiteStore, conn: sqlite3.Connection) -> None:
+        self.store = store
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:  # locked or busy: wait it out (bounded), classify the rest
+            self.store._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        conn = self.conn
+        if exc_type is None:
+            try:
+                fault_point("inside_commit")
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as error:
+                    raise self.store._classify(error) from error
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            return
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 class SQLiteStore:
@@ -343,22 +378,9 @@ class SQLiteStore:
                 self._conn.close()
             self._conn = None
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error."""
-        conn = self.conn
-        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-        try:
-            yield
-            fault_point("inside_commit")
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise self._classify(exc) from exc
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
+        return _Transaction(self, self.conn)
 
     def now(self) -> float:
         """Epoch seconds (one process clock for SQLite: the wall clock unless one was given)."""
