@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import operator
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from ._errors import LeaseLostError
 from ._pages import MAX_PAGE, RunQuery, RunSummary, page_from_list
-from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord, new_run
+from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord, evolve_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -44,19 +43,6 @@ class _Data:
 
 
 _MISSING = object()
-
-
-_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))
-_RUN_INDEX = {name: i for i, name in enumerate(_RUN_FIELDS)}
-_run_values = operator.attrgetter(*_RUN_FIELDS)
-
-
-def _replace(run: RunRecord, changes: Mapping[str, object]) -> RunRecord:
-    """``dataclasses.replace(run, **changes)`` in a third of its time (three per short run)."""
-    values = list(_run_values(run))
-    for name, value in changes.items():
-        values[_RUN_INDEX[name]] = value
-    return new_run(*values)
 
 
 class _Transaction:
@@ -141,7 +127,7 @@ class MemoryStore:
             if existing is not None:
                 return existing, False
             now = self.now()
-            stored = _replace(record, {"created_at": record.created_at or now, "updated_at": now})
+            stored = evolve_run(record, {"created_at": record.created_at or now, "updated_at": now})
             self._data.set(self._data.runs, record.run_id, stored)
             return stored, True
 
@@ -158,7 +144,7 @@ class MemoryStore:
 
     def _update(self, run_id: str, **changes: object) -> RunRecord:
         changes["updated_at"] = self.now()
-        run = _replace(self._data.runs[run_id], changes)
+        run = evolve_run(self._data.runs[run_id], changes)
         self._data.set(self._data.runs, run_id, run)
         return run
 

@@ -47,6 +47,7 @@ from ._store import (
     RunRecord,
     RunStatus,
     StepRecord,
+    evolve_run,
     new_step,
     run_from_row,
 )
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractContextManager
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -118,7 +119,24 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (run_id, seq)
     ) WITHOUT ROWID;
     """,
+    # Plans stored once per plan hash, not in every run's row (a 10-step plan is ~5 KB: each
+    # run wrote it, then rewrote it with its claim and its outcome). Rows written before keep
+    # their plan inline; a row whose plan is '' has it here.
+    3: """
+    CREATE TABLE IF NOT EXISTS mai_plans (
+        plan_hash TEXT PRIMARY KEY,
+        plan TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 }
+
+#: A run row in ``RUN_COLUMNS`` order, its plan from ``mai_plans`` when not kept inline.
+_RUN_SELECT = RUN_COLUMNS.replace(
+    " plan,",
+    " coalesce(nullif(plan, ''), (SELECT p.plan FROM mai_plans p"
+    " WHERE p.plan_hash = mai_runs.plan_hash), ''),",
+    1,
+)
 
 _LIVE = ("PENDING", "RUNNING")
 
@@ -162,20 +180,24 @@ class _Transaction:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error:  # locked or busy: wait it out (bounded), classify the rest
             self.store._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        self.store._in_transaction = []
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        conn = self.conn
+        conn, store = self.conn, self.store
+        plans, store._in_transaction = store._in_transaction, None
         if exc_type is None:
             try:
                 fault_point("inside_commit")
                 try:
                     conn.execute("COMMIT")
                 except sqlite3.Error as error:
-                    raise self.store._classify(error) from error
+                    raise store._classify(error) from error
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
+            if plans:
+                store._plans.update(plans)
             return
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
@@ -203,6 +225,10 @@ class SQLiteStore:
         self.synchronous = sync
         self.busy_seconds = float(opts.get("busy_timeout", "10"))
         self._conn: sqlite3.Connection | None = None
+        #: Plans known to be committed in ``mai_plans``, by hash (see :meth:`_plan_shared`).
+        self._plans: dict[str, str] = {}
+        #: Plans stored by the open transaction, remembered once it commits.
+        self._in_transaction: list[tuple[str, str]] | None = None
 
     # -- errors and retries --------------------------------------------------------------------
 
@@ -397,9 +423,35 @@ class SQLiteStore:
 
     # -- runs ----------------------------------------------------------------------------------
 
+    def _plan_shared(self, plan_hash: str, plan: str) -> bool:
+        """Whether ``plan`` is (now) stored in ``mai_plans`` under ``plan_hash``.
+
+        ``False`` when another plan text holds that hash (a record made by hand): the run
+        keeps its plan inline then. Plans known to be committed are remembered per store.
+        """
+        known = self._plans.get(plan_hash)
+        if known is not None and (known is plan or known == plan):
+            return True
+        cur = self._x(
+            "INSERT INTO mai_plans (plan_hash, plan) VALUES (?, ?) "
+            "ON CONFLICT (plan_hash) DO NOTHING",
+            (plan_hash, plan),
+        )
+        if cur.rowcount != 1:
+            row = self._x(
+                "SELECT plan = ? FROM mai_plans WHERE plan_hash = ?", (plan, plan_hash)
+            ).fetchone()
+            if not (row and row[0]):
+                return False
+        if self._in_transaction is not None:  # remembered once that transaction commits
+            self._in_transaction.append((plan_hash, plan))
+        return True
+
     def create_run(self, record: RunRecord) -> tuple[RunRecord, bool]:
         """Insert the run unless its id exists; return the stored run and whether it is new."""
         now = self.now()
+        plan = record.plan
+        inline = plan if not plan or not self._plan_shared(record.plan_hash, plan) else ""
         cur = self._x(
             f"INSERT INTO mai_runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 20)}) "  # noqa: S608 - constant columns
             "ON CONFLICT (run_id) DO NOTHING",
@@ -408,7 +460,7 @@ class SQLiteStore:
                 record.workflow,
                 record.ref,
                 record.plan_hash,
-                record.plan,
+                inline,
                 record.input,
                 str(record.status),
                 record.output,
@@ -426,25 +478,28 @@ class SQLiteStore:
                 record.trace_context,
             ),
         )
+        if cur.rowcount == 1:  # what it inserted, as get_run would read it back
+            changes = {"created_at": record.created_at or now, "updated_at": now}
+            return evolve_run(record, changes), True
         stored = self.get_run(record.run_id)
-        assert stored is not None  # noqa: S101 - just inserted or already there
-        return stored, cur.rowcount == 1
+        assert stored is not None  # noqa: S101 - there, since the insert found it
+        return stored, False
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return the run or ``None``."""
-        rows = self._read(f"SELECT {RUN_COLUMNS} FROM mai_runs WHERE run_id = ?", (run_id,))  # noqa: S608
+        rows = self._read(f"SELECT {_RUN_SELECT} FROM mai_runs WHERE run_id = ?", (run_id,))  # noqa: S608
         return run_from_row(rows[0]) if rows else None
 
     def list_runs(self, status: RunStatus | None = None, limit: int = 1000) -> list[RunRecord]:
         """Return runs, newest first."""
         if status is None:
             rows = self._read(
-                f"SELECT {RUN_COLUMNS} FROM mai_runs ORDER BY created_at DESC, run_id LIMIT ?",  # noqa: S608
+                f"SELECT {_RUN_SELECT} FROM mai_runs ORDER BY created_at DESC, run_id LIMIT ?",  # noqa: S608
                 (limit,),
             )
         else:
             rows = self._read(
-                f"SELECT {RUN_COLUMNS} FROM mai_runs WHERE status = ? "  # noqa: S608
+                f"SELECT {_RUN_SELECT} FROM mai_runs WHERE status = ? "  # noqa: S608
                 "ORDER BY created_at DESC, run_id LIMIT ?",
                 (str(RunStatus(status)), limit),
             )
