@@ -382,8 +382,10 @@ class Module(Generic[P, R]):
         """
         if frame.enforced or frame.deadline == _INF:
             frame.enforced = True
-            if body is None and self._mode == _ASYNC and self._cfg.plain:  # one attempt, no limit
-                out = await (self._fn or self.forward)(*args, **kwargs)
+            mode = self._mode
+            if body is None and mode != _THREAD and self._cfg.plain:  # one attempt, no limit
+                fn = self._fn or self.forward
+                out = await fn(*args, **kwargs) if mode == _ASYNC else fn(*args, **kwargs)
                 return self._spec.cast_return(self._cfg.name, out, frame.step_id)
             return await self._attempts(frame, args, kwargs, body)
         backend = frame.run.backend  # type: ignore[union-attr]
