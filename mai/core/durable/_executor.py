@@ -50,11 +50,21 @@ if TYPE_CHECKING:
 
 _STOP = object()
 _QUEUED = object()
+_UNKNOWN = object()
 _MAX_BATCH = 2000
 
 
 #: Seconds of store calls made on the event loop's thread between two real yields to it.
 _SLICE = 0.001
+
+
+def _trio_or_none() -> Any:
+    """The ``trio`` module when called from Trio, else ``None`` (asyncio, through anyio)."""
+    if sniffio.current_async_library() != "trio":
+        return None
+    import trio  # noqa: PLC0415
+
+    return trio
 
 
 class _Item:
@@ -98,8 +108,8 @@ class StoreExecutor:
         # A local store's lone call runs on the loop's thread when nothing else is ready there.
         self._local = isinstance(store, LocalStore) and store.local is True
         self._pending = 0
-        #: ``trio`` when the runtime runs under Trio (found in :meth:`start`), else ``None``.
-        self._trio: Any = None
+        #: ``trio`` when the calls come from Trio, else ``None`` (found on the first call).
+        self._trio: Any = _UNKNOWN
         #: When (``time.perf_counter``) a call made on the loop's thread last yielded to it.
         self._yielded = 0.0
         #: The task that last found the loop idle, and when (see :meth:`_idle`).
@@ -109,15 +119,7 @@ class StoreExecutor:
         self._busy = threading.Lock()
 
     def start(self) -> None:
-        """Start the store thread (from the event loop the store's calls will come from)."""
-        try:
-            library = sniffio.current_async_library()
-        except sniffio.AsyncLibraryNotFoundError:
-            library = None
-        if library == "trio":
-            import trio  # noqa: PLC0415
-
-            self._trio = trio
+        """Start the store thread."""
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._loop, name=f"mai-store {redact_url(self.store.url)}", daemon=True
@@ -258,6 +260,8 @@ class StoreExecutor:
 
     async def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], *, write: bool) -> Any:
         trio = self._trio
+        if trio is _UNKNOWN:
+            trio = self._trio = _trio_or_none()
         if self._inline or (
             write and self._local and trio is not None and not self._pending and self._idle(trio)
         ):
