@@ -532,6 +532,78 @@ def test_a_broken_plugin_never_breaks_import_mai(installed_plugin):
     assert proc.stdout.strip() == "[]"
 
 
+_UNDECLARED_RUN = """
+import sys, trio, mai
+
+@mai.module
+async def one(x: int) -> int:
+    return x + 1
+
+assert trio.run(one, 1) == 2
+assert "mai.tracers" in mai.core.plugins._discovered
+print("importlib.metadata" in sys.modules)
+"""
+
+
+def test_a_group_no_distribution_declares_costs_no_metadata_parsing(tmp_path):
+    """A first run discovers mai.tracers; with none declared, importlib.metadata never loads."""
+    proc = _python(tmp_path, _UNDECLARED_RUN)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_a_declared_group_is_read_through_importlib_metadata(installed_plugin):
+    """With a distribution declaring mai.tracers on the path, discovery parses the metadata."""
+    proc = _python(installed_plugin, _UNDECLARED_RUN)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
+
+
+def _dist_info(site: Path, name: str, text: str) -> None:
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(text)
+
+
+def test_the_declaration_scan_sees_a_distribution_installed_later(tmp_path, monkeypatch):
+    """The scan is cached per directory but a distribution added afterwards is seen."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert not registry._may_declare("mai.example")
+    _dist_info(site, "late-plugin", "[mai.example]\nthing = late_plugin:thing\n")
+    os.utime(site, ns=(0, site.stat().st_mtime_ns + 1_000_000))  # same-tick writes
+    assert registry._may_declare("mai.example")
+    assert [ep.name for ep in registry._entry_points("mai.example")] == ["thing"]
+
+
+def test_what_the_scan_cannot_read_is_left_to_importlib_metadata(tmp_path, monkeypatch):
+    """A zip or an egg on sys.path, or a custom distribution finder: the scan answers maybe."""
+    assert not registry._may_declare("mai.nobody")
+    archive = tmp_path / "plugins.zip"
+    archive.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip archive
+    with monkeypatch.context() as m:
+        m.syspath_prepend(str(archive))
+        assert registry._may_declare("mai.nobody")
+    with monkeypatch.context() as m:
+        m.syspath_prepend(str(tmp_path / "old.egg"))
+        assert registry._may_declare("mai.nobody")
+
+    class Finder:
+        """A meta-path finder that also provides distributions."""
+
+        def find_spec(self, *args: object) -> None:
+            return None
+
+        def find_distributions(self, *args: object) -> list[object]:
+            return []
+
+    with monkeypatch.context() as m:
+        m.setattr(sys, "meta_path", [*sys.meta_path, Finder()])
+        assert registry._may_declare("mai.nobody")
+
+
 def test_plugin_warning_points_at_the_callers_code(entry_points):
     """A PluginWarning is attributed to the user's line that triggered discovery, not to mai."""
     entry_points["mai.tracers"] = [_ep("mai.tracers", "junk", "fake_plugins_missing:thing")]

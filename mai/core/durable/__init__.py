@@ -1,5 +1,9 @@
 """The durable runtime: checkpointed steps, replay, resume, timers and events."""
 
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from ._astore import AsyncStore as AsyncStore
 from ._astore import ExecutorStore as ExecutorStore
 from ._errors import DurableError as DurableError
@@ -57,6 +61,26 @@ from ._trace import trace_of_run as trace_of_run
 from ._urls import redact_text as redact_text
 from ._urls import redact_url as redact_url
 from ._versioning import plan_for as plan_for
-from ._worker import Worker as Worker
-from ._worker import load_app as load_app
-from ._worker import run_worker as run_worker
+
+if _TYPE_CHECKING:
+    from ._worker import Worker as Worker
+    from ._worker import load_app as load_app
+    from ._worker import run_worker as run_worker
+
+# Loaded on first use: a process that only runs workflows needs no worker machinery.
+_LAZY = {"Worker": "._worker", "load_app": "._worker", "run_worker": "._worker"}
+
+
+def __getattr__(name: str) -> _Any:
+    """Import a lazily exported name on first use and cache it in the package's namespace."""
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(target, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """List the package's attributes, the lazily loaded names included."""
+    return sorted(set(globals()) | set(_LAZY))

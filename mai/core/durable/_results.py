@@ -25,7 +25,6 @@ from mai._composites import (
     Sequential,
 )
 from mai._errors import CastError
-from mai.core.graph._nodes import NODE
 
 if TYPE_CHECKING:
     from mai._module import Module
@@ -80,7 +79,7 @@ def cast_result(module: Module[..., Any], value: Any) -> Any:
         out: dict[str, Any] = {}
         for key, source in outputs:
             if key in value:
-                node = nodes[source.value] if source.kind == NODE else None
+                node = nodes[source.value] if source.from_node else None
                 out[key] = (
                     _typed(node.output_type, value[key], module.name)
                     if node is not None

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_json
 
-from mai.core.tracing import Span, TraceHandle
+from mai.core import tracing
 
 from . import _serde
 
 if TYPE_CHECKING:
+    from mai.core.tracing import TraceHandle
+
     from ._store import RunRecord, StepRecord
 
 
@@ -175,7 +177,7 @@ def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
         row = rows[sid]
         parent = _parent(sid)
         spans.append(
-            Span(
+            tracing.Span(  # the span classes load on first use, not with the runtime
                 name=row["name"],
                 step_id=sid,
                 parent_step_id=parent,
@@ -192,4 +194,4 @@ def trace_of_run(run: RunRecord, steps: list[StepRecord]) -> TraceHandle:
                 attributes=row.get("attributes"),
             )
         )
-    return TraceHandle(spans, run_id=run.run_id)
+    return tracing.TraceHandle(spans, run_id=run.run_id)

@@ -30,6 +30,11 @@ class Source:
         self.kind = kind
         self.value = value
 
+    @property
+    def from_node(self) -> bool:
+        """Whether the argument is another node's output (``value`` is then the node's index)."""
+        return self.kind == NODE
+
 
 class InputSpec:
     """A graph input: name, annotation, default and the caster applied on entry."""
