@@ -343,8 +343,9 @@ class Module(Generic[P, R]):
     async def _run_frame(self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """Run a call whose frame :meth:`_enter` built."""
         token = current_frame.set(frame)
+        chain = frame.run.interceptors  # type: ignore[union-attr]
         try:
-            if self._fast(frame):
+            if not chain and frame.enforced and self._cfg.plain:  # nothing to intercept, enforce
                 mode = self._mode
                 fn = self._fn or self.forward
                 if mode == _ASYNC:
@@ -358,13 +359,13 @@ class Module(Generic[P, R]):
                     result = rc.cast(result, self._cfg.name, "return value", frame.step_id)
                 return result  # type: ignore[no-any-return]
             # Interceptors (if any), then the deadline scope, retries and concurrency limit.
-            chain = frame.run.interceptors  # type: ignore[union-attr]
             if not chain:
                 return await self._execute(frame, args, kwargs)  # type: ignore[no-any-return]
             proceed = functools.partial(self._execute, frame, args, kwargs)
             call = Call(self, frame, args, kwargs)
-            for outer in reversed(chain[1:]):
-                proceed = functools.partial(outer, call, proceed)
+            if len(chain) > 1:
+                for outer in reversed(chain[1:]):
+                    proceed = functools.partial(outer, call, proceed)
             return await chain[0](call, proceed)  # type: ignore[no-any-return]
         except BaseException as exc:
             _tag_cancelled(frame, exc)

@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from ._store import Store
 
 _STOP = object()
-_QUEUED = object()
 _UNKNOWN = object()
 _MAX_BATCH = 2000
 
@@ -175,19 +174,6 @@ class StoreExecutor:
         self._idle_task, self._idle_at = task, now
         return True
 
-    def _run_inline(self, fn: Callable[..., Any], args: tuple[Any, ...], *, write: bool) -> Any:
-        """Run one call in the calling thread when nothing is queued; ``_QUEUED`` otherwise.
-
-        The call is a batch of one (:meth:`_run_one`): the same transaction, crash points and
-        error handling as on the store thread. ``_busy`` keeps the store thread out meanwhile.
-        """
-        if self._pending or not self._busy.acquire(blocking=False):
-            return _QUEUED
-        try:
-            return self._run_one(fn, args, write)
-        finally:
-            self._busy.release()
-
     async def _pace(self) -> None:
         """Yield to the scheduler after calls made on the loop's thread for ``_SLICE``.
 
@@ -262,14 +248,19 @@ class StoreExecutor:
         trio = self._trio
         if trio is _UNKNOWN:
             trio = self._trio = _trio_or_none()
-        if self._inline or (
-            write and self._local and trio is not None and not self._pending and self._idle(trio)
+        if (
+            not self._pending
+            and (self._inline or (write and self._local and trio is not None and self._idle(trio)))
+            and self._busy.acquire(blocking=False)  # the store thread is not running a batch
         ):
-            done = self._run_inline(fn, args, write=write)
-            if done is not _QUEUED:
-                if time.perf_counter() - self._yielded >= _SLICE:
-                    await self._pace()
-                return done
+            # On this thread, as a batch of one: the same transaction, crash points and errors.
+            try:
+                done = self._run_one(fn, args, write)
+            finally:
+                self._busy.release()
+            if time.perf_counter() - self._yielded >= _SLICE:
+                await self._pace()
+            return done
         if trio is not None:
             task = trio.lowlevel.current_task()
             token = trio.lowlevel.current_trio_token()

@@ -335,21 +335,28 @@ class MemoryStore:
 
     def put_step(self, record: StepRecord, owner: str, epoch: int) -> bool:
         """Commit once; fenced."""
-        with self._data.lock:
-            if not self._owns(record.run_id, owner, epoch):
+        d = self._data
+        with d.lock:
+            run = d.runs.get(record.run_id)
+            if (
+                run is None
+                or run.owner != owner
+                or run.epoch != epoch
+                or run.status != RunStatus.RUNNING
+            ):
                 raise LeaseLostError(
                     f"run {record.run_id!r}: step {record.step_id} not recorded, this process "
                     f"(epoch {epoch}) no longer owns the run",
                     run_id=record.run_id,
                     step_id=record.step_id,
                 )
-            steps = self._data.steps.get(record.run_id)
+            steps = d.steps.get(record.run_id)
             if steps is None:
                 steps = {}
-                self._data.set(self._data.steps, record.run_id, steps)
+                d.set(d.steps, record.run_id, steps)
             if record.step_id in steps:
                 return False
-            self._data.set(steps, record.step_id, record)
+            d.set(steps, record.step_id, record)
             return True
 
     # -- events --------------------------------------------------------------------------------

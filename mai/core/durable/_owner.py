@@ -392,6 +392,7 @@ class RunOwner:
         self.waiters: dict[str, anyio.Event] = {}
         #: Set once the run gets somewhere in this attempt (a new commit, or a durable wait).
         self.progressed = current_backend().event()
+        self.moved = False  # ``progressed.is_set()``, read on every commit
         #: Steps whose body is executing now (a second call of the same step waits for it).
         self.inflight: dict[str, anyio.Event | None] = {}
         #: Steps whose body finished but whose commit has not landed yet.
@@ -654,7 +655,7 @@ class RunOwner:
                 self.pending = [r for r in self.pending if r not in pending]
             self.uncommitted.pop(record.step_id, None)
             self.recorded[record.step_id] = record
-            if not self.progressed.is_set():
+            if not self.moved:
                 await self.note_progress()
             return
 
@@ -664,8 +665,9 @@ class RunOwner:
         Called on the first new commit and on entering a durable wait. When the run had been
         started before without progress, its count of starts without progress is reset.
         """
-        if self.progressed.is_set():
+        if self.moved:
             return
+        self.moved = True
         self.progressed.set()
         if self.record.attempts > 1:
             try:
@@ -686,7 +688,7 @@ class RunOwner:
         if isinstance(module, Composite):
             return await proceed()
         sid = frame.step_id
-        input_text = _serde.fingerprint({"args": call.args, "kwargs": call.kwargs})
+        input_text = _serde.fingerprint_call(call.args, call.kwargs)
         while True:
             recorded = self.recorded.get(sid)
             if recorded is not None:

@@ -44,6 +44,16 @@ def _opaque(value: Any) -> str:
     return f"<{type(value).__module__}.{type(value).__qualname__}>"
 
 
+def fingerprint_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """``fingerprint({"args": args, "kwargs": kwargs})``, the same text, built in parts."""
+    try:
+        head = to_json(args).decode()
+        tail = to_json(kwargs).decode() if kwargs else "{}"
+    except (PydanticSerializationError, TypeError, ValueError):
+        return fingerprint({"args": args, "kwargs": kwargs})
+    return f'{{"args":{head},"kwargs":{tail}}}'
+
+
 def fingerprint(value: Any) -> str:
     """JSON of ``value`` for the replay check; never fails.
 
