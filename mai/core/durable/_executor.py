@@ -306,9 +306,11 @@ class StoreExecutor:
                     break
                 batch.append(item)  # type: ignore[arg-type]
             with self._busy:
-                self._run_batch(batch)
+                answers = self._run_batch(batch)
             with self._lock:
                 self._pending -= len(batch)
+            for item, answer in answers:
+                item.deliver(answer)
             if stop:
                 return
 
@@ -338,15 +340,21 @@ class StoreExecutor:
         done = store.put_step_batch([item.args for item in items])
         return {item for item, ok in zip(items, done, strict=True) if ok}
 
-    def _run_batch(self, batch: list[_Item]) -> None:
+    def _run_batch(self, batch: list[_Item]) -> list[tuple[_Item, outcome.Outcome[Any]]]:
+        """Run a batch (its writes in one transaction); return each item's answer.
+
+        The answers are delivered by the caller once the executor is idle again, so a task
+        woken by its answer finds nothing pending (its next lone write can run inline).
+        """
+        answers: list[tuple[_Item, outcome.Outcome[Any]]] = []
         writes: list[_Item] = []
         for item in batch:
             if item.write:
                 writes.append(item)
             else:
-                item.deliver(outcome.capture(item.fn, *item.args))
+                answers.append((item, outcome.capture(item.fn, *item.args)))
         if not writes:
-            return
+            return answers
         give_up: float | None = None
         # A lone write that the store can make atomic with one statement skips BEGIN/COMMIT
         # (two network round trips on a database server); see ``runs_alone`` in stores.
@@ -376,16 +384,14 @@ class StoreExecutor:
                 if getattr(exc, "retryable", False) and now < give_up:
                     time.sleep(0.05)
                     continue
-                for item in writes:
-                    item.deliver(outcome.Error(exc))
-                return
+                answers += [(item, outcome.Error(exc)) for item in writes]
+                return answers
             except BaseException as exc:  # every waiter must be woken with the error
-                for item in writes:
-                    item.deliver(outcome.Error(exc))
-                return
+                answers += [(item, outcome.Error(exc)) for item in writes]
+                return answers
             break
         self.commits += 1
         self.writes += len(writes)
         fault_point("after_commit")
-        for item, result in zip(writes, results, strict=True):
-            item.deliver(result)
+        answers += zip(writes, results, strict=True)
+        return answers

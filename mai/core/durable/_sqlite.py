@@ -137,6 +137,18 @@ _RUN_SELECT = RUN_COLUMNS.replace(
     " WHERE p.plan_hash = mai_runs.plan_hash), ''),",
     1,
 )
+#: The statements of every run, built once (not formatted per call).
+_CREATE_RUN = (
+    f"INSERT INTO mai_runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 20)}) "  # noqa: S608 - constant columns
+    "ON CONFLICT (run_id) DO NOTHING"
+)
+_GET_RUN = f"SELECT {_RUN_SELECT} FROM mai_runs WHERE run_id = ?"  # noqa: S608 - constant columns
+_PUT_STEP = (
+    f"INSERT INTO mai_steps ({STEP_COLUMNS}) "  # noqa: S608 - constant columns
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM mai_runs "
+    "WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'RUNNING') "
+    "ON CONFLICT (run_id, step_id) DO NOTHING"
+)
 
 _LIVE = ("PENDING", "RUNNING")
 
@@ -453,8 +465,7 @@ class SQLiteStore:
         plan = record.plan
         inline = plan if not plan or not self._plan_shared(record.plan_hash, plan) else ""
         cur = self._x(
-            f"INSERT INTO mai_runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 20)}) "  # noqa: S608 - constant columns
-            "ON CONFLICT (run_id) DO NOTHING",
+            _CREATE_RUN,
             (
                 record.run_id,
                 record.workflow,
@@ -487,7 +498,7 @@ class SQLiteStore:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return the run or ``None``."""
-        rows = self._read(f"SELECT {_RUN_SELECT} FROM mai_runs WHERE run_id = ?", (run_id,))  # noqa: S608
+        rows = self._read(_GET_RUN, (run_id,))
         return run_from_row(rows[0]) if rows else None
 
     def list_runs(self, status: RunStatus | None = None, limit: int = 1000) -> list[RunRecord]:
@@ -687,10 +698,7 @@ class SQLiteStore:
         """Commit the step once; fenced by ``(owner, epoch)``."""
         r = record
         cur = self._x(
-            f"INSERT INTO mai_steps ({STEP_COLUMNS}) "  # noqa: S608
-            "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM mai_runs "
-            "WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'RUNNING') "
-            "ON CONFLICT (run_id, step_id) DO NOTHING",
+            _PUT_STEP,
             (
                 r.run_id,
                 r.step_id,
