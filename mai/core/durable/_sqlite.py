@@ -182,9 +182,9 @@ class _Transaction:
 
     __slots__ = ("conn", "store")
 
-    def __init__(self, store: SQLiteStore, conn: sqlite3.Connection) -> None:
+    def __init__(self, store: SQLiteStore, conn: sqlite3.Cursor) -> None:
         self.store = store
-        self.conn = conn
+        self.conn = conn  # a cursor kept by the store (one object fewer per statement)
 
     def __enter__(self) -> None:
         conn = self.conn
@@ -237,6 +237,8 @@ class SQLiteStore:
         self.synchronous = sync
         self.busy_seconds = float(opts.get("busy_timeout", "10"))
         self._conn: sqlite3.Connection | None = None
+        #: A cursor for the per-step statements (no new cursor object per statement).
+        self._cursor: sqlite3.Cursor | None = None
         #: Plans known to be committed in ``mai_plans``, by hash (see :meth:`_plan_shared`).
         self._plans: dict[str, str] = {}
         #: Plans stored by the open transaction, remembered once it commits.
@@ -414,11 +416,14 @@ class SQLiteStore:
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
-            self._conn = None
+            self._conn = self._cursor = None
 
     def transaction(self) -> AbstractContextManager[None]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error."""
-        return _Transaction(self, self.conn)
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self.conn.cursor()
+        return _Transaction(self, cursor)
 
     def now(self) -> float:
         """Epoch seconds (one process clock for SQLite: the wall clock unless one was given)."""
@@ -697,26 +702,30 @@ class SQLiteStore:
     def put_step(self, record: StepRecord, owner: str, epoch: int) -> bool:
         """Commit the step once; fenced by ``(owner, epoch)``."""
         r = record
-        cur = self._x(
-            _PUT_STEP,
-            (
-                r.run_id,
-                r.step_id,
-                r.name,
-                r.kind,
-                r.input,
-                r.output,
-                r.format,
-                r.started_at,
-                r.finished_at,
-                r.attempts,
-                r.worker,
-                r.run_id,
-                owner,
-                epoch,
-            ),
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self.conn.cursor()
+        params = (
+            r.run_id,
+            r.step_id,
+            r.name,
+            r.kind,
+            r.input,
+            r.output,
+            r.format,
+            r.started_at,
+            r.finished_at,
+            r.attempts,
+            r.worker,
+            r.run_id,
+            owner,
+            epoch,
         )
-        if cur.rowcount == 1:
+        try:
+            cursor.execute(_PUT_STEP, params)
+        except sqlite3.Error as exc:
+            raise self._classify(exc) from exc
+        if cursor.rowcount == 1:
             return True
         owned = self._x(
             "SELECT 1 FROM mai_runs WHERE run_id = ? AND owner = ? AND epoch = ? "
