@@ -111,6 +111,8 @@ CRASH_CASES = [
     ("before_body", 4),
     ("after_body", 1),
     ("after_body", 4),
+    ("inside_transaction", 1),  # the schema migration of the fresh file
+    ("inside_transaction", 4),
     ("inside_commit", 1),  # the schema migration of the fresh file
     ("inside_commit", 3),
     ("inside_commit", 8),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import trio
 
 import mai
 from mai.core.durable import MemoryStore
@@ -62,3 +65,67 @@ async def test_each_executing_run_has_one_owner_that_is_its_durability() -> None
         assert isinstance(owner, RunOwner)
         assert await handle.result() == 3
     assert seen == [owner, owner]
+
+
+async def test_a_renewal_refused_while_the_outcome_is_written_is_not_a_lost_lease() -> None:
+    """Refused while finishing (the outcome landed first): not lost; refused before: lost."""
+    gate = trio.Event()
+
+    @mai.module
+    async def held(x: int) -> int:
+        await gate.wait()
+        return x
+
+    async with mai.Runtime(MemoryStore()) as rt:
+        store = rt.store
+        refused = {"yes": False}
+        renew = store.renew_lease
+
+        def renew_lease(run_id: str, owner: str, epoch: int, lease: float) -> bool:
+            return False if refused["yes"] else renew(run_id, owner, epoch, lease)
+
+        store.renew_lease = renew_lease  # type: ignore[method-assign]
+        handle = await rt.start(held, 1, run_id="held")
+        owner = rt._active["held"]
+        refused["yes"] = True
+        owner.finishing = True  # what drive sets before it writes the outcome
+        await owner.renew()
+        assert (owner.lost, owner.scope.cancel_called) == (False, False)
+        owner.finishing = False
+        await owner.renew()  # refused while the run is executing: its lease is gone
+        assert (owner.lost, owner.scope.cancel_called) == (True, True)
+        with trio.fail_after(30):
+            await owner.done.wait()  # cancelled; a lost run writes nothing more
+        assert store.get_run(handle.run_id).status == mai.RunStatus.RUNNING
+
+
+async def test_a_heartbeat_renews_every_run_together(autojump_clock: Any) -> None:
+    """One beat renews all the runs executing here at once, not one after another."""
+    gate = trio.Event()
+    renewing: list[str] = []
+    at_once: list[int] = []
+
+    @mai.module
+    async def held(x: int) -> int:
+        await gate.wait()
+        return x
+
+    async with mai.Runtime(MemoryStore(), lease=3.0) as rt:
+        assert rt._host is not None
+        handles = [await rt.start(held, i, run_id=f"hb{i}") for i in range(5)]
+        for owner in rt._active.values():
+
+            async def renew(owner: RunOwner = owner, plain: Any = owner.renew) -> None:
+                renewing.append(owner.run_id)
+                at_once.append(len(renewing))
+                await trio.sleep(0.5)  # a slow store: the others must not wait for this one
+                await plain()
+                renewing.remove(owner.run_id)
+
+            owner.renew = renew  # type: ignore[method-assign]
+        with trio.fail_after(30):
+            while len(at_once) < 5:  # noqa: ASYNC110 - waiting for one beat (virtual time)
+                await trio.sleep(0.1)
+        assert max(at_once) == 5  # all five renewals were under way together
+        gate.set()
+        assert [await h.result() for h in handles] == [0, 1, 2, 3, 4]

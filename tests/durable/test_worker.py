@@ -30,6 +30,26 @@ async def slow_pair(x: int) -> int:
     return await inc(x)
 
 
+BODIES: list[int] = []
+PAUSED: list[int] = []
+
+
+@mai.module
+async def noted(x: int) -> int:
+    """One step that notes each execution of its body."""
+    BODIES.append(x)
+    return x + 1
+
+
+@mai.module
+async def noted_pair(x: int) -> int:
+    """Two noted steps with a pause between them."""
+    x = await noted(x)
+    PAUSED.append(x)
+    await trio.sleep(30)
+    return await noted(x)
+
+
 async def test_worker_executes_submitted_runs_on_sqlite(tmp_path: Path):
     """Runs submitted to a SQLite store are claimed and executed by a worker in this process."""
     url = f"sqlite:///{tmp_path / 'w.db'}"
@@ -59,6 +79,52 @@ async def test_a_cancelled_worker_hands_its_runs_back(tmp_path: Path):
         run = await client.get("slow")
         assert (run.status, run.owner, run.attempts) == (RunStatus.PENDING, None, 0)
         assert [s.name for s in await client.steps("slow")] == ["inc"]
+
+
+async def test_a_first_claim_reads_no_steps_and_a_claim_back_replays_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A run claimed for the first time (epoch 1) is not read back; claimed again, it replays."""
+    from mai.core.durable._sqlite import SQLiteStore
+
+    read: list[str] = []  # by the workers' stores (not the client's own reads)
+    load_steps = SQLiteStore.load_steps
+    clients: list[object] = []
+
+    def counted(self: SQLiteStore, run_id: str) -> list[mai.core.durable.StepRecord]:
+        if self not in clients:
+            read.append(run_id)
+        return load_steps(self, run_id)
+
+    monkeypatch.setattr(SQLiteStore, "load_steps", counted)
+    BODIES.clear()
+    PAUSED.clear()
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    async with mai.Runtime(url) as client:
+        clients.append(client.store)
+        fresh = await client.submit(inc, 1, run_id="fresh")
+        await client.submit(noted_pair, 1, run_id="pair")
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                worker = mai.Worker(url, workflows=[inc, noted_pair], poll_interval=0.05)
+                await nursery.start(worker.run)
+                assert await fresh.result() == 2
+                while not PAUSED:  # noqa: ASYNC110 - polling what the workflow did
+                    await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()  # "pair" is handed back after its first step
+            assert read == []  # both were first claims: nothing to read back
+            assert BODIES == [1]
+            async with trio.open_nursery() as nursery:
+                worker = mai.Worker(url, workflows=[noted_pair], poll_interval=0.05)
+                await nursery.start(worker.run)
+                while len(PAUSED) < 2:  # noqa: ASYNC110 - polling what the workflow did
+                    await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
+        run = await client.async_store.get_run("pair")
+        assert run is not None and run.epoch == 2  # noqa: PT018
+        assert read == ["pair"]  # claimed again (epoch 2): its steps were read back
+        assert BODIES == [1]  # and the recorded step replayed, not run again
+        assert PAUSED == [2, 2]
 
 
 def test_worker_identity_is_name_plus_incarnation():

@@ -71,6 +71,21 @@ async def chain8(run: str) -> int:
 
 
 @mai.module
+async def clocked(run: str) -> int:
+    """Twenty steps, each after a ``mai.now()`` reading: every step commits in a transaction.
+
+    The reading is committed with the step that follows it, both in one transaction whose
+    first statement share-locks the run's row (on PostgreSQL): a fault test can stop the
+    worker there, holding that lock.
+    """
+    x = 0
+    for i in range(20):
+        mai.now()
+        x = await step(run, i, x)
+    return x
+
+
+@mai.module
 async def suicide(run: str, i: int, x: int) -> int:
     """A step that kills its own process with SIGKILL, every time it runs."""
     ledger_append(run)
@@ -92,7 +107,7 @@ async def napper(run: str) -> int:
     return await step(run, 0, 0)
 
 
-WORKFLOWS = {m.name: m for m in (chain20, chain5, chain8, poison, napper)}
+WORKFLOWS = {m.name: m for m in (chain20, chain5, chain8, clocked, poison, napper)}
 """The workflows a worker registers, by name."""
 
 STEPS = {"chain20": 20, "chain5": 5, "chain8": 8, "napper": 1}

@@ -9,6 +9,7 @@ Serves the workflows of ``tests/durable/workflows.py`` with :meth:`mai.Worker.se
 ``open <pid>`` once the store is open and the worker claims, drains on SIGTERM and exits 0.
 ``--otel FILE`` installs an OpenTelemetry SDK tracer provider that appends every finished
 span to FILE as one JSON line (trace id, span id, parent span id, name, step id, pid).
+A test may set ``MAI_PAUSE_AT`` or ``MAI_CRASH_AT`` (see ``tests/durable/crashhook.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "durable"))
+
+import crashhook
 
 import mai
 
@@ -82,4 +85,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    crashhook.install_from_env()  # a fault test's hook (MAI_PAUSE_AT); mai reads no variable
     sys.exit(main())

@@ -42,8 +42,10 @@ __all__ = [
     "StepRow",
     "check_ledger",
     "check_succeeded",
+    "locked_runs",
     "read_ledger",
     "runs",
+    "sessions",
     "steps",
     "submit",
     "wait_until",
@@ -81,6 +83,32 @@ def steps(url: str) -> dict[str, dict[str, StepRow]]:
     for r in _query(url, f"SELECT {cols} FROM mai_steps"):  # noqa: S608
         out[r[0]][r[1]] = StepRow(*r)
     return dict(out)
+
+
+def sessions(url: str) -> str:
+    """The database's other sessions and their locks, one per line (for failure messages).
+
+    A session holding row locks while its client is stopped shows here: its state
+    (``idle in transaction``, or ``active`` waiting on ``ClientRead``), when its transaction
+    started, and the relation locks it holds.
+    """
+    rows = _query(
+        url,
+        "SELECT a.pid, a.state, a.wait_event, "
+        "round(extract(epoch from now() - a.xact_start)::numeric, 1), left(a.query, 60), "
+        "(SELECT string_agg(DISTINCT l.mode || ' ' || coalesce(l.relation::regclass::text, "
+        "l.locktype), ', ') FROM pg_locks l WHERE l.pid = a.pid) "
+        "FROM pg_stat_activity a WHERE a.datname = current_database() "
+        "AND a.pid <> pg_backend_pid() ORDER BY a.pid",
+    )
+    head = "pid | state | wait_event | transaction age (s) | query | locks"
+    return "\n".join([head, *(" | ".join(map(str, r)) for r in rows)])
+
+
+def locked_runs(url: str) -> set[str]:
+    """The runs whose rows another session has locked (those ``SKIP LOCKED`` passes over)."""
+    free = _query(url, "SELECT run_id FROM mai_runs FOR UPDATE SKIP LOCKED")
+    return set(runs(url)) - {r[0] for r in free}
 
 
 def submit(url: str, workflow: str, run_ids: list[str], queue: str = "default") -> None:
@@ -127,16 +155,20 @@ class Fleet:
     procs: list[Proc] = field(default_factory=list)
     killed: set[int] = field(default_factory=set)
 
-    def spawn(self, name: str, *args: str, wait: bool = True) -> Proc:
-        """Start ``pg_worker.py URL --name NAME *args``; wait for its ``open`` line."""
-        env = {k: v for k, v in os.environ.items() if k != "MAI_CRASH_AT"}
-        env.update({"LEDGER": str(self.ledger), "PYTHONUNBUFFERED": "1", **self.env})
+    def spawn(
+        self, name: str, *args: str, wait: bool = True, env: dict[str, str] | None = None
+    ) -> Proc:
+        """Start ``pg_worker.py URL --name NAME *args`` (``env``: this one's extra variables)."""
+        full = {k: v for k, v in os.environ.items() if k not in {"MAI_CRASH_AT", "MAI_PAUSE_AT"}}
+        full.update(
+            {"LEDGER": str(self.ledger), "PYTHONUNBUFFERED": "1", **self.env, **(env or {})}
+        )
         proc = subprocess.Popen(
             [sys.executable, str(WORKER), self.url, "--name", name, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             bufsize=0,
-            env=env,
+            env=full,
             cwd=REPO,
         )
         worker = Proc(proc, name)

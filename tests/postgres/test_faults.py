@@ -13,6 +13,7 @@ import random
 import re
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -20,8 +21,10 @@ from pgharness import (
     Fleet,
     check_all_succeeded,
     check_ledger,
+    locked_runs,
     read_ledger,
     runs,
+    sessions,
     steps,
     submit,
     wait_terminal,
@@ -33,8 +36,6 @@ from pgharness import (
 pytestmark = pytest.mark.xdist_group("pg-faults")
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from mai_postgres.testing import PostgresCluster
 
 
@@ -242,6 +243,71 @@ def test_a_paused_worker_is_fenced_after_it_wakes(pg_url, tmp_path: Path):
         wait_terminal(pg_url, run_ids, 60, fleet)
         check_all_succeeded(pg_url, run_ids, 20)
         committed = steps(pg_url)
+        late = [
+            (r, s.step_id)
+            for r in run_ids
+            for s in committed[r].values()
+            if pid_of(s.worker) == a.pid and s.step_id not in asleep.get(r, {})
+        ]
+        assert not late, f"writes of the paused worker were accepted after it woke: {late}"
+        wait_until(lambda: "mai.lease_lost" in _read(a), 30, "a to notice its lost leases")
+        check_fleet_ledger(fleet, {a.pid})
+    finally:
+        fleet.stop_all()
+
+
+def stopped(pid: int) -> bool:
+    """Whether the process is stopped (SIGSTOP): state ``T`` in ``/proc/PID/stat``."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "T"
+
+
+def test_a_worker_paused_inside_a_transaction_cannot_keep_its_runs(pg_url, tmp_path: Path):
+    """SIGSTOP a worker right after a transaction's first statement: b still takes every run."""
+    # Every commit of a `clocked` run is a transaction whose first statement locks the run's
+    # row; the claim's FOR UPDATE SKIP LOCKED skips locked rows, so a session the server never
+    # ends keeps those runs from every other worker, whatever their leases say. The server
+    # must end it (idle_in_transaction_session_timeout, shortened here to 1 s); then the
+    # fencing holds as for any paused owner: none of its writes lands after it wakes.
+    url = f"{pg_url}?options=-c%20idle_in_transaction_session_timeout%3D1000"
+    flag = tmp_path / "pause"
+    fleet = Fleet(url, tmp_path / "ledger.csv", env={"STEP_SLEEP": "0.1"})
+    run_ids = ids(4)
+
+    def step_rows(run: str) -> list[str]:
+        return [s.step_id for s in steps(url).get(run, {}).values() if s.name == "step"]
+
+    try:
+        pause = {"MAI_PAUSE_AT": f"inside_transaction:{flag}"}
+        a = fleet.spawn("a", "--lease", "1.5", "--concurrency", "4", "--poll", "0.2", env=pause)
+        submit(url, "clocked", run_ids)
+        wait_until(lambda: all(len(step_rows(r)) >= 2 for r in run_ids), 30, "a to start")
+        flag.touch()  # a stops in its next transaction, a step commit of one of its runs
+        wait_until(lambda: stopped(a.pid), 30, "a to pause inside a transaction")
+        assert flag.read_text() == "paused inside_transaction\n"
+        held, locked, before = sessions(url), locked_runs(url), runs(url)
+        assert all(pid_of(before[r].owner) == a.pid for r in run_ids), before
+        assert all(before[r].status == "RUNNING" for r in run_ids), before
+        asleep = steps(url)
+        b = fleet.spawn("b", "--lease", "60", "--concurrency", "4", "--poll", "0.2")
+        try:
+            wait_until(
+                lambda: all(pid_of(runs(url)[r].owner or "x:0") == b.pid for r in run_ids),
+                30,
+                "b to take every run over",
+            )
+        except AssertionError as exc:
+            state = {r: (row.status, row.owner, row.epoch) for r, row in runs(url).items()}
+            raise AssertionError(
+                f"{exc}\nruns: {state}\nrow-locked when a paused: {sorted(locked)}\n"
+                f"sessions then:\n{held}\nsessions now:\n{sessions(url)}"
+            ) from None
+        fleet.signal(a, signal.SIGCONT)
+        wait_terminal(url, run_ids, 60, fleet)
+        final = runs(url)
+        assert all(final[r].status == "SUCCEEDED" and final[r].output == "20" for r in run_ids)
+        assert all(len(step_rows(r)) == 20 for r in run_ids)
+        committed = steps(url)
         late = [
             (r, s.step_id)
             for r in run_ids

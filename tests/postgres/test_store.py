@@ -14,6 +14,7 @@ import pytest
 import trio
 import trio.testing
 from mai_postgres._store import SCHEMA_VERSION
+from pgharness import wait_until
 
 import mai
 import mai.testing
@@ -317,6 +318,47 @@ def test_store_connections_end_transactions_left_idle(pg_url):
     assert setting(f"{pg_url}?options=-c%20idle_in_transaction_session_timeout%3D300") == "300ms"
 
 
+@pytest.mark.parametrize("point", ["inside_transaction", "inside_commit"])
+def test_the_server_ends_a_transaction_whose_client_froze_inside_it(pg_url, point):
+    """A client frozen inside a transaction (any statement of it) loses its row locks."""
+    from mai.core.durable import set_fault_hook
+
+    a, probe = (
+        store(f"{pg_url}?options=-c%20idle_in_transaction_session_timeout%3D500"),
+        store(pg_url),
+    )
+    a.open()
+    probe.open()
+    write(a, a.create_run, new_run("frozen"))
+    run = write(a, a.claim_run, "frozen", "a", -1.0)  # a owns it; its lease has expired
+    assert run is not None
+    step = StepRecord("frozen", "1.1", "step", "call", None, "1", started_at=1.0, finished_at=2.0)
+    taken: list[RunRecord] = []
+
+    def freeze(name: str) -> None:
+        # the store's thread stops here as a SIGSTOPped worker would: it sends and reads
+        # nothing until another worker could claim the run (the server ended the session)
+        if name == point and not taken:
+            taken.extend(
+                wait_until(
+                    lambda: probe.claim_next(["default"], "b", 30.0, 1), 30, "b to claim the run"
+                )
+            )
+
+    previous = set_fault_hook(freeze)
+    try:
+        with pytest.raises(mai.StoreUnavailableError), a.transaction():
+            a.put_step(step, "a", run.epoch)  # share-locks the run's row until COMMIT
+    finally:
+        set_fault_hook(previous)
+    assert [(r.owner, r.epoch) for r in taken] == [("b", run.epoch + 1)]
+    assert probe.load_steps("frozen") == []  # the frozen transaction was rolled back
+    with pytest.raises(mai.LeaseLostError):  # and a, reconnected, is fenced
+        write(a, a.put_step, step, "a", run.epoch)
+    a.close()
+    probe.close()
+
+
 def test_store_reconnects_after_a_server_restart(own_cluster: PostgresCluster):
     """Reads and grouped writes continue after `pg_ctl stop -m immediate` and a start."""
     url = own_cluster.create_database("reconnect")
@@ -381,6 +423,142 @@ def test_put_step_batch_inserts_owned_new_steps_in_one_statement(pg_url):
     assert [(r.step_id, r.output) for r in s.load_steps("ba")] == [("1.1", "first"), ("1.2", "1")]
     assert [r.step_id for r in s.load_steps("bb")] == ["1.1"]
     assert s.load_steps("bc") == []
+    s.close()
+
+
+def test_put_step_batch_keeps_text_and_times_exactly(pg_url):
+    """Steps batched as one JSON parameter come back byte for byte, times to the last digit."""
+    s = store(pg_url)
+    s.open()
+    run = _claimed(s, "bt", "w")
+    odd = ['"quoted" \\ back\\slash', "Ünïcödé ✓ 𝄞", '{"a": "\\u0000"}', "tab\tnew\nline", "", "'"]
+    records = [
+        StepRecord(
+            "bt",
+            f"1.{i}",
+            "step",
+            "call",
+            text or None,
+            text,
+            "json",
+            1_700_000_000.123456789 + i / 7,
+            1_700_000_001.987654321 + i / 3,
+            i + 1,
+            f"w{text}",
+        )
+        for i, text in enumerate(odd)
+    ]
+    assert write(s, s.put_step_batch, [(r, "w", run.epoch) for r in records]) == [True] * 6
+    assert s.load_steps("bt") == records
+    inf = StepRecord("bt", "2.1", "step", "call", None, "1", started_at=float("inf"))
+    nan = StepRecord("bt", "2.2", "step", "call", None, "1", started_at=float("nan"))
+    # a time that is not a finite number: nothing inserted here, left to put_step one by one
+    assert write(s, s.put_step_batch, [(inf, "w", run.epoch), (nan, "w", run.epoch)]) == [
+        False,
+        False,
+    ]
+    assert len(s.load_steps("bt")) == 6
+    s.close()
+
+
+def test_finish_run_batch_records_each_outcome_under_its_own_fence(pg_url):
+    """Outcomes of several runs in one statement: each fenced by its own owner and epoch."""
+    s = store(pg_url)
+    s.open()
+    limited = s.listener(slots=True)
+    try:
+        assert limited.wait(0.0) == []  # connect (LISTEN) before the runs exist
+        a, b = _claimed(s, "fa", "w"), _claimed(s, "fb", "w")
+        c, d = _claimed(s, "fc", "other"), _claimed(s, "fd", "w")
+        limited.wait(0.5)  # the creations' notifications
+        items = [
+            ("fa", "w", a.epoch, RunStatus.SUCCEEDED, '"out"', None),
+            ("fb", "w", b.epoch, RunStatus.FAILED, None, '{"type": "E"}'),
+            ("fc", "w", c.epoch, RunStatus.SUCCEEDED, "1", None),  # another owner's run
+            ("fd", "w", d.epoch + 1, RunStatus.SUCCEEDED, "1", None),  # a stale epoch
+        ]
+        assert write(s, s.finish_run_batch, items) == [True, True, False, False]
+        got = {r: s.get_run(r) for r in ("fa", "fb", "fc", "fd")}
+        assert (got["fa"].status, got["fa"].output, got["fa"].lease_until) == (
+            RunStatus.SUCCEEDED,
+            '"out"',
+            None,
+        )
+        assert (got["fb"].status, got["fb"].error) == (RunStatus.FAILED, '{"type": "E"}')
+        assert got["fc"].status == got["fd"].status == RunStatus.RUNNING
+        assert limited.wait(2.0) == [("runs", "default")]  # one notification per queue
+        # recorded once: a second outcome of the same runs changes nothing
+        again = [("fa", "w", a.epoch, RunStatus.FAILED, None, "{}")]
+        assert write(s, s.finish_run_batch, again) == [False]
+        assert s.get_run("fa").status == RunStatus.SUCCEEDED
+    finally:
+        limited.close()
+        s.close()
+
+
+def test_a_lone_outcome_is_one_statement_with_its_notification(pg_url):
+    """finish_run runs alone (no BEGIN/COMMIT) and still notifies the slot it freed."""
+    s = store(pg_url)
+    s.open()
+    limited = s.listener(slots=True)
+    try:
+        assert limited.wait(0.0) == []
+        run = _claimed(s, "lone", "w")
+        limited.wait(0.5)
+        assert s.runs_alone(s.finish_run)
+        assert s.finish_run("lone", "w", run.epoch, RunStatus.SUCCEEDED, "1", None) is True
+        assert limited.wait(2.0) == [("runs", "default")]
+        assert s.finish_run("lone", "w", run.epoch, RunStatus.FAILED, None, "{}") is False
+        assert limited.wait(0.2) == []  # nothing recorded: nothing notified
+        assert s.get_run("lone").status == RunStatus.SUCCEEDED
+    finally:
+        limited.close()
+        s.close()
+
+
+async def test_outcomes_finishing_together_are_one_statement_each_answered(pg_url):
+    """Outcomes queued together: one transaction, one statement, each caller its own answer."""
+    from mai_postgres import PostgresStore
+
+    from mai.core.durable._executor import StoreExecutor
+
+    one_by_one: list[str] = []
+
+    class Counting(PostgresStore):
+        """Counts the outcomes written by finish_run rather than the batched statement."""
+
+        def finish_run(self, run_id, owner, epoch, status, output, error):  # type: ignore[no-untyped-def]
+            one_by_one.append(run_id)
+            return super().finish_run(run_id, owner, epoch, status, output, error)
+
+    s = Counting(pg_url)
+    s.open()
+    runs = [_claimed(s, f"o{i}", "w") for i in range(5)]
+    stale = _claimed(s, "os", "gone")
+    executor = StoreExecutor(s)
+    outcomes: dict[str, object] = {}
+
+    async def finish(name: str, run_id: str, epoch: int, output: str) -> None:
+        outcomes[name] = await executor.write(
+            s.finish_run, run_id, "w", epoch, RunStatus.SUCCEEDED, output, None
+        )
+
+    async with trio.open_nursery() as nursery:
+        for r in runs:
+            nursery.start_soon(finish, r.run_id, r.run_id, r.epoch, f'"{r.run_id}"')
+        nursery.start_soon(finish, "again", "o0", runs[0].epoch, '"again"')
+        nursery.start_soon(finish, "stale", "os", stale.epoch, '"stale"')
+        await trio.testing.wait_all_tasks_blocked()
+        executor.start()  # everything queued so far is one batch: one transaction
+    executor.stop()
+    assert executor.commits == 1
+    assert [outcomes[r.run_id] for r in runs[1:]] == [True] * 4
+    assert {outcomes["o0"], outcomes["again"]} == {True, False}  # whichever queued first wins
+    assert outcomes["stale"] is False
+    assert s.get_run("o0").output in {'"o0"', '"again"'}
+    assert [s.get_run(r.run_id).output for r in runs[1:]] == [f'"o{i}"' for i in range(1, 5)]
+    assert s.get_run("os").status == RunStatus.RUNNING
+    assert one_by_one == ["o0"]  # only the second outcome of o0 went through finish_run
     s.close()
 
 

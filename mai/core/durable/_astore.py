@@ -300,7 +300,13 @@ class ExecutorStore:
         output: str | None,
         error: str | None,
     ) -> Coroutine[Any, Any, bool]:
-        """Commit ``extra`` and record the outcome."""
+        """Commit ``extra`` and record the outcome.
+
+        Without ``extra`` it is the store's own ``finish_run``, which a store can make alone
+        (``OneStatementWrites``) or together with other runs' outcomes (``BatchedFinish``).
+        """
+        if not extra:
+            return self._write(self.store.finish_run, run_id, owner, epoch, status, output, error)
         return self._write(
             finish_tx, self.store, extra, run_id, owner, epoch, status, output, error
         )

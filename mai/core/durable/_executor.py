@@ -22,7 +22,8 @@ not yield to the scheduler each time (a scheduler pass cost more than the call):
 handed back once per millisecond of them (``_SLICE``).
 
 A store that can insert many steps with one statement (``BatchedSteps``, PostgreSQL) gets a
-batch's step commits that way: one network round trip instead of one per step.
+batch's step commits that way: one network round trip instead of one per step; likewise the
+outcomes of the runs that finished together (``BatchedFinish``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ from mai._module import library_logger
 
 from ._errors import StoreError
 from ._faults import fault_point
-from ._store import BatchedSteps, InlineStore, LocalStore, OneStatementWrites, Reconnecting
+from ._store import (
+    BatchedFinish,
+    BatchedSteps,
+    InlineStore,
+    LocalStore,
+    OneStatementWrites,
+    Reconnecting,
+)
 from ._urls import redact_url
 
 if TYPE_CHECKING:
@@ -67,19 +75,48 @@ def _trio_or_none() -> Any:
 
 
 class _Item:
-    __slots__ = ("args", "deliver", "fn", "write")
+    """One queued call, and who waits for it: ``deliver(result)``, or a Trio task.
+
+    A Trio task is woken through its run's token (``trio``: ``(token, task)``), so that every
+    task of one run answered by a batch is woken with a single call into its event loop.
+    """
+
+    __slots__ = ("args", "deliver", "fn", "trio", "write")
 
     def __init__(
         self,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         write: bool,
-        deliver: Callable[[outcome.Outcome[Any]], None],
+        deliver: Callable[[outcome.Outcome[Any]], None] | None,
+        trio: tuple[Any, Any] | None = None,
     ) -> None:
         self.fn = fn
         self.args = args
         self.write = write
         self.deliver = deliver
+        self.trio = trio
+
+
+def _reschedule_all(woken: list[tuple[Any, outcome.Outcome[Any]]]) -> None:
+    """Reschedule Trio tasks with their results (in their event loop's thread)."""
+    from trio.lowlevel import reschedule  # noqa: PLC0415 - only under Trio
+
+    for task, result in woken:
+        reschedule(task, result)
+
+
+def _deliver(items: list[_Item], results: list[outcome.Outcome[Any]]) -> None:
+    """Answer each item's waiter: one call into each Trio run (a socket write), not one each."""
+    runs: dict[Any, list[tuple[Any, outcome.Outcome[Any]]]] = {}
+    for item, result in zip(items, results, strict=True):
+        if item.trio is None:
+            item.deliver(result)  # type: ignore[misc]
+        else:
+            token, task = item.trio
+            runs.setdefault(token, []).append((task, result))
+    for token, woken in runs.items():
+        token.run_sync_soon(_reschedule_all, woken)
 
 
 class StoreExecutor:
@@ -104,8 +141,11 @@ class StoreExecutor:
         self._alone = store.runs_alone if isinstance(store, OneStatementWrites) else None
         self._patience = float(store.retry_seconds) if isinstance(store, Reconnecting) else 0.0
         self._batched = isinstance(store, BatchedSteps)
+        self._finishes = isinstance(store, BatchedFinish)
         # A local store's lone call runs on the loop's thread when nothing else is ready there.
         self._local = isinstance(store, LocalStore) and store.local is True
+        # What is queued is counted only where a call may run inline (the count says when).
+        self._counted = self._inline or self._local
         self._pending = 0
         #: ``trio`` when the calls come from Trio, else ``None`` (found on the first call).
         self._trio: Any = _UNKNOWN
@@ -153,8 +193,9 @@ class StoreExecutor:
         self._put(_Item(fn, args, True, deliver))
 
     def _put(self, item: _Item) -> None:
-        with self._lock:
-            self._pending += 1
+        if self._counted:
+            with self._lock:
+                self._pending += 1
         self._queue.put(item)
 
     def _idle(self, trio: Any) -> bool:
@@ -262,13 +303,8 @@ class StoreExecutor:
                 await self._pace()
             return done
         if trio is not None:
-            task = trio.lowlevel.current_task()
-            token = trio.lowlevel.current_trio_token()
-
-            def deliver(result: outcome.Outcome[Any]) -> None:
-                token.run_sync_soon(trio.lowlevel.reschedule, task, result)
-
-            self._put(_Item(fn, args, write, deliver))
+            waiter = (trio.lowlevel.current_trio_token(), trio.lowlevel.current_task())
+            self._put(_Item(fn, args, write, None, waiter))
             # Abort.FAILED: the wait cannot be cancelled; the commit is never abandoned.
             return await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
         import asyncio  # noqa: PLC0415
@@ -307,52 +343,73 @@ class StoreExecutor:
                 batch.append(item)  # type: ignore[arg-type]
             with self._busy:
                 answers = self._run_batch(batch)
-            with self._lock:
-                self._pending -= len(batch)
-            for item, answer in answers:
-                item.deliver(answer)
+            if self._counted:
+                with self._lock:
+                    self._pending -= len(batch)
+            for items, results in answers:  # once idle: a woken task's next write may go inline
+                _deliver(items, results)
             if stop:
                 return
 
-    def _put_steps_at_once(self, writes: list[_Item]) -> set[_Item] | tuple[()]:
-        """Insert the batch's ``put_step`` calls with one statement, when the store can.
+    def _at_once(self, writes: list[_Item]) -> dict[_Item, outcome.Outcome[Any]]:
+        """Run the batch's step commits, then its outcomes, each with one statement.
 
-        On a database server each ``put_step`` is a network round trip; a worker with dozens
-        of runs in flight commits dozens of steps per transaction, so this is where its time
-        went. The items inserted here are answered ``True``; the others (already recorded, or
-        a run no longer owned) still run one by one, in order, and decide for themselves.
+        On a database server each ``put_step`` or ``finish_run`` is a network round trip; a
+        worker with dozens of runs in flight commits dozens of steps and several outcomes per
+        transaction, so this is where its time went. Step commits inserted here are answered
+        ``True``; the others (already recorded, or a run no longer owned) still run one by
+        one, in order, and decide for themselves. Every outcome written here is answered (a
+        second outcome of the same run in the batch is left to ``finish_run``, after).
+        Calls of different runs commute, and a run's own calls never share a batch out of
+        order (each waits for its commit), so answering these first keeps every answer.
         """
+        done: dict[_Item, outcome.Outcome[Any]] = {}
         store = self.store
-        if not self._batched or not isinstance(store, BatchedSteps):  # checked once: __init__
-            return ()
-        put_step = store.put_step
-        items: list[_Item] = []
-        keys: set[tuple[str, str]] = set()
-        for item in writes:
-            if item.fn == put_step:
-                record = item.args[0]
-                key = (record.run_id, record.step_id)
-                if key not in keys:  # a repeated step is left to put_step (it reports False)
-                    keys.add(key)
+        if self._batched and isinstance(store, BatchedSteps):  # checked once: __init__
+            put_step = store.put_step
+            items: list[_Item] = []
+            keys: set[tuple[str, str]] = set()
+            for item in writes:
+                if item.fn == put_step:
+                    record = item.args[0]
+                    key = (record.run_id, record.step_id)
+                    if key not in keys:  # a repeated step is left to put_step (reports False)
+                        keys.add(key)
+                        items.append(item)
+            if len(items) >= 2:
+                inserted = store.put_step_batch([item.args for item in items])
+                for item, ok in zip(items, inserted, strict=True):
+                    if ok:
+                        done[item] = outcome.Value(True)
+        if self._finishes and isinstance(store, BatchedFinish):
+            finish_run = store.finish_run
+            items = []
+            runs: set[str] = set()
+            for item in writes:
+                if item.fn == finish_run and item.args[0] not in runs:
+                    runs.add(item.args[0])
                     items.append(item)
-        if len(items) < 2:
-            return ()
-        done = store.put_step_batch([item.args for item in items])
-        return {item for item, ok in zip(items, done, strict=True) if ok}
+            if len(items) >= 2:
+                recorded = store.finish_run_batch([item.args for item in items])
+                for item, ok in zip(items, recorded, strict=True):
+                    done[item] = outcome.Value(ok)
+        return done
 
-    def _run_batch(self, batch: list[_Item]) -> list[tuple[_Item, outcome.Outcome[Any]]]:
-        """Run a batch (its writes in one transaction); return each item's answer.
+    def _run_batch(
+        self, batch: list[_Item]
+    ) -> list[tuple[list[_Item], list[outcome.Outcome[Any]]]]:
+        """Run a batch (its writes in one transaction); return the answers to deliver.
 
-        The answers are delivered by the caller once the executor is idle again, so a task
-        woken by its answer finds nothing pending (its next lone write can run inline).
+        The caller delivers them once the executor is idle again, so a task woken by its
+        answer finds nothing pending (its next lone write can run inline).
         """
-        answers: list[tuple[_Item, outcome.Outcome[Any]]] = []
+        answers: list[tuple[list[_Item], list[outcome.Outcome[Any]]]] = []
         writes: list[_Item] = []
+        reads: list[_Item] = []
         for item in batch:
-            if item.write:
-                writes.append(item)
-            else:
-                answers.append((item, outcome.capture(item.fn, *item.args)))
+            (writes if item.write else reads).append(item)
+        if reads:
+            answers.append((reads, [outcome.capture(item.fn, *item.args) for item in reads]))
         if not writes:
             return answers
         give_up: float | None = None
@@ -364,10 +421,10 @@ class StoreExecutor:
             results: list[outcome.Outcome[Any]] = []
             try:
                 with contextlib.nullcontext() if single else self.store.transaction():
-                    inserted = self._put_steps_at_once(writes) if not single else ()
+                    answered = self._at_once(writes) if not single else {}
                     for item in writes:
-                        if item in inserted:  # recorded by the batched insert above
-                            results.append(outcome.Value(True))
+                        if item in answered:  # written by a batched statement above
+                            results.append(answered[item])
                             continue
                         result = outcome.capture(item.fn, *item.args)
                         if isinstance(result, outcome.Error) and isinstance(
@@ -384,14 +441,14 @@ class StoreExecutor:
                 if getattr(exc, "retryable", False) and now < give_up:
                     time.sleep(0.05)
                     continue
-                answers += [(item, outcome.Error(exc)) for item in writes]
+                answers.append((writes, [outcome.Error(exc) for _ in writes]))
                 return answers
             except BaseException as exc:  # every waiter must be woken with the error
-                answers += [(item, outcome.Error(exc)) for item in writes]
+                answers.append((writes, [outcome.Error(exc) for _ in writes]))
                 return answers
             break
         self.commits += 1
         self.writes += len(writes)
         fault_point("after_commit")
-        answers += zip(writes, results, strict=True)
+        answers.append((writes, results))
         return answers

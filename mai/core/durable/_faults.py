@@ -6,8 +6,9 @@ launcher of its own). Nothing here reads the environment: what happens at a poin
 entirely the installing test's decision (the crash tests' hook kills the process with SIGKILL
 the n-th time a named point is reached).
 
-Points: ``before_body``, ``after_body``, ``inside_commit``, ``after_commit``, ``during_claim``,
-``during_recovery``.
+Points: ``before_body``, ``after_body``, ``inside_transaction`` (a write transaction's first
+statement ran: its locks are held, nothing is committed), ``inside_commit``, ``after_commit``,
+``during_claim``, ``during_recovery``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 FAULT_POINTS = (
     "before_body",
     "after_body",
+    "inside_transaction",
     "inside_commit",
     "after_commit",
     "during_claim",

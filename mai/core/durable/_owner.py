@@ -136,6 +136,8 @@ class Host:
         self.spawn = spawn
         #: The runs this process executes now, by id.
         self.active: dict[str, RunOwner] = {}
+        #: Called with each owner whose run ended here (a worker frees its slot).
+        self.finished: Callable[[RunOwner], object] | None = None
         self._reported: set[str] = set()
         self._foreign: set[str] = set()
 
@@ -316,6 +318,10 @@ class Host:
                 f"died each time); dead-lettered after max_attempts={self.max_attempts}",
             )
             return None
+        if record.epoch <= 1:
+            # Its first claim ever (a run is created at epoch 0 and every claim increments it),
+            # and a step is only ever recorded by an owner under its epoch: nothing to read.
+            return self._launch(record, module, {})
         steps = await self.store.load_steps(run_id)
         return self._launch(record, module, {s.step_id: s for s in steps})
 
@@ -350,11 +356,22 @@ class Host:
     # -- heartbeats ------------------------------------------------------------------------------
 
     async def heartbeat(self) -> None:
-        """Renew every owner's lease every third of it, forever."""
+        """Renew every owner's lease every third of it, forever.
+
+        The renewals of one beat are made together (the store groups them into one
+        transaction): one at a time, a worker with dozens of runs in flight waited one commit
+        per run, and the last ones were renewed late, or after their run had finished.
+        """
+        backend = current_backend()
         while True:
-            await current_backend().sleep(self.lease / 3)
-            for owner in list(self.active.values()):
-                await owner.renew()
+            await backend.sleep(self.lease / 3)
+            owners = list(self.active.values())
+            if len(owners) == 1:
+                await owners[0].renew()
+            elif owners:
+                async with backend.open_nursery() as tg:
+                    for owner in owners:
+                        tg.start_soon(owner.renew)
 
 
 class RunOwner:
@@ -383,10 +400,12 @@ class RunOwner:
         self.fresh_until = self.clock() + host.lease
         self.done = current_backend().event()
         self.scope = current_backend().scope()
-        #: Set once the outcome is being recorded: the run's scope is shielded, not cancelled.
-        self.finishing = False
         self.cancelled = False
         self.lost = False
+        #: Set once the run's outcome (or its release) is being written: that write is fenced
+        #: itself, so a renewal refused meanwhile (the outcome already landed) means nothing,
+        #: and the run's scope is shielded, never cancelled (see :meth:`interrupt`).
+        self.finishing = False
         self.error: BaseException | None = None
         self.recorded: dict[str, StepRecord] = {}
         self.waiters: dict[str, anyio.Event] = {}
@@ -503,6 +522,7 @@ class RunOwner:
                     f"run {record.run_id!r} was cancelled", run_id=record.run_id
                 )
         finally:
+            self.finishing = True
             try:
                 if not concluded:
                     with current_backend().scope(shield=True):
@@ -511,6 +531,8 @@ class RunOwner:
                 if self.host.active.get(self.run_id) is self:
                     del self.host.active[self.run_id]
                 self.done.set()
+                if self.host.finished is not None:
+                    self.host.finished(self)
 
     async def _conclude(
         self, decided: tuple[RunStatus, str | None, str | None] | None, result: Any
@@ -599,8 +621,10 @@ class RunOwner:
         except StoreError as exc:
             self.host.report(exc)
             return
-        if not ok and self.epoch != epoch:
-            return  # this process claimed the run back meanwhile (carry_on)
+        if not ok and (self.epoch != epoch or self.finishing):
+            # this process claimed the run back meanwhile (carry_on), or the run's outcome is
+            # being written (fenced by itself: it reports a lost lease, if that is what it was)
+            return
         if not ok:
             self.cancel(requested=False)
             _log().warning("mai.lease_lost", run_id=self.run_id, owner=self.owner)

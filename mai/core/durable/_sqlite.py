@@ -192,6 +192,12 @@ class _Transaction:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error:  # locked or busy: wait it out (bounded), classify the rest
             self.store._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            fault_point("inside_transaction")  # the write lock is held, nothing committed
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
         self.store._in_transaction = []
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:

@@ -6,7 +6,9 @@ concurrent steps commits in one transaction. A store never needs to be thread-sa
 
 Every write that a run's owner makes is conditional on ``(owner, epoch)`` (fencing): a process
 whose lease was taken over cannot overwrite the new owner's work; the method reports it by
-returning ``False`` or raising :class:`~mai.core.durable.LeaseLostError`.
+returning ``False`` or raising :class:`~mai.core.durable.LeaseLostError`. A new run is stored
+at epoch 0 and every claim increments it, so a run claimed at epoch 1 was never owned before and
+has no steps (the runtime does not read them back then).
 """
 
 from __future__ import annotations
@@ -387,6 +389,21 @@ class BatchedSteps(Protocol):
         recorded, or its run no longer owned) is then passed to :meth:`Store.put_step` in the
         same transaction, which decides between ``False`` and :class:`LeaseLostError`; so this
         method must never raise for one item's sake. Runs inside the executor's transaction.
+        """
+
+
+@runtime_checkable
+class BatchedFinish(Protocol):
+    """A store that can record many runs' outcomes with one statement (one round trip)."""
+
+    def finish_run_batch(
+        self, items: Sequence[tuple[str, str, int, RunStatus, str | None, str | None]]
+    ) -> list[bool]:
+        """Record each ``(run_id, owner, epoch, status, output, error)`` as :meth:`finish_run`.
+
+        Returns, per item, what :meth:`Store.finish_run` would have: whether that outcome was
+        recorded now (each one conditional on its own ``(owner, epoch)`` and a live status).
+        The run ids are distinct. Runs inside the executor's transaction.
         """
 
 

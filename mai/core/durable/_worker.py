@@ -224,6 +224,7 @@ class Worker:
     async def _claim_loop(self, rt: Runtime) -> None:
         host = rt._host
         assert host is not None  # noqa: S101
+        host.finished = self._finished
         backoff = self.poll_interval
         while True:
             self._wake = anyio.Event()
@@ -243,7 +244,6 @@ class Worker:
                 owner = await host.admit(record, found, claimed=True)
                 if owner is not None:
                     self._mine[record.run_id] = owner
-                    self._tg.start_soon(self._watch, owner)
             if claimed and handed_back < len(claimed) and len(self._mine) < self.concurrency:
                 continue  # there may be more waiting (not only runs of other applications)
             with anyio.move_on_after(self.poll_interval) as waited:
@@ -272,9 +272,10 @@ class Worker:
                 )
         return out
 
-    async def _watch(self, active: RunOwner) -> None:
-        await active.done.wait()
-        self._mine.pop(active.run_id, None)
+    def _finished(self, active: RunOwner) -> None:
+        """A run ended here (the host calls this): its slot is free."""
+        if self._mine.get(active.run_id) is active:
+            del self._mine[active.run_id]
         self._poke()
 
     def _poke(self) -> None:

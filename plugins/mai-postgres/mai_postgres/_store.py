@@ -2,9 +2,11 @@
 
 - One connection per store, used only by the store thread (the runtime runs every store call
   there and groups writes into one transaction), in autocommit mode with explicit
-  ``BEGIN``/``COMMIT`` around each batch. A connection lost to a server restart is reopened with
-  backoff for up to ``reconnect_timeout`` seconds; the interrupted batch is then run again
-  (every write is conditional, so a re-run is safe). Reads retry the same way.
+  ``BEGIN``/``COMMIT`` around each batch; no pipelines (a paused worker's transaction must be
+  ended by ``idle_in_transaction_session_timeout``, see ``_IDLE_IN_TX_MS``). A connection lost
+  to a server restart (or ended by that timeout) is reopened with backoff for up to
+  ``reconnect_timeout`` seconds; the interrupted batch is then run again (every write is
+  conditional, so a re-run is safe). Reads retry the same way.
 - Leases and timers are judged by the database clock: ``now()`` in SQL, never the worker's.
   Times are ``double precision`` epoch seconds, like :class:`~mai.core.durable.RunRecord`.
 - Claims use ``FOR UPDATE SKIP LOCKED`` inside a ``MATERIALIZED`` CTE with the ``LIMIT``, joined
@@ -33,6 +35,7 @@ the URL, libpq reads ``PGPASSWORD`` or the ``~/.pgpass`` file (``PGPASSFILE``) a
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -155,11 +158,22 @@ _CLAIMABLE = (
 #: Milliseconds a transaction may sit idle before the server ends it (its locks released);
 #: the store thread runs a transaction's statements back to back, so only a stopped process
 #: gets near it. Set ``options=-c idle_in_transaction_session_timeout=...`` to change it.
+#:
+#: The server arms this timer only when it has answered a ``Sync`` and waits for the next
+#: message; every statement is therefore sent whole, ending with its own ``Sync``, never in a
+#: libpq pipeline. A pipeline left two windows in which a stopped client (SIGSTOP, a starved
+#: CPU) held its transaction's row locks forever, and ``FOR UPDATE SKIP LOCKED`` kept every
+#: other worker off those runs whatever their leases said: between the statement and its
+#: ``Sync`` (the server waits ``active``, no timeout applies), and after the block, because
+#: psycopg ends a pipeline with a ``Flush`` after the ``Sync``, and reading that message
+#: disarms the timer until the next statement (the session shows ``idle in transaction``).
 _IDLE_IN_TX_MS = 10_000
 _FATAL_CONNECT = ("authentication failed", "does not exist", "no pg_hba.conf entry", "password")
 _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: Write methods made of one statement (plus reads): atomic without an explicit transaction.
-_ALONE = frozenset({"put_step", "renew_lease", "dead_letter", "mark_progress", "claim_run"})
+_ALONE = frozenset(
+    {"put_step", "renew_lease", "dead_letter", "mark_progress", "claim_run", "finish_run"}
+)
 
 
 def psycopg_module() -> Any:
@@ -317,6 +331,9 @@ class PostgresStore:
         if (
             isinstance(exc, psycopg.InterfaceError)
             or sqlstate.startswith(("08", "57P"))
+            # the server ended the session of a transaction left idle (a paused process): its
+            # batch is run again on a new connection, where fencing decides what still holds
+            or sqlstate == "25P03"
             or (isinstance(exc, psycopg.OperationalError) and lost)
         ):
             self._discard()
@@ -343,11 +360,13 @@ class PostgresStore:
         conn = self._connection()
         try:
             if self._begin_pending:
-                # BEGIN travels with the transaction's first statement: one round trip
+                # BEGIN is sent just before the transaction's first statement, in a round trip
+                # of its own: never in a pipeline with it (see _IDLE_IN_TX_MS)
                 self._begin_pending = False
-                with conn.pipeline():
-                    conn.execute("BEGIN")
-                    return conn.execute(sql, params)  # results are read once the block syncs
+                conn.execute("BEGIN")
+                cur = conn.execute(sql, params)
+                fault_point("inside_transaction")  # the statement's row locks are held
+                return cur
             return conn.execute(sql, params)
         except psycopg.Error as exc:
             raise self._error(exc) from exc
@@ -643,17 +662,48 @@ class PostgresStore:
         output: str | None,
         error: str | None,
     ) -> bool:
-        """Record the final outcome once (conditional on ownership and a live status)."""
+        """Record the final outcome once (conditional on ownership and a live status).
+
+        One statement, the notification included (a slot of its queue is free again), so a
+        lone outcome needs no ``BEGIN``/``COMMIT``.
+        """
         row = self._x(
-            "UPDATE mai_runs SET status = %s, output = %s, error = %s, lease_until = NULL, "  # noqa: S608
-            f"updated_at = {_NOW} WHERE run_id = %s AND owner = %s AND epoch = %s "
-            "AND status = 'RUNNING' RETURNING queue",
-            (str(status), output, error, run_id, owner, epoch),
+            "WITH done AS (UPDATE mai_runs SET status = %s, output = %s, error = %s, "  # noqa: S608
+            f"lease_until = NULL, updated_at = {_NOW} WHERE run_id = %s AND owner = %s "
+            "AND epoch = %s AND status = 'RUNNING' RETURNING queue) "
+            "SELECT pg_notify(%s, left(queue, 7000)) FROM done",
+            (str(status), output, error, run_id, owner, epoch, SLOTS_CHANNEL),
         ).fetchone()
-        if row is None:
-            return False
-        self._notify(SLOTS_CHANNEL, row[0])  # a slot of a limited queue is free again
-        return True
+        return row is not None
+
+    def finish_run_batch(
+        self, items: Sequence[tuple[str, str, int, RunStatus, str | None, str | None]]
+    ) -> list[bool]:
+        """Record many runs' outcomes with one statement, each as :meth:`finish_run` would.
+
+        The runs are found by their primary key (``(status = 'RUNNING') IS TRUE`` is not an
+        index condition: the planner would otherwise scan every running run of every worker in
+        the status index and join).
+        """
+        rows = [
+            [run_id, owner, epoch, str(status), output, error]
+            for run_id, owner, epoch, status, output, error in items
+        ]
+        runs = json.dumps(sorted({item[0] for item in items}), ensure_ascii=False)
+        got = self._x(
+            "WITH i AS (SELECT e->>0 AS run_id, e->>1 AS owner, (e->>2)::bigint AS epoch, "  # noqa: S608
+            "e->>3 AS status, e->>4 AS output, e->>5 AS error "
+            "FROM jsonb_array_elements(%s::jsonb) AS e), "
+            "done AS (UPDATE mai_runs AS r SET status = i.status, output = i.output, "
+            f"error = i.error, lease_until = NULL, updated_at = {_NOW} FROM i "
+            "WHERE r.run_id = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb))) "
+            "AND r.run_id = i.run_id AND r.owner = i.owner AND r.epoch = i.epoch "
+            "AND (r.status = 'RUNNING') IS TRUE RETURNING r.run_id, r.queue) "
+            "SELECT run_id, pg_notify(%s, left(queue, 7000)) FROM done",
+            (_json(rows), runs, SLOTS_CHANNEL),
+        ).fetchall()
+        recorded = {r[0] for r in got}
+        return [item[0] in recorded for item in items]
 
     def dead_letter(self, run_id: str, reason: str) -> bool:
         """Mark a live run DEAD with its reason (once)."""
@@ -772,29 +822,38 @@ class PostgresStore:
 
         Each step goes in only while its run is RUNNING under the given ``(owner, epoch)``
         (a share lock on the run, as :meth:`put_step` takes). Steps not inserted are left to
-        :meth:`put_step`, which the executor calls next in the same transaction.
+        :meth:`put_step`, which the executor calls next in the same transaction. The rows
+        travel as one JSON array of arrays (``json.dumps`` in C; psycopg's array dumpers are
+        Python code, and dumping thirteen arrays was most of this call's cost). The runs are
+        locked through their primary key, in key order (see :meth:`finish_run_batch`).
         """
-        cols: list[list[Any]] = [[] for _ in range(13)]
-        for r, owner, epoch in items:
-            row = (r.run_id, owner, epoch, r.step_id, r.name, r.kind, r.input, r.output,
-                   r.format, r.started_at, r.finished_at, r.attempts, r.worker)  # fmt: skip
-            for col, value in zip(cols, row, strict=True):
-                col.append(value)
-        rows = self._x(
-            "WITH i AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], "  # noqa: S608
-            "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], "
-            "%s::float8[], %s::int[], %s::text[]) AS t(run_id, owner, epoch, step_id, name, "
-            "kind, input, output, format, started_at, finished_at, attempts, worker)), "
-            "owned AS (SELECT run_id, owner, epoch FROM mai_runs WHERE run_id = ANY(%s::text[]) "
-            "AND status = 'RUNNING' FOR SHARE) "
+        rows = [
+            [r.run_id, owner, epoch, r.step_id, r.name, r.kind, r.input, r.output, r.format,
+             r.started_at, r.finished_at, r.attempts, r.worker]
+            for r, owner, epoch in items
+        ]  # fmt: skip
+        try:
+            payload = _json(rows)
+        except ValueError:  # a time that is not a finite number: left to put_step, one by one
+            return [False] * len(items)
+        runs = json.dumps(sorted({r.run_id for r, _, _ in items}), ensure_ascii=False)
+        got = self._x(
+            "WITH e AS (SELECT jsonb_array_elements(%s::jsonb) AS e), "  # noqa: S608
+            "i AS (SELECT e->>0 AS run_id, e->>1 AS owner, (e->>2)::bigint AS epoch, "
+            "e->>3 AS step_id, e->>4 AS name, e->>5 AS kind, e->>6 AS input, e->>7 AS output, "
+            "e->>8 AS format, (e->>9)::float8 AS started_at, (e->>10)::float8 AS finished_at, "
+            "(e->>11)::int AS attempts, e->>12 AS worker FROM e), "
+            "owned AS (SELECT run_id, owner, epoch FROM mai_runs WHERE run_id = ANY(ARRAY("
+            "SELECT jsonb_array_elements_text(%s::jsonb))) AND (status = 'RUNNING') IS TRUE "
+            "FOR SHARE) "
             f"INSERT INTO mai_steps ({STEP_COLUMNS}) "
             "SELECT i.run_id, i.step_id, i.name, i.kind, i.input, i.output, i.format, "
             "i.started_at, i.finished_at, i.attempts, i.worker FROM i JOIN owned o "
             "ON o.run_id = i.run_id AND o.owner = i.owner AND o.epoch = i.epoch "
             "ON CONFLICT (run_id, step_id) DO NOTHING RETURNING run_id, step_id",
-            (*cols, sorted(set(cols[0]))),
+            (payload, runs),
         ).fetchall()
-        inserted = {(run_id, step_id) for run_id, step_id in rows}
+        inserted = {(run_id, step_id) for run_id, step_id in got}
         return [(r.run_id, r.step_id) in inserted for r, _, _ in items]
 
     # -- events --------------------------------------------------------------------------------
@@ -889,6 +948,11 @@ class PostgresStore:
             for status in statuses
         ]
         return merge_pages(query, parts, limit)
+
+
+def _json(rows: list[list[Any]]) -> str:
+    """Rows as one JSON text for ``jsonb_array_elements`` (floats keep every digit)."""
+    return json.dumps(rows, ensure_ascii=False, allow_nan=False)
 
 
 _KINDS = {RUNS_CHANNEL: "runs", EVENTS_CHANNEL: "events", SLOTS_CHANNEL: "runs"}
