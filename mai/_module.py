@@ -32,7 +32,7 @@ from ._seam import Call, active_interceptors, building, durability
 from ._signature import Spec
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine, Mapping
+    from collections.abc import Callable, Coroutine, Mapping
 
     from ._composites import Sequential
 
@@ -343,8 +343,9 @@ class Module(Generic[P, R]):
     async def _run_frame(self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """Run a call whose frame :meth:`_enter` built."""
         token = current_frame.set(frame)
+        chain = frame.run.interceptors  # type: ignore[union-attr]
         try:
-            if self._fast(frame):
+            if not chain and frame.enforced and self._cfg.plain:  # nothing to intercept, enforce
                 mode = self._mode
                 fn = self._fn or self.forward
                 if mode == _ASYNC:
@@ -357,32 +358,20 @@ class Module(Generic[P, R]):
                 if rc is not None and type(result) is not rc.exact:
                     result = rc.cast(result, self._cfg.name, "return value", frame.step_id)
                 return result  # type: ignore[no-any-return]
-            return await self._slow(frame, args, kwargs)  # type: ignore[no-any-return]
+            # Interceptors (if any), then the deadline scope, retries and concurrency limit.
+            if not chain:
+                return await self._execute(frame, args, kwargs)  # type: ignore[no-any-return]
+            proceed = functools.partial(self._execute, frame, args, kwargs)
+            call = Call(self, frame, args, kwargs)
+            if len(chain) > 1:
+                for outer in reversed(chain[1:]):
+                    proceed = functools.partial(outer, call, proceed)
+            return await chain[0](call, proceed)  # type: ignore[no-any-return]
         except BaseException as exc:
             _tag_cancelled(frame, exc)
             raise
         finally:
             current_frame.reset(token)
-
-    async def _slow(self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Interceptors (if any), then the deadline scope, retries and concurrency limit."""
-        if frame.run.interceptors:  # type: ignore[union-attr]
-            return await self._intercepted(frame, args, kwargs)
-        return await self._execute(frame, args, kwargs)
-
-    async def _intercepted(
-        self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        """Run the call through the run's interceptor chain."""
-        chain = frame.run.interceptors  # type: ignore[union-attr]
-        call = Call(self, frame, args, kwargs)
-
-        def link(i: int) -> Callable[[], Awaitable[Any]]:
-            if i == len(chain):
-                return functools.partial(self._execute, frame, args, kwargs)
-            return functools.partial(chain[i], call, link(i + 1))
-
-        return await link(0)()
 
     async def _execute(
         self, frame: Frame, args: tuple[Any, ...], kwargs: dict[str, Any], body: Any = None
@@ -394,6 +383,11 @@ class Module(Generic[P, R]):
         """
         if frame.enforced or frame.deadline == _INF:
             frame.enforced = True
+            mode = self._mode
+            if body is None and mode != _THREAD and self._cfg.plain:  # one attempt, no limit
+                fn = self._fn or self.forward
+                out = await fn(*args, **kwargs) if mode == _ASYNC else fn(*args, **kwargs)
+                return self._spec.cast_return(self._cfg.name, out, frame.step_id)
             return await self._attempts(frame, args, kwargs, body)
         backend = frame.run.backend  # type: ignore[union-attr]
         if frame.deadline <= backend.current_time():  # already past: never start the body

@@ -21,12 +21,12 @@ The kernel imports nothing above this module: the tracer and the durable runtime
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator
+    from collections.abc import Awaitable, Callable
+    from contextlib import AbstractContextManager
 
     from ._config import Config
     from ._context import Frame
@@ -197,8 +197,7 @@ def remove_run_hook(hook: Callable[[], Interceptor | None]) -> None:
     _run_hooks.remove(hook)
 
 
-@contextmanager
-def intercept(*interceptors: Interceptor) -> Iterator[None]:
+def intercept(*interceptors: Interceptor) -> AbstractContextManager[None]:
     """Install interceptors for the runs started inside the ``with`` block (outermost first).
 
     An interceptor is an async callable ``(call, proceed)``: it sees every module call of
@@ -214,11 +213,22 @@ def intercept(*interceptors: Interceptor) -> Iterator[None]:
         with mai.intercept(log_calls):
             await pipeline(x)
     """
-    token = _run_interceptors.set((*_run_interceptors.get(), *interceptors))
-    try:
-        yield
-    finally:
-        _run_interceptors.reset(token)
+    return _Installed(interceptors)
+
+
+class _Installed:
+    """:func:`intercept`'s context manager (a class: a durable run enters one per run)."""
+
+    __slots__ = ("interceptors", "token")
+
+    def __init__(self, interceptors: tuple[Interceptor, ...]) -> None:
+        self.interceptors = interceptors
+
+    def __enter__(self) -> None:
+        self.token = _run_interceptors.set((*_run_interceptors.get(), *self.interceptors))
+
+    def __exit__(self, *exc: object) -> None:
+        _run_interceptors.reset(self.token)
 
 
 def add_interceptor(interceptor: Interceptor) -> None:

@@ -646,3 +646,35 @@ async def test_a_lone_sqlite_commit_runs_on_the_loop_thread_only_when_nothing_el
             nursery.start_soon(trio.sleep, 0)  # a task ready to run, not run yet
             await rt.executor.write(probe)
         assert where == [False]  # it went to the store thread: the loop stayed free
+
+
+async def test_a_long_run_of_inline_commits_still_hands_the_loop_to_other_tasks() -> None:
+    """Commits made on the loop's thread do not starve other tasks: they run mid-run."""
+    committed = 0
+    seen: list[int] = []  # the number of steps done each time the other task ran
+    steps = 5000
+
+    @mai.module
+    async def count(x: int) -> int:
+        nonlocal committed
+        committed += 1
+        return x + 1
+
+    @mai.module
+    async def many(n: int) -> int:
+        x = 0
+        for _ in range(n):
+            x = await count(x)
+        return x
+
+    async def other(stop: trio.Event) -> None:
+        while not stop.is_set():
+            seen.append(committed)
+            await trio.lowlevel.checkpoint()
+
+    stop = trio.Event()
+    async with mai.Runtime(f"memory://pacing-{next(_names)}") as rt, trio.open_nursery() as n:
+        n.start_soon(other, stop)
+        assert await (await rt.start(many, steps, run_id="long")).result() == steps
+        stop.set()
+    assert any(0 < done < steps for done in seen), "no other task ran while the run committed"

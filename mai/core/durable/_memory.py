@@ -7,7 +7,6 @@ a failing batch leaves no trace.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import threading
@@ -16,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import LeaseLostError
 from ._pages import MAX_PAGE, RunQuery, RunSummary, page_from_list
-from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord
+from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord, evolve_run
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+    from contextlib import AbstractContextManager
 
 SCHEMA_VERSION = 1
 
@@ -43,6 +43,37 @@ class _Data:
 
 
 _MISSING = object()
+
+
+class _Transaction:
+    """A memory transaction (a class, not a generator: it is entered once per store write)."""
+
+    __slots__ = ("data", "outer")
+
+    def __init__(self, data: _Data) -> None:
+        self.data = data
+        self.outer = False
+
+    def __enter__(self) -> None:
+        d = self.data
+        d.lock.acquire()
+        if d.undo is None:  # nested: the outer transaction undoes everything
+            d.undo = []
+            self.outer = True
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        d = self.data
+        try:
+            if self.outer:
+                undo, d.undo = d.undo, None
+                if exc_type is not None and undo:
+                    for mapping, key, previous in reversed(undo):
+                        if previous is _MISSING:
+                            del mapping[key]
+                        else:
+                            mapping[key] = previous
+        finally:
+            d.lock.release()
 
 
 _shared: dict[str, _Data] = {}
@@ -83,27 +114,9 @@ class MemoryStore:
         """Epoch seconds from the store's clock (the wall clock unless one was given)."""
         return self._clock()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """Apply all or nothing: state is restored if the block raises."""
-        d = self._data
-        with d.lock:
-            if d.undo is not None:  # nested: the outer transaction undoes everything
-                yield
-                return
-            undo: list[tuple[dict[Any, Any], Any, Any]] = []
-            d.undo = undo
-            try:
-                yield
-            except BaseException:
-                for mapping, key, previous in reversed(undo):
-                    if previous is _MISSING:
-                        del mapping[key]
-                    else:
-                        mapping[key] = previous
-                raise
-            finally:
-                d.undo = None
+        return _Transaction(self._data)
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -114,9 +127,7 @@ class MemoryStore:
             if existing is not None:
                 return existing, False
             now = self.now()
-            stored = dataclasses.replace(
-                record, created_at=record.created_at or now, updated_at=now
-            )
+            stored = evolve_run(record, {"created_at": record.created_at or now, "updated_at": now})
             self._data.set(self._data.runs, record.run_id, stored)
             return stored, True
 
@@ -132,7 +143,8 @@ class MemoryStore:
         return runs[:limit]
 
     def _update(self, run_id: str, **changes: object) -> RunRecord:
-        run = dataclasses.replace(self._data.runs[run_id], updated_at=self.now(), **changes)  # type: ignore[arg-type]
+        changes["updated_at"] = self.now()
+        run = evolve_run(self._data.runs[run_id], changes)
         self._data.set(self._data.runs, run_id, run)
         return run
 
@@ -323,21 +335,28 @@ class MemoryStore:
 
     def put_step(self, record: StepRecord, owner: str, epoch: int) -> bool:
         """Commit once; fenced."""
-        with self._data.lock:
-            if not self._owns(record.run_id, owner, epoch):
+        d = self._data
+        with d.lock:
+            run = d.runs.get(record.run_id)
+            if (
+                run is None
+                or run.owner != owner
+                or run.epoch != epoch
+                or run.status != RunStatus.RUNNING
+            ):
                 raise LeaseLostError(
                     f"run {record.run_id!r}: step {record.step_id} not recorded, this process "
                     f"(epoch {epoch}) no longer owns the run",
                     run_id=record.run_id,
                     step_id=record.step_id,
                 )
-            steps = self._data.steps.get(record.run_id)
+            steps = d.steps.get(record.run_id)
             if steps is None:
                 steps = {}
-                self._data.set(self._data.steps, record.run_id, steps)
+                d.set(d.steps, record.run_id, steps)
             if record.step_id in steps:
                 return False
-            self._data.set(steps, record.step_id, record)
+            d.set(steps, record.step_id, record)
             return True
 
     # -- events --------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from ._errors import (
     WorkflowNotFoundError,
 )
 from ._faults import fault_point
-from ._store import RunRecord, RunStatus, StepRecord
+from ._store import RunRecord, RunStatus, StepRecord, new_step
 from ._versioning import check_resumable
 
 if TYPE_CHECKING:
@@ -403,13 +403,15 @@ class RunOwner:
         self.cancelled = False
         self.lost = False
         #: Set once the run's outcome (or its release) is being written: that write is fenced
-        #: itself, so a renewal refused meanwhile (the outcome already landed) means nothing.
+        #: itself, so a renewal refused meanwhile (the outcome already landed) means nothing,
+        #: and the run's scope is shielded, never cancelled (see :meth:`interrupt`).
         self.finishing = False
         self.error: BaseException | None = None
         self.recorded: dict[str, StepRecord] = {}
         self.waiters: dict[str, anyio.Event] = {}
         #: Set once the run gets somewhere in this attempt (a new commit, or a durable wait).
         self.progressed = current_backend().event()
+        self.moved = False  # ``progressed.is_set()``, read on every commit
         #: Steps whose body is executing now (a second call of the same step waits for it).
         self.inflight: dict[str, anyio.Event | None] = {}
         #: Steps whose body finished but whose commit has not landed yet.
@@ -430,7 +432,12 @@ class RunOwner:
             self.cancelled = True
         else:
             self.lost = True
-        self.scope.cancel()
+        self.interrupt()
+
+    def interrupt(self) -> None:
+        """Cancel the run's steps, unless its outcome is being recorded (that is never cut)."""
+        if not self.finishing:
+            self.scope.cancel()
 
     def wake(self, topic: str | None = None) -> None:
         """Wake the ``mai.wait_for`` on ``topic`` (every one when ``None``): a message came."""
@@ -446,70 +453,101 @@ class RunOwner:
     # -- drive -----------------------------------------------------------------------------------
 
     async def drive(self) -> None:
-        """Execute the run to an outcome, or leave it resumable if interrupted."""
+        """Execute the run to an outcome, or leave it resumable if interrupted.
+
+        The outcome is recorded inside the run's own scope, shielded from then on (one scope
+        per run, not two: entering a Trio cancel scope costs ~5 us); a run whose scope was
+        cancelled records it from a shielded scope of its own instead.
+        """
         record = self.record
         decided: tuple[RunStatus, str | None, str | None] | None = None
         result: Any = None
+        concluded = False
         try:
-            data = _serde.loads(record.input, record.format)
-            args, kwargs = list(data.get("args", [])), dict(data.get("kwargs", {}))
             with self.scope:
-                token = None
-                changes: dict[str, Any] = {}
-                if record.deadline is not None:
-                    backend = current_backend()
-                    changes["deadline"] = backend.current_time() + record.deadline - self.clock()
-                if record.trace_context:  # continue the submitter's trace (W3C traceparent)
-                    changes["metadata"] = _serde.loads(record.trace_context)
-                if changes:
-                    token = set_frame(**changes)
-                binding = durability.set(self)
+                raised = False  # whether the workflow failed (its error decides, not a cancel)
                 try:
-                    with intercept(self):
-                        result = await self.module(*args, **kwargs)
-                finally:
-                    durability.reset(binding)
-                    if token is not None:
-                        current_frame.reset(token)
-                output = _serde.dumps(result, what=f"the result of run {record.run_id!r}")
-                decided = (RunStatus.SUCCEEDED, output, None)
-            if decided is None and self.cancelled and not self.lost:
+                    data = _serde.loads(record.input, record.format)
+                    args, kwargs = list(data.get("args", [])), dict(data.get("kwargs", {}))
+                    token = None
+                    changes: dict[str, Any] = {}
+                    if record.deadline is not None:
+                        backend = current_backend()
+                        changes["deadline"] = (
+                            backend.current_time() + record.deadline - self.clock()
+                        )
+                    if record.trace_context:  # continue the submitter's trace (W3C traceparent)
+                        changes["metadata"] = _serde.loads(record.trace_context)
+                    if changes:
+                        token = set_frame(**changes)
+                    binding = durability.set(self)
+                    try:
+                        with intercept(self):
+                            result = await self.module(*args, **kwargs)
+                    finally:
+                        durability.reset(binding)
+                        if token is not None:
+                            current_frame.reset(token)
+                    output = _serde.dumps(
+                        result, what=lambda: f"the result of run {record.run_id!r}"
+                    )
+                    decided = (RunStatus.SUCCEEDED, output, None)
+                except LeaseLostError as exc:
+                    raised = True
+                    self.lost = True
+                    self.error = exc
+                    _log().warning(
+                        "mai.lease_lost", run_id=record.run_id, owner=self.owner, error=str(exc)
+                    )
+                except Exception as exc:  # any failure is the run's outcome
+                    raised = True
+                    if self.store_failed is not None:  # not the run's fault: hand it back
+                        self.error = self.store_failed
+                    else:
+                        expired = (
+                            record.deadline is not None and self.clock() >= record.deadline - 0.01
+                        )
+                        if isinstance(exc, DeadlineExceeded) and expired:
+                            exc.add_note(f"the deadline of durable run {record.run_id!r} expired")
+                        self.error = exc
+                        decided = (RunStatus.FAILED, None, _error_json(exc))
+                if not self.scope.cancel_called:  # the common end: conclude here, shielded
+                    self.finishing = True
+                    self.scope.shield = True
+                    concluded = True
+                    await self._conclude(decided, result)
+            if not raised and decided is None and self.cancelled and not self.lost:
                 decided = (RunStatus.CANCELLED, None, _CANCELLED_JSON)
                 self.error = RunCancelledError(
                     f"run {record.run_id!r} was cancelled", run_id=record.run_id
                 )
-        except LeaseLostError as exc:
-            self.lost = True
-            self.error = exc
-            _log().warning("mai.lease_lost", run_id=record.run_id, owner=self.owner, error=str(exc))
-        except Exception as exc:  # any failure is the run's outcome
-            if self.store_failed is not None:  # not the run's fault: hand it back
-                self.error = self.store_failed
-            else:
-                expired = record.deadline is not None and self.clock() >= record.deadline - 0.01
-                if isinstance(exc, DeadlineExceeded) and expired:
-                    exc.add_note(f"the deadline of durable run {record.run_id!r} expired")
-                self.error = exc
-                decided = (RunStatus.FAILED, None, _error_json(exc))
         finally:
             self.finishing = True
             try:
-                with current_backend().scope(shield=True):
-                    if self.lost:
-                        pass  # another owner has the run now: write nothing more
-                    elif decided is not None:
-                        if await self.finish(*decided) and decided[1] is not None:
-                            self.value, self.succeeded = result, True
-                    else:  # interrupted (shutdown): hand the run back, resumable at once
-                        # Patiently only when the store failed the run; an interrupt (Ctrl-C,
-                        # a cancelled runtime) tries once, never waits out store_patience.
-                        await self.release(patient=self.store_failed is not None)
+                if not concluded:
+                    with current_backend().scope(shield=True):
+                        await self._conclude(decided, result)
             finally:
                 if self.host.active.get(self.run_id) is self:
                     del self.host.active[self.run_id]
                 self.done.set()
                 if self.host.finished is not None:
                     self.host.finished(self)
+
+    async def _conclude(
+        self, decided: tuple[RunStatus, str | None, str | None] | None, result: Any
+    ) -> None:
+        """Record the outcome, or hand the run back; called shielded from cancellation."""
+        if self.lost:
+            return  # another owner has the run now: write nothing more
+        if decided is not None:
+            if await self.finish(*decided) and decided[1] is not None:
+                self.value, self.succeeded = result, True
+            return
+        # Interrupted (shutdown): hand the run back, resumable at once. Patiently only when the
+        # store failed the run; an interrupt (Ctrl-C, a cancelled runtime) tries once, never
+        # waits out store_patience.
+        await self.release(patient=self.store_failed is not None)
 
     async def finish(self, status: RunStatus, output: str | None, error: str | None) -> bool:
         """Record the run's outcome (with anything not committed yet); ``True`` when recorded."""
@@ -624,7 +662,7 @@ class RunOwner:
                     since = current_backend().current_time()
                 if not self.host.retryable(exc, since):
                     self.store_failed = exc
-                    self.scope.cancel()
+                    self.interrupt()
                     raise
                 await current_backend().sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -633,7 +671,7 @@ class RunOwner:
                 if self.epoch != epoch:
                     continue  # this process claimed the run back meanwhile (carry_on)
                 self.lost = True
-                self.scope.cancel()
+                self.interrupt()
                 raise
             if stalled is not None:  # this write got through: the fault is gone, re-arm it
                 self.host.recovered(stalled)
@@ -641,7 +679,7 @@ class RunOwner:
                 self.pending = [r for r in self.pending if r not in pending]
             self.uncommitted.pop(record.step_id, None)
             self.recorded[record.step_id] = record
-            if not self.progressed.is_set():
+            if not self.moved:
                 await self.note_progress()
             return
 
@@ -651,8 +689,9 @@ class RunOwner:
         Called on the first new commit and on entering a durable wait. When the run had been
         started before without progress, its count of starts without progress is reset.
         """
-        if self.progressed.is_set():
+        if self.moved:
             return
+        self.moved = True
         self.progressed.set()
         if self.record.attempts > 1:
             try:
@@ -673,7 +712,7 @@ class RunOwner:
         if isinstance(module, Composite):
             return await proceed()
         sid = frame.step_id
-        input_text = _serde.fingerprint({"args": call.args, "kwargs": call.kwargs})
+        input_text = _serde.fingerprint_call(call.args, call.kwargs)
         while True:
             recorded = self.recorded.get(sid)
             if recorded is not None:
@@ -699,7 +738,9 @@ class RunOwner:
             if running is None:
                 running = self.inflight[sid] = current_backend().event()
             await running.wait()
-        if self.clock() > self.fresh_until:
+        clock = self.clock
+        started = clock()
+        if started > self.fresh_until:
             # No heartbeat renewed the lease for a whole lease (the process was paused or
             # starved): it may be another owner's run now; renew before starting a body.
             await self.renew()
@@ -710,14 +751,14 @@ class RunOwner:
                     run_id=self.run_id,
                     step_id=sid,
                 )
+            started = clock()
         self.inflight[sid] = None  # an event is made only if a second call has to wait
         try:
             fault_point("before_body")
-            started = self.clock()
             result = await proceed()
             fault_point("after_body")
-            output = _serde.dumps(result, what=f"the output of step {sid} ({module.name})")
-            record = StepRecord(
+            output = _serde.dumps(result, what=lambda: f"the output of step {sid} ({module.name})")
+            record = new_step(
                 self.run_id,
                 sid,
                 module.name,
@@ -726,7 +767,7 @@ class RunOwner:
                 output,
                 "json",
                 started,
-                self.clock(),
+                clock(),
                 frame.attempts,
                 self.worker,
             )
@@ -767,7 +808,7 @@ class RunOwner:
         return f"{frame.step_id}.{index}" if frame.step_id else str(index)
 
     def _record(self, sid: str, name: str, kind: str, output: str, started: float) -> StepRecord:
-        return StepRecord(
+        return new_step(
             run_id=self.run_id,
             step_id=sid,
             name=name,

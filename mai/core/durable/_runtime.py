@@ -52,7 +52,7 @@ from ._memory import MemoryStore
 from ._owner import _HOST, Host, RunOwner, _live_owners, _owner_dead
 from ._results import cast_result
 from ._sqlite import SQLiteStore
-from ._store import RunRecord, RunStatus, Store
+from ._store import RunRecord, RunStatus, Store, new_run
 from ._trace import trace_of_run
 from ._urls import redact_url
 from ._versioning import plan_for
@@ -210,6 +210,8 @@ class Runtime:
         self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._workflows: dict[str, Module[..., Any]] = {}
         self._names: dict[int, str] = {}
+        #: ``ref_of`` per workflow object started here (it scans the module that defined it).
+        self._refs: dict[int, tuple[Module[..., Any], str | None]] = {}
         #: Runs this process was asked to resume: claimed as soon as their owner's lease expires.
         self._adopted: dict[str, Module[..., Any]] = {}
         for m in workflows:
@@ -295,7 +297,7 @@ class Runtime:
             with current_backend().scope(shield=exc_type is not None):
                 if exc_type is not None:
                     for active in list(self._active.values()):
-                        active.scope.cancel()
+                        active.interrupt()
                 for active in list(self._active.values()):
                     await active.done.wait()
             self._heartbeat_scope.cancel()
@@ -358,6 +360,13 @@ class Runtime:
         if not has_default_name(module):
             return module.name
         return ref_of(module)
+
+    def _ref_of(self, module: Module[..., Any]) -> str | None:
+        """:func:`ref_of` ``module``, looked up once per workflow object by this runtime."""
+        cached = self._refs.get(id(module))
+        if cached is None or cached[0] is not module:
+            cached = self._refs[id(module)] = (module, ref_of(module))
+        return cached[1]
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -500,10 +509,10 @@ class Runtime:
             deadline_at = now + float(deadline)
         else:
             deadline_at = None
-        return RunRecord(
+        return new_run(
             run_id=run_id or uuid.uuid4().hex,
             workflow=name,
-            ref=ref or ref_of(module),
+            ref=ref or self._ref_of(module),
             plan_hash=plan_hash,
             plan=plan,
             input=payload,
@@ -746,6 +755,14 @@ def _validate_input(
     spec = target._spec
     if spec.passthrough:
         return list(args), dict(kwargs)
+    if not spec.ready:
+        spec.resolve()
+    if not kwargs and not target._bound and len(args) == spec.fast_n:  # what bind would give
+        positional = list(args)
+        for i, pname, c in spec.pos_casters:
+            if type(positional[i]) is not c.exact:
+                positional[i] = c.cast(positional[i], target.name, pname)
+        return positional, {}
     cast_args, cast_kwargs = spec.bind(target.name, args, kwargs, target._bound)
     for key in target._bound:  # values bound with with_() are the module's, not the input's
         if key not in kwargs:

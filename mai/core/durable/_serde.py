@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticSerializationError, to_json
 
 from ._errors import SerializationError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 #: The format tag written beside every recorded value.
 FORMAT = "json"
 
 
-def dumps(value: Any, *, what: str) -> str:
+def dumps(value: Any, *, what: str | Callable[[], str]) -> str:
     """Serialise ``value`` to compact JSON text, or raise :class:`SerializationError`.
 
     pydantic models, dataclasses, datetimes, UUIDs, enums, sets and tuples are supported (as
-    pydantic serialises them in JSON mode).
+    pydantic serialises them in JSON mode). ``what`` names the value in the error (a callable
+    is called only then: a step's name is not formatted for every step that succeeds).
     """
     try:
         return to_json(value).decode()
     except (PydanticSerializationError, TypeError, ValueError) as exc:
+        name = what if isinstance(what, str) else what()
         raise SerializationError(
-            f"{what} cannot be recorded as JSON: {type(value).__name__} value ({exc}); "
+            f"{name} cannot be recorded as JSON: {type(value).__name__} value ({exc}); "
             "return JSON-compatible data or a pydantic model"
         ) from None
 
@@ -37,6 +42,16 @@ def loads(text: str, fmt: str = FORMAT) -> Any:
 
 def _opaque(value: Any) -> str:
     return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+def fingerprint_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """``fingerprint({"args": args, "kwargs": kwargs})``, the same text, built in parts."""
+    try:
+        head = to_json(args).decode()
+        tail = to_json(kwargs).decode() if kwargs else "{}"
+    except (PydanticSerializationError, TypeError, ValueError):
+        return fingerprint({"args": args, "kwargs": kwargs})
+    return f'{{"args":{head},"kwargs":{tail}}}'
 
 
 def fingerprint(value: Any) -> str:

@@ -47,14 +47,17 @@ from ._store import (
     RunRecord,
     RunStatus,
     StepRecord,
+    evolve_run,
+    new_step,
     run_from_row,
 )
 from ._urls import redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+    from contextlib import AbstractContextManager
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -116,7 +119,36 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (run_id, seq)
     ) WITHOUT ROWID;
     """,
+    # Plans stored once per plan hash, not in every run's row (a 10-step plan is ~5 KB: each
+    # run wrote it, then rewrote it with its claim and its outcome). Rows written before keep
+    # their plan inline; a row whose plan is '' has it here.
+    3: """
+    CREATE TABLE IF NOT EXISTS mai_plans (
+        plan_hash TEXT PRIMARY KEY,
+        plan TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 }
+
+#: A run row in ``RUN_COLUMNS`` order, its plan from ``mai_plans`` when not kept inline.
+_RUN_SELECT = RUN_COLUMNS.replace(
+    " plan,",
+    " coalesce(nullif(plan, ''), (SELECT p.plan FROM mai_plans p"
+    " WHERE p.plan_hash = mai_runs.plan_hash), ''),",
+    1,
+)
+#: The statements of every run, built once (not formatted per call).
+_CREATE_RUN = (
+    f"INSERT INTO mai_runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 20)}) "  # noqa: S608 - constant columns
+    "ON CONFLICT (run_id) DO NOTHING"
+)
+_GET_RUN = f"SELECT {_RUN_SELECT} FROM mai_runs WHERE run_id = ?"  # noqa: S608 - constant columns
+_PUT_STEP = (
+    f"INSERT INTO mai_steps ({STEP_COLUMNS}) "  # noqa: S608 - constant columns
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM mai_runs "
+    "WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'RUNNING') "
+    "ON CONFLICT (run_id, step_id) DO NOTHING"
+)
 
 _LIVE = ("PENDING", "RUNNING")
 
@@ -142,7 +174,51 @@ def parse_url(url: str) -> tuple[Path, dict[str, str]]:
 
 
 def _row_to_step(r: tuple[Any, ...]) -> StepRecord:
-    return StepRecord(*r)
+    return new_step(*r)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (a class, not a generator: one per step commit)."""
+
+    __slots__ = ("conn", "store")
+
+    def __init__(self, store: SQLiteStore, conn: sqlite3.Cursor) -> None:
+        self.store = store
+        self.conn = conn  # a cursor kept by the store (one object fewer per statement)
+
+    def __enter__(self) -> None:
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:  # locked or busy: wait it out (bounded), classify the rest
+            self.store._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            fault_point("inside_transaction")  # the write lock is held, nothing committed
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        self.store._in_transaction = []
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        conn, store = self.conn, self.store
+        plans, store._in_transaction = store._in_transaction, None
+        if exc_type is None:
+            try:
+                fault_point("inside_commit")
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as error:
+                    raise store._classify(error) from error
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            if plans:
+                store._plans.update(plans)
+            return
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 class SQLiteStore:
@@ -167,6 +243,12 @@ class SQLiteStore:
         self.synchronous = sync
         self.busy_seconds = float(opts.get("busy_timeout", "10"))
         self._conn: sqlite3.Connection | None = None
+        #: A cursor for the per-step statements (no new cursor object per statement).
+        self._cursor: sqlite3.Cursor | None = None
+        #: Plans known to be committed in ``mai_plans``, by hash (see :meth:`_plan_shared`).
+        self._plans: dict[str, str] = {}
+        #: Plans stored by the open transaction, remembered once it commits.
+        self._in_transaction: list[tuple[str, str]] | None = None
 
     # -- errors and retries --------------------------------------------------------------------
 
@@ -340,25 +422,14 @@ class SQLiteStore:
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
-            self._conn = None
+            self._conn = self._cursor = None
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any error."""
-        conn = self.conn
-        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-        try:
-            fault_point("inside_transaction")  # the write lock is held, nothing committed
-            yield
-            fault_point("inside_commit")
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise self._classify(exc) from exc
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self.conn.cursor()
+        return _Transaction(self, cursor)
 
     def now(self) -> float:
         """Epoch seconds (one process clock for SQLite: the wall clock unless one was given)."""
@@ -375,18 +446,43 @@ class SQLiteStore:
 
     # -- runs ----------------------------------------------------------------------------------
 
+    def _plan_shared(self, plan_hash: str, plan: str) -> bool:
+        """Whether ``plan`` is (now) stored in ``mai_plans`` under ``plan_hash``.
+
+        ``False`` when another plan text holds that hash (a record made by hand): the run
+        keeps its plan inline then. Plans known to be committed are remembered per store.
+        """
+        known = self._plans.get(plan_hash)
+        if known is not None and (known is plan or known == plan):
+            return True
+        cur = self._x(
+            "INSERT INTO mai_plans (plan_hash, plan) VALUES (?, ?) "
+            "ON CONFLICT (plan_hash) DO NOTHING",
+            (plan_hash, plan),
+        )
+        if cur.rowcount != 1:
+            row = self._x(
+                "SELECT plan = ? FROM mai_plans WHERE plan_hash = ?", (plan, plan_hash)
+            ).fetchone()
+            if not (row and row[0]):
+                return False
+        if self._in_transaction is not None:  # remembered once that transaction commits
+            self._in_transaction.append((plan_hash, plan))
+        return True
+
     def create_run(self, record: RunRecord) -> tuple[RunRecord, bool]:
         """Insert the run unless its id exists; return the stored run and whether it is new."""
         now = self.now()
+        plan = record.plan
+        inline = plan if not plan or not self._plan_shared(record.plan_hash, plan) else ""
         cur = self._x(
-            f"INSERT INTO mai_runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 20)}) "  # noqa: S608 - constant columns
-            "ON CONFLICT (run_id) DO NOTHING",
+            _CREATE_RUN,
             (
                 record.run_id,
                 record.workflow,
                 record.ref,
                 record.plan_hash,
-                record.plan,
+                inline,
                 record.input,
                 str(record.status),
                 record.output,
@@ -404,25 +500,28 @@ class SQLiteStore:
                 record.trace_context,
             ),
         )
+        if cur.rowcount == 1:  # what it inserted, as get_run would read it back
+            changes = {"created_at": record.created_at or now, "updated_at": now}
+            return evolve_run(record, changes), True
         stored = self.get_run(record.run_id)
-        assert stored is not None  # noqa: S101 - just inserted or already there
-        return stored, cur.rowcount == 1
+        assert stored is not None  # noqa: S101 - there, since the insert found it
+        return stored, False
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """Return the run or ``None``."""
-        rows = self._read(f"SELECT {RUN_COLUMNS} FROM mai_runs WHERE run_id = ?", (run_id,))  # noqa: S608
+        rows = self._read(_GET_RUN, (run_id,))
         return run_from_row(rows[0]) if rows else None
 
     def list_runs(self, status: RunStatus | None = None, limit: int = 1000) -> list[RunRecord]:
         """Return runs, newest first."""
         if status is None:
             rows = self._read(
-                f"SELECT {RUN_COLUMNS} FROM mai_runs ORDER BY created_at DESC, run_id LIMIT ?",  # noqa: S608
+                f"SELECT {_RUN_SELECT} FROM mai_runs ORDER BY created_at DESC, run_id LIMIT ?",  # noqa: S608
                 (limit,),
             )
         else:
             rows = self._read(
-                f"SELECT {RUN_COLUMNS} FROM mai_runs WHERE status = ? "  # noqa: S608
+                f"SELECT {_RUN_SELECT} FROM mai_runs WHERE status = ? "  # noqa: S608
                 "ORDER BY created_at DESC, run_id LIMIT ?",
                 (str(RunStatus(status)), limit),
             )
@@ -609,29 +708,30 @@ class SQLiteStore:
     def put_step(self, record: StepRecord, owner: str, epoch: int) -> bool:
         """Commit the step once; fenced by ``(owner, epoch)``."""
         r = record
-        cur = self._x(
-            f"INSERT INTO mai_steps ({STEP_COLUMNS}) "  # noqa: S608
-            "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM mai_runs "
-            "WHERE run_id = ? AND owner = ? AND epoch = ? AND status = 'RUNNING') "
-            "ON CONFLICT (run_id, step_id) DO NOTHING",
-            (
-                r.run_id,
-                r.step_id,
-                r.name,
-                r.kind,
-                r.input,
-                r.output,
-                r.format,
-                r.started_at,
-                r.finished_at,
-                r.attempts,
-                r.worker,
-                r.run_id,
-                owner,
-                epoch,
-            ),
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self.conn.cursor()
+        params = (
+            r.run_id,
+            r.step_id,
+            r.name,
+            r.kind,
+            r.input,
+            r.output,
+            r.format,
+            r.started_at,
+            r.finished_at,
+            r.attempts,
+            r.worker,
+            r.run_id,
+            owner,
+            epoch,
         )
-        if cur.rowcount == 1:
+        try:
+            cursor.execute(_PUT_STEP, params)
+        except sqlite3.Error as exc:
+            raise self._classify(exc) from exc
+        if cursor.rowcount == 1:
             return True
         owned = self._x(
             "SELECT 1 FROM mai_runs WHERE run_id = ? AND owner = ? AND epoch = ? "

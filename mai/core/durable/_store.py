@@ -13,9 +13,11 @@ has no steps (the runtime does not read them back then).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import operator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -121,6 +123,55 @@ class EventRecord:
     consumed_by: str | None = None
 
 
+_R = TypeVar("_R")
+
+
+def _builder(cls: type[_R]) -> Callable[..., _R]:
+    """A faster constructor for the frozen record class ``cls``: same arguments, same record.
+
+    A frozen dataclass's ``__init__`` sets each field with ``object.__setattr__`` (~60 ns a
+    field, most of a record's cost). The builder makes a mutable twin with the same fields and
+    slots (plain attribute stores), then gives it its class: ``__class__`` assignment between
+    two identical slot layouts, after which the record is as frozen as any other. A short
+    durable run makes a dozen records; this was ~7% of its time.
+    """
+    twin: Any = dataclasses.make_dataclass(
+        f"_{cls.__name__}Builder",
+        [
+            (f.name, f.type)
+            if f.default is dataclasses.MISSING
+            else (f.name, f.type, dataclasses.field(default=f.default))
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        ],
+        slots=True,
+    )
+
+    def build(*args: Any, **kwargs: Any) -> _R:
+        record = twin(*args, **kwargs)
+        record.__class__ = cls
+        return record  # type: ignore[no-any-return]
+
+    build.__doc__ = f"Build a :class:`{cls.__name__}` (same arguments as the class)."
+    return build
+
+
+#: :class:`StepRecord` and :class:`RunRecord`, built faster (see :func:`_builder`).
+new_step = _builder(StepRecord)
+new_run = _builder(RunRecord)
+
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))
+_RUN_INDEX = {name: i for i, name in enumerate(_RUN_FIELDS)}
+_run_values = operator.attrgetter(*_RUN_FIELDS)
+
+
+def evolve_run(run: RunRecord, changes: Mapping[str, object]) -> RunRecord:
+    """``dataclasses.replace(run, **changes)`` in a third of its time (stores do it per run)."""
+    values = list(_run_values(run))
+    for name, value in changes.items():
+        values[_RUN_INDEX[name]] = value
+    return new_run(*values)
+
+
 #: Column order of a run row, for SQL stores (``SELECT {RUN_COLUMNS} FROM ...``).
 RUN_COLUMNS = (
     "run_id, workflow, ref, plan_hash, plan, input, status, output, error, format, deadline, "
@@ -144,7 +195,7 @@ def run_from_row(r: Sequence[Any]) -> RunRecord:
         status = RunStatus(r[6])
     except ValueError:
         status, invalid = RunStatus.PENDING, f"the stored run has an unknown status {r[6]!r}"
-    return RunRecord(
+    return new_run(
         run_id=r[0],
         workflow=r[1],
         ref=r[2],
