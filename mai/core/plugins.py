@@ -22,9 +22,9 @@ group               an entry point resolves to                                  
 does not satisfy its protocol is skipped with a :class:`PluginWarning` naming the distribution
 and the entry point; it never makes ``import mai`` (or a run) fail. Stores and models are
 imported one by one, when their scheme or provider is first looked up (a process that opens a
-PostgreSQL store imports no other store plugin); :func:`plugins` imports them all. Applications can register and
-unregister plugins in code too; a plugin registered in code wins over an entry point of the same
-name.
+PostgreSQL store imports no other store plugin); :func:`plugins` imports them all.
+Applications can register and unregister plugins in code too; a plugin registered in code wins
+over an entry point of the same name.
 """
 
 from __future__ import annotations
