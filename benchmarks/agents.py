@@ -32,6 +32,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -47,6 +48,9 @@ from mai.agents import (
     Usage,
     UserPrompt,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 CONCURRENT = 1_000
 
@@ -238,10 +242,13 @@ DURABLE_TURNS = 10
 
 
 class LongModel:
-    """An in-process model: tool calls until DURABLE_TURNS - 1 results are present, then text."""
+    """An in-process model: tool calls until ``turns - 1`` results are present, then text."""
 
     model_name = "bench"
     provider = "bench"
+
+    def __init__(self, turns: int = DURABLE_TURNS) -> None:
+        self.turns = turns
 
     async def request(self, messages, settings, params):  # noqa: ARG002 - the protocol
         returns = sum(
@@ -250,7 +257,7 @@ class LongModel:
             if isinstance(m, ModelRequest)
             for p in m.parts
         )
-        return _TEXT if returns >= DURABLE_TURNS - 1 else _CALL
+        return _TEXT if returns >= self.turns - 1 else _CALL
 
     def stream(self, messages, settings, params):  # pragma: no cover - not benchmarked
         raise NotImplementedError
@@ -285,53 +292,86 @@ async def _steps19(x: int) -> int:
     return x
 
 
-async def durable_turns(rounds: int, n: int, directory: Path) -> tuple[float, float, int, float]:
-    """Seconds per run: durable agent, plain agent; steps recorded; a 19-step plain workflow."""
-    agent = mai.Agent(LongModel(), tools=[ADD], name="bench_agent")
-    _check(await agent("1+2?") == "3")
+async def durable_turns(rounds: int, n: int, directory: Path) -> dict[str, float]:
+    """Seconds per run of durable and plain agents of 10 and 20 turns; a 19-step workflow."""
+    agents = {
+        turns: mai.Agent(LongModel(turns), tools=[ADD], name=f"bench_agent{turns}")
+        for turns in (DURABLE_TURNS, 2 * DURABLE_TURNS)
+    }
+    for agent in agents.values():
+        _check(await agent("1+2?") == "3")
     url = f"sqlite:///{directory}/agents.db?synchronous=normal"
-    durable, plain, trivial = [], [], []
-    async with mai.Runtime(url, workflows=[agent, _steps19]) as rt:
-        _check(await (await rt.start(agent, "1+2?", run_id="warm")).result() == "3")
-        recorded = len(await rt.steps("warm"))
+    times: dict[str, list[float]] = {}
+
+    async def timed(key: str, fn: Callable[[int], Awaitable[object]]) -> None:
+        t = time.perf_counter()
+        for i in range(n):
+            await fn(i)
+        times.setdefault(key, []).append((time.perf_counter() - t) / n)
+
+    async with mai.Runtime(url, workflows=[*agents.values(), _steps19]) as rt:
+        for turns, agent in agents.items():
+            run = await rt.start(agent, "1+2?", run_id=f"warm{turns}")
+            _check(await run.result() == "3")
+        recorded = len(await rt.steps(f"warm{DURABLE_TURNS}"))
         for r in range(rounds):
-            t = time.perf_counter()
-            for i in range(n):
+
+            async def trivial(i: int, r: int = r) -> None:
                 await (await rt.start(_steps19, 0, run_id=f"s{r}-{i}")).result()
-            trivial.append((time.perf_counter() - t) / n)
-            t = time.perf_counter()
-            for _ in range(n):
-                await agent("1+2?")
-            plain.append((time.perf_counter() - t) / n)
-            t = time.perf_counter()
-            for i in range(n):
-                await (await rt.start(agent, "1+2?", run_id=f"r{r}-{i}")).result()
-            durable.append((time.perf_counter() - t) / n)
-    return (
-        statistics.median(durable),
-        statistics.median(plain),
-        recorded,
-        statistics.median(trivial),
-    )
+
+            await timed("trivial", trivial)
+            for turns, agent in agents.items():
+
+                async def plain(_: int, agent: mai.Agent = agent) -> None:
+                    await agent("1+2?")
+
+                async def durable(
+                    i: int, r: int = r, agent: mai.Agent = agent, t: int = turns
+                ) -> None:
+                    await (await rt.start(agent, "1+2?", run_id=f"r{t}-{r}-{i}")).result()
+
+                await timed(f"plain{turns}", plain)
+                await timed(f"durable{turns}", durable)
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    medians["recorded"] = recorded
+    return medians
 
 
 def durable_turn() -> str:
-    """Item 4 of the docstring, as one line of the report."""
+    """Item 4 of the docstring, as lines of the report.
+
+    Two figures: the all-in cost per turn of a 10-turn run (the run's start and outcome records
+    shared among its turns), and the cost of one more turn (the difference between 20-turn and
+    10-turn runs, divided by 10), each against its budget.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        durable, plain, steps, trivial = trio.run(durable_turns, 5, 20, d)
+        m = trio.run(durable_turns, 5, 20, d)
         floor = statistics.median(commit_floor(d / f"floor{i}.db", 1000) for i in range(3))
-    per_turn_d, per_turn_p = durable / DURABLE_TURNS, plain / DURABLE_TURNS
-    budget = per_turn_p + 2 * floor * steps / DURABLE_TURNS
-    verdict = "met" if per_turn_d <= budget else "NOT met"
+    short, long = DURABLE_TURNS, 2 * DURABLE_TURNS
+    steps = int(m["recorded"])
+    per_turn_d, per_turn_p = m[f"durable{short}"] / short, m[f"plain{short}"] / short
+    budget = per_turn_p + 2 * floor * steps / short
+    added_d = (m[f"durable{long}"] - m[f"durable{short}"]) / (long - short)
+    added_p = (m[f"plain{long}"] - m[f"plain{short}"]) / (long - short)
+    added_budget = added_p + 2 * floor * 2  # one more turn records two steps
+    trivial = m["trivial"]
+
+    def verdict(cost: float, limit: float) -> str:
+        return "met" if cost <= limit else "NOT met"
+
     return (
-        f"4. durable agent turn on SQLite (synchronous=normal): {per_turn_d * 1e6:.0f} us per "
-        f"turn ({steps} recorded steps per {DURABLE_TURNS}-turn run); plain turn "
-        f"{per_turn_p * 1e6:.0f} us; raw commit floor {floor * 1e6:.0f} us -> budget "
-        f"{budget * 1e6:.0f} us per turn (plain + 2x floor per recorded step): {verdict}; "
-        f"for scale, a plain durable workflow of {steps} trivial steps costs "
-        f"{trivial / DURABLE_TURNS * 1e6:.0f} us per 2 steps ({trivial / steps * 1e6:.0f} us "
-        "per step)"
+        f"4. durable agent turn on SQLite (synchronous=normal), raw commit floor "
+        f"{floor * 1e6:.0f} us:\n"
+        f"   all-in, a {short}-turn run ({steps} recorded steps, plus the run's start and "
+        f"outcome): {per_turn_d * 1e6:.0f} us per turn; plain turn {per_turn_p * 1e6:.0f} us "
+        f"-> budget {budget * 1e6:.0f} us (plain + 2x floor per recorded step): "
+        f"{verdict(per_turn_d, budget)}\n"
+        f"   one more turn ({long}-turn minus {short}-turn runs, 2 recorded steps): "
+        f"{added_d * 1e6:.0f} us; plain {added_p * 1e6:.0f} us -> budget "
+        f"{added_budget * 1e6:.0f} us: {verdict(added_d, added_budget)}\n"
+        f"   for scale, a durable workflow of {steps} trivial steps costs "
+        f"{trivial / short * 1e6:.0f} us per 2 steps ({trivial / steps * 1e6:.0f} us per step)"
     )
 
 
