@@ -28,6 +28,7 @@ from ._executor import StoreExecutor
 from ._pages import PagedRunStore, RunQuery, RunSummary, page_from_list
 from ._store import (
     AttemptRecord,
+    ClaimedCreate,
     Notifying,
     RunRecord,
     RunStatus,
@@ -190,6 +191,8 @@ class ExecutorStore:
         self.executor = StoreExecutor(store)
         self._read = self.executor.read
         self._write = self.executor.write
+        #: Whether a new run is inserted already claimed (one statement; checked once here).
+        self._claimed_create = isinstance(store, ClaimedCreate)
 
     async def open(self) -> None:
         """Start the store thread and open the store (stopping the thread if that fails)."""
@@ -257,6 +260,8 @@ class ExecutorStore:
         self, record: RunRecord, owner: str, lease: float
     ) -> Coroutine[Any, Any, tuple[RunRecord, RunRecord | None]]:
         """Create a run and claim it when new (see :func:`create_and_claim_tx`)."""
+        if self._claimed_create:
+            return self._write(self.store.create_claimed, record, owner, lease)  # type: ignore[attr-defined]
         return self._write(create_and_claim_tx, self.store, record, owner, lease)
 
     def claim_next(

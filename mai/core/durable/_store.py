@@ -408,6 +408,23 @@ class BatchedFinish(Protocol):
 
 
 @runtime_checkable
+class ClaimedCreate(Protocol):
+    """A store that can insert a new run already claimed (one statement, nothing read back)."""
+
+    def create_claimed(
+        self, record: RunRecord, owner: str, lease_seconds: float
+    ) -> tuple[RunRecord, RunRecord | None]:
+        """Insert ``record`` as :meth:`Store.claim_run` would leave it just claimed by ``owner``.
+
+        What ``create_run`` then ``claim_run`` do in one transaction: RUNNING, owned by
+        ``owner``, epoch and attempts one more than ``record``'s, leased for ``lease_seconds``
+        from the store's clock. Returns the stored run and the claimed one, or the stored run
+        and ``None`` when the run id existed (nothing written then). Runs inside the
+        executor's transaction.
+        """
+
+
+@runtime_checkable
 class Reconnecting(Protocol):
     """A store that reconnects after losing its server; a failed batch is re-run meanwhile."""
 
