@@ -3,6 +3,10 @@
 - WAL journal; ``synchronous=FULL`` by default (a committed step survives power loss);
   ``?synchronous=normal`` in the URL trades that for speed (a power cut may lose the last
   commits, never corrupt the file; a process crash loses nothing).
+- WAL checkpoints (copying the log into the file, with its fsyncs) are made by a background
+  thread on its own connection every ``_CHECKPOINT_EVERY`` commits, not inside a commit on the
+  event loop's thread (they cost milliseconds each); the writing connection keeps SQLite's own
+  automatic checkpoint, at ``_CHECKPOINT_BACKSTOP`` pages, should that thread fall behind.
 - Write transactions start with ``BEGIN IMMEDIATE``; every call, reads included, sits inside a
   retry policy for ``database is locked`` / ``busy``.
 - A schema version stamp (``mai_meta``) with forward migrations, applied under the write lock so
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -177,6 +182,62 @@ def _row_to_step(r: tuple[Any, ...]) -> StepRecord:
     return new_step(*r)
 
 
+#: Commits between two background WAL checkpoints (a step commit writes ~2.5 pages; SQLite's own
+#: automatic checkpoint runs at 1,000 pages).
+_CHECKPOINT_EVERY = 300
+#: Pages of WAL at which the writing connection checkpoints by itself (the background thread
+#: fell behind, or failed): the log never grows without bound.
+_CHECKPOINT_BACKSTOP = 4000
+
+
+class _Checkpointer:
+    """A thread that checkpoints the WAL when asked, on a connection of its own.
+
+    A checkpoint never blocks writers (``PASSIVE``) and any error is ignored: a busy or
+    failing checkpoint is left to the next request, or to the writing connection's own
+    automatic checkpoint (``_CHECKPOINT_BACKSTOP``). Durability is unchanged: a commit is
+    durable when it is in the log (fsynced per commit at ``synchronous=full``; at ``normal`` the
+    log is fsynced before each checkpoint, as SQLite's own checkpoint does).
+    """
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.wanted = threading.Event()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, name="mai-sqlite-checkpoint", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                self.wanted.wait()
+                self.wanted.clear()
+                if self.stopping:
+                    return
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(
+                            self.path, isolation_level=None, check_same_thread=False, timeout=0
+                        )
+                        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # busy or failing: the next request, or the backstop, checkpoints
+        finally:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+
+    def stop(self) -> None:
+        """End the thread (after the checkpoint in progress, if any)."""
+        self.stopping = True
+        self.wanted.set()
+        if self.thread is not threading.current_thread():
+            self.thread.join()
+
+
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (a class, not a generator: one per step commit)."""
 
@@ -216,6 +277,9 @@ class _Transaction:
                 raise
             if plans:
                 store._plans.update(plans)
+            store._commits += 1
+            if store._commits >= _CHECKPOINT_EVERY:
+                store._checkpoint_soon()
             return
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
@@ -249,6 +313,10 @@ class SQLiteStore:
         self._plans: dict[str, str] = {}
         #: Plans stored by the open transaction, remembered once it commits.
         self._in_transaction: list[tuple[str, str]] | None = None
+        #: Commits since the last background checkpoint was asked for (see ``_Checkpointer``).
+        self._commits = 0
+        self._wal = False
+        self._checkpointer: _Checkpointer | None = None
 
     # -- errors and retries --------------------------------------------------------------------
 
@@ -353,8 +421,10 @@ class SQLiteStore:
                 self.path, isolation_level=None, check_same_thread=False, timeout=0.05
             )
             try:
-                conn.execute("PRAGMA journal_mode=WAL").fetchone()
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+                self._wal = bool(mode) and str(mode[0]).lower() == "wal"
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_BACKSTOP}")
             except BaseException:
                 conn.close()
                 raise
@@ -417,8 +487,20 @@ class SQLiteStore:
         """The schema version stamped in the file."""
         return int(self._retry(self._read_version))
 
+    def _checkpoint_soon(self) -> None:
+        """Ask the background thread for a WAL checkpoint (started on the first request)."""
+        self._commits = 0
+        if not self._wal:
+            return
+        if self._checkpointer is None:
+            self._checkpointer = _Checkpointer(self.path, self.synchronous)
+        self._checkpointer.wanted.set()
+
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and stop the checkpoint thread)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
