@@ -204,6 +204,8 @@ class _Checkpointer:
         self.path = path
         self.synchronous = synchronous
         self.wanted = threading.Event()
+        #: Set after each checkpoint tried (for tests).
+        self.done = threading.Event()
         self.stopping = False
         self.thread = threading.Thread(target=self._loop, name="mai-sqlite-checkpoint", daemon=True)
         self.thread.start()
@@ -225,6 +227,7 @@ class _Checkpointer:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error:
                     pass  # busy or failing: the next request, or the backstop, checkpoints
+                self.done.set()
         finally:
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -554,7 +557,9 @@ class SQLiteStore:
 
     def create_run(self, record: RunRecord) -> tuple[RunRecord, bool]:
         """Insert the run unless its id exists; return the stored run and whether it is new."""
-        now = self.now()
+        return self._insert_run(record, self.now())
+
+    def _insert_run(self, record: RunRecord, now: float) -> tuple[RunRecord, bool]:
         plan = record.plan
         inline = plan if not plan or not self._plan_shared(record.plan_hash, plan) else ""
         cur = self._x(
@@ -608,7 +613,7 @@ class SQLiteStore:
                 "lease_until": now + lease_seconds,
             },
         )
-        stored, created = self.create_run(claimed)
+        stored, created = self._insert_run(claimed, now)
         if not created:
             return stored, None
         fault_point("during_claim")

@@ -1,0 +1,110 @@
+"""The SQLite store's per-run shortcuts: a run inserted already claimed, WAL checkpoints aside."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from typing import TYPE_CHECKING
+
+import mai
+from mai.core.durable import RunRecord, RunStatus, SQLiteStore, StepRecord
+from mai.core.durable import _sqlite as sqlite_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@mai.module
+async def inc(x: int) -> int:
+    """A trivial step."""
+    return x + 1
+
+
+def _store(db: Path) -> SQLiteStore:
+    """An open store on ``db`` (synchronous=normal, as the benchmarks use it)."""
+    store = SQLiteStore(f"sqlite:///{db}?synchronous=normal")
+    store.open()
+    return store
+
+
+def _record(run_id: str) -> RunRecord:
+    """A new run's record, as ``Runtime.start`` builds it."""
+    return RunRecord(run_id, "flow", None, "h1", '{"plan": 1}', '{"args":[1],"kwargs":{}}')
+
+
+def test_a_run_created_claimed_is_stored_exactly_as_returned(tmp_path: Path) -> None:
+    """create_claimed returns what get_run reads back: RUNNING, owned, epoch and attempts 1."""
+    store = _store(tmp_path / "c.db")
+    try:
+        with store.transaction():
+            stored, claimed = store.create_claimed(_record("r"), "me", 30.0)
+        assert claimed is not None
+        assert stored == claimed == store.get_run("r")
+        assert (claimed.status, claimed.owner, claimed.epoch, claimed.attempts) == (
+            RunStatus.RUNNING,
+            "me",
+            1,
+            1,
+        )
+        assert claimed.lease_until == claimed.updated_at + 30.0
+        assert claimed.plan == '{"plan": 1}'
+    finally:
+        store.close()
+
+
+def test_creating_an_existing_run_claimed_changes_nothing(tmp_path: Path) -> None:
+    """A second create_claimed of the same id claims nothing and leaves the stored run as it was."""
+    store = _store(tmp_path / "c.db")
+    try:
+        with store.transaction():
+            _, first = store.create_claimed(_record("r"), "me", 30.0)
+        with store.transaction():
+            stored, again = store.create_claimed(_record("r"), "other", 30.0)
+        assert again is None
+        assert stored == first == store.get_run("r")
+    finally:
+        store.close()
+
+
+async def test_a_run_started_here_is_inserted_claimed_in_one_statement(tmp_path: Path) -> None:
+    """Runtime.start writes its run with one INSERT (no claim UPDATE, no read back)."""
+    db = tmp_path / "s.db"
+    statements: list[str] = []
+    async with mai.Runtime(f"sqlite:///{db}", workflows=[inc]) as rt:
+        store = rt.store
+        assert isinstance(store, SQLiteStore)
+        store.conn.set_trace_callback(statements.append)
+        handle = await rt.start(inc, 1, run_id="one")
+        store.conn.set_trace_callback(None)
+        assert await handle.result() == 2
+        info = await rt.get("one")
+    first = statements[: statements.index("COMMIT") + 1]
+    verbs = [" ".join(s.split()[:3]) for s in first]  # the plan's row is new too, this once
+    assert verbs == ["BEGIN IMMEDIATE", "INSERT INTO mai_plans", "INSERT INTO mai_runs", "COMMIT"]
+    assert info.status == RunStatus.SUCCEEDED
+
+
+def test_the_wal_is_checkpointed_by_a_thread_of_its_own(tmp_path: Path) -> None:
+    """Every _CHECKPOINT_EVERY commits a background thread copies the WAL into the file."""
+    db = tmp_path / "w.db"
+    store = _store(tmp_path / "w.db")
+    try:
+        with closing(store.conn.execute("PRAGMA wal_autocheckpoint")) as cur:
+            assert cur.fetchone() == (sqlite_store._CHECKPOINT_BACKSTOP,)
+        with store.transaction():
+            _, claimed = store.create_claimed(_record("r"), "me", 30.0)
+        assert claimed is not None
+        size = db.stat().st_size
+        for i in range(sqlite_store._CHECKPOINT_EVERY):
+            step = StepRecord("r", str(i + 1), "inc", "call", "[]", "x" * 300)
+            with store.transaction():
+                assert store.put_step(step, "me", 1)
+        checkpointer = store._checkpointer
+        assert checkpointer is not None
+        assert checkpointer.done.wait(60)  # a bound against a hang, not a timing assertion
+        assert db.stat().st_size > size  # the steps reached the file: not SQLite's backstop
+        with closing(sqlite3.connect(db)) as conn:
+            assert conn.execute("SELECT count(*) FROM mai_steps").fetchone() == (300,)
+    finally:
+        store.close()
+    assert not checkpointer.thread.is_alive()  # closing the store ends the thread
