@@ -243,17 +243,22 @@ def test_a_paused_worker_is_fenced_after_it_wakes(pg_url, tmp_path: Path):
         wait_terminal(pg_url, run_ids, 60, fleet)
         check_all_succeeded(pg_url, run_ids, 20)
         committed = steps(pg_url)
-        late = [
-            (r, s.step_id)
-            for r in run_ids
-            for s in committed[r].values()
-            if pid_of(s.worker) == a.pid and s.step_id not in asleep.get(r, {})
-        ]
-        assert not late, f"writes of the paused worker were accepted after it woke: {late}"
-        wait_until(lambda: "mai.lease_lost" in _read(a), 30, "a to notice its lost leases")
-        check_fleet_ledger(fleet, {a.pid})
+        check_paused_worker_fenced(fleet, a, run_ids, committed, asleep)
     finally:
         fleet.stop_all()
+
+
+def check_paused_worker_fenced(fleet, a, run_ids, committed, asleep) -> None:
+    """No step of the paused worker ``a`` landed after it woke; it noticed its lost leases."""
+    late = [
+        (r, s.step_id)
+        for r in run_ids
+        for s in committed[r].values()
+        if pid_of(s.worker) == a.pid and s.step_id not in asleep.get(r, {})
+    ]
+    assert not late, f"writes of the paused worker were accepted after it woke: {late}"
+    wait_until(lambda: "mai.lease_lost" in _read(a), 30, "a to notice its lost leases")
+    check_fleet_ledger(fleet, {a.pid})
 
 
 def stopped(pid: int) -> bool:
@@ -308,15 +313,7 @@ def test_a_worker_paused_inside_a_transaction_cannot_keep_its_runs(pg_url, tmp_p
         assert all(final[r].status == "SUCCEEDED" and final[r].output == "20" for r in run_ids)
         assert all(len(step_rows(r)) == 20 for r in run_ids)
         committed = steps(url)
-        late = [
-            (r, s.step_id)
-            for r in run_ids
-            for s in committed[r].values()
-            if pid_of(s.worker) == a.pid and s.step_id not in asleep.get(r, {})
-        ]
-        assert not late, f"writes of the paused worker were accepted after it woke: {late}"
-        wait_until(lambda: "mai.lease_lost" in _read(a), 30, "a to notice its lost leases")
-        check_fleet_ledger(fleet, {a.pid})
+        check_paused_worker_fenced(fleet, a, run_ids, committed, asleep)
     finally:
         fleet.stop_all()
 

@@ -1,8 +1,8 @@
 """The durable runtime: checkpointed steps, replay, resume, timers and events."""
 
-import importlib as _importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
+
+from mai.core._lazy import lazy_getattr as _lazy_getattr
 
 from ._astore import AsyncStore as AsyncStore
 from ._astore import ExecutorStore as ExecutorStore
@@ -71,14 +71,7 @@ if _TYPE_CHECKING:
 _LAZY = {"Worker": "._worker", "load_app": "._worker", "run_worker": "._worker"}
 
 
-def __getattr__(name: str) -> _Any:
-    """Import a lazily exported name on first use and cache it in the package's namespace."""
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(target, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

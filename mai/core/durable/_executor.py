@@ -234,6 +234,21 @@ class StoreExecutor:
         with anyio.CancelScope(shield=True):
             await anyio.lowlevel.checkpoint()
 
+    def _retrying(self, exc: StoreError, give_up: float | None) -> float | None:
+        """Whether to run a failed write (or batch) again: when to give up, or ``None`` to stop.
+
+        A lost connection rolled the transaction back: the write runs again once the store has
+        reconnected, within its own limit (``retry_seconds``), 50 ms apart. ``give_up`` is
+        ``None`` on the first failure.
+        """
+        now = time.monotonic()
+        if give_up is None:
+            give_up = now + self._patience
+        if getattr(exc, "retryable", False) and now < give_up:
+            time.sleep(0.05)
+            return give_up
+        return None
+
     def _run_one(self, fn: Callable[..., Any], args: tuple[Any, ...], write: bool) -> Any:
         """Run one call as :meth:`_run_batch` runs a batch of one, returning or raising.
 
@@ -257,11 +272,8 @@ class StoreExecutor:
                     except BaseException as exc:  # the call's answer (as in a batch)
                         error = exc
             except StoreError as exc:
-                now = time.monotonic()
-                if give_up is None:
-                    give_up = now + self._patience
-                if getattr(exc, "retryable", False) and now < give_up:
-                    time.sleep(0.05)
+                give_up = self._retrying(exc, give_up)
+                if give_up is not None:
                     continue
                 raise
             break
@@ -433,13 +445,8 @@ class StoreExecutor:
                             result.unwrap()  # a storage failure fails the whole batch
                         results.append(result)
             except StoreError as exc:
-                # A lost connection rolled the transaction back: run the batch again once the
-                # store has reconnected, within its own limit (``retry_seconds``).
-                now = time.monotonic()
-                if give_up is None:
-                    give_up = now + self._patience
-                if getattr(exc, "retryable", False) and now < give_up:
-                    time.sleep(0.05)
+                give_up = self._retrying(exc, give_up)
+                if give_up is not None:
                     continue
                 answers.append((writes, [outcome.Error(exc) for _ in writes]))
                 return answers
