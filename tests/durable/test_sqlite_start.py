@@ -13,6 +13,8 @@ from mai.core.durable import _sqlite as sqlite_store
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import pytest
+
 
 @mai.module
 async def inc(x: int) -> int:
@@ -84,10 +86,17 @@ async def test_a_run_started_here_is_inserted_claimed_in_one_statement(tmp_path:
     assert info.status == RunStatus.SUCCEEDED
 
 
-def test_the_wal_is_checkpointed_by_a_thread_of_its_own(tmp_path: Path) -> None:
+def test_the_wal_is_checkpointed_by_a_thread_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every _CHECKPOINT_EVERY commits a background thread copies the WAL into the file."""
     db = tmp_path / "w.db"
-    store = _store(tmp_path / "w.db")
+    monkeypatch.chdir(tmp_path)
+    store = SQLiteStore("sqlite:///w.db?synchronous=normal")  # relative to the directory now
+    store.open()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the checkpoints still go to the file opened
     try:
         with closing(store.conn.execute("PRAGMA wal_autocheckpoint")) as cur:
             assert cur.fetchone() == (sqlite_store._CHECKPOINT_BACKSTOP,)
@@ -105,6 +114,7 @@ def test_the_wal_is_checkpointed_by_a_thread_of_its_own(tmp_path: Path) -> None:
         assert db.stat().st_size > size  # the steps reached the file: not SQLite's backstop
         with closing(sqlite3.connect(db)) as conn:
             assert conn.execute("SELECT count(*) FROM mai_steps").fetchone() == (300,)
+        assert list(elsewhere.iterdir()) == []
     finally:
         store.close()
     assert not checkpointer.thread.is_alive()  # closing the store ends the thread

@@ -320,6 +320,7 @@ class SQLiteStore:
         self._commits = 0
         self._wal = False
         self._checkpointer: _Checkpointer | None = None
+        self._file = self.path
 
     # -- errors and retries --------------------------------------------------------------------
 
@@ -434,6 +435,8 @@ class SQLiteStore:
             return conn
 
         self._conn = self._retry(connect)
+        #: The file as opened now (a later change of directory must not move the checkpoints).
+        self._file = Path(self.path).absolute()
         try:
             self._migrate()
         except BaseException:
@@ -496,7 +499,7 @@ class SQLiteStore:
         if not self._wal:
             return
         if self._checkpointer is None:
-            self._checkpointer = _Checkpointer(self.path, self.synchronous)
+            self._checkpointer = _Checkpointer(self._file, self.synchronous)
         self._checkpointer.wanted.set()
 
     def close(self) -> None:
