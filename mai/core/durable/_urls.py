@@ -17,10 +17,11 @@ from urllib.parse import unquote
 #: What a redacted password is replaced with.
 MASK = "***"
 
+# The patterns are compiled on first use (by ``re``'s cache), not when the runtime is imported.
 #: ``password=value`` in a query string (value up to ``&`` or ``#``).
-_QUERY_SECRET = re.compile(r"(?i)((?:^|[?&;])[a-z_]*password=)([^&#;]*)")
+_QUERY_PATTERN = r"(?i)((?:^|[?&;])[a-z_]*password=)([^&#;]*)"
 #: ``password=value`` in a libpq keyword/value string (``host=db password='it''s'``).
-_KEYWORD_SECRET = re.compile(r"(?i)(\b[a-z_]*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+_KEYWORD_PATTERN = r"(?i)(\b[a-z_]*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)"
 
 
 def _split_authority(url: str) -> tuple[str, str, str, str] | None:
@@ -62,14 +63,14 @@ def redact_url(url: str) -> str:
         The URL without any secret in it.
     """
     if "://" not in url:
-        return _KEYWORD_SECRET.sub(lambda m: m.group(1) + MASK, url)
+        return re.sub(_KEYWORD_PATTERN, lambda m: m.group(1) + MASK, url)
     parts = _split_authority(url)
     if parts is not None:
         scheme, user, _, rest = parts
         url = f"{scheme}{user}:{MASK}{rest}"
     head, q, tail = url.partition("?")
     if q:
-        url = head + q + _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, tail)
+        url = head + q + re.sub(_QUERY_PATTERN, lambda m: m.group(1) + MASK, tail)
     return url
 
 
@@ -83,9 +84,9 @@ def url_secrets(url: str) -> list[str]:
     if parts is not None and parts[2]:
         found.add(parts[2])
     if "://" in url:
-        found.update(m.group(2) for m in _QUERY_SECRET.finditer(url.partition("?")[2]))
+        found.update(m.group(2) for m in re.finditer(_QUERY_PATTERN, url.partition("?")[2]))
     else:
-        found.update(m.group(2).strip("'") for m in _KEYWORD_SECRET.finditer(url))
+        found.update(m.group(2).strip("'") for m in re.finditer(_KEYWORD_PATTERN, url))
     found |= {unquote(s) for s in found}
     return sorted((s for s in found if s), key=len, reverse=True)
 
