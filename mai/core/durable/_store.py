@@ -144,6 +144,9 @@ def _builder(cls: type[_R]) -> Callable[..., _R]:
             for f in dataclasses.fields(cls)  # type: ignore[arg-type]
         ],
         slots=True,
+        repr=False,  # only its __init__ is ever used: fewer generated methods at import
+        eq=False,
+        match_args=False,
     )
 
     def build(*args: Any, **kwargs: Any) -> _R:
