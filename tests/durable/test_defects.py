@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 from pydantic import BaseModel
+from resume_cases import hold, outer, shift
 
 import mai
 import mai.testing
@@ -121,31 +122,6 @@ async def test_run_input_is_recorded_cast(url: str) -> None:
         assert await handle.result() == "t x3"
         info = await rt.get("cast")
     assert info.input == {"args": [{"title": "t"}, 3], "kwargs": {}}
-
-
-shift = [0]
-hold = {"gate": trio.Event(), "entered": trio.Event()}
-
-
-@mai.module
-async def client_step(x: int, client: Any) -> int:
-    """A step with an input that is not JSON (a client object) beside a JSON one."""
-    return x
-
-
-@mai.module
-async def gate(x: int) -> int:
-    """Blocks until released (to interrupt a run here)."""
-    hold["entered"].set()
-    await hold["gate"].wait()
-    return x
-
-
-@mai.module
-async def outer(x: int) -> int:
-    """Calls a step whose input changes between attempts (a non-deterministic workflow)."""
-    y = await client_step(x + shift[0], threading.Lock())
-    return await gate(y)
 
 
 async def _interrupt(url: str, flow: mai.Module[..., Any], run_id: str) -> None:

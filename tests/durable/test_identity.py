@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from resume_cases import CRASH_ONCE_APP
 
 import mai
 import mai.testing
@@ -255,51 +255,7 @@ async def test_retry_brings_a_dead_run_back(url: str) -> None:
     assert "poisoned for the test" in str(history[0]["error"])
 
 
-APP = textwrap.dedent(
-    """
-    import os
-    import signal
-    from pathlib import Path
-
-    import mai
-
-    HERE = Path(__file__).parent
-
-
-    def ledger(name):
-        with open(HERE / "ledger.txt", "a") as f:
-            f.write(name + "\\n")
-
-
-    @mai.module
-    async def first(n: int) -> int:
-        ledger("first")
-        return n + 1
-
-
-    @mai.module
-    async def crash_once(n: int) -> int:
-        marker = HERE / "crashed"
-        if not marker.exists():
-            marker.write_text("x")
-            os.kill(os.getpid(), signal.SIGKILL)
-        ledger("second")
-        return n * 10
-
-
-    pipeline = first >> crash_once
-
-
-    @mai.module
-    async def single(n: int) -> int:
-        return await crash_once(await first(n))
-
-
-    with mai.Graph(name="flowgraph") as graph:
-        n = graph.input("n", int)
-        graph.output(crash_once(first(n)))
-    """
-)
+APP = CRASH_ONCE_APP
 
 
 def _mai(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

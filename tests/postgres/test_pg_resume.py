@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import psycopg
 import pytest
 import trio
 from pydantic import BaseModel
+from resume_cases import CRASH_ONCE_APP, hold, outer, shift
 
 import mai
 
@@ -177,31 +177,6 @@ async def test_an_unnamed_inline_composite_is_refused_at_start_on_postgres(pg_ur
         assert await rt.list_runs() == []
 
 
-shift = [0]
-hold: dict[str, trio.Event] = {}
-
-
-@mai.module
-async def client_step(x: int, client: Any) -> int:
-    """A step with an input that is not JSON (a client object) beside a JSON one."""
-    return x
-
-
-@mai.module
-async def gate(x: int) -> int:
-    """Blocks until released (to interrupt a run here)."""
-    hold["entered"].set()
-    await hold["gate"].wait()
-    return x
-
-
-@mai.module
-async def outer(x: int) -> int:
-    """Calls a step whose input changes between attempts (a non-deterministic workflow)."""
-    y = await client_step(x + shift[0], threading.Lock())
-    return await gate(y)
-
-
 class _Stop(Exception):
     """Leaves a runtime block abruptly (its runs are handed back)."""
 
@@ -288,39 +263,7 @@ async def test_resume_of_a_live_run_never_steals_it_on_postgres(pg_url: str) -> 
         assert (await other.get("live")).record.epoch == before.epoch
 
 
-APP = """
-import os
-import signal
-from pathlib import Path
-
-import mai
-
-HERE = Path(__file__).parent
-
-
-def ledger(name):
-    with open(HERE / "ledger.txt", "a") as f:
-        f.write(name + "\\n")
-
-
-@mai.module
-async def first(n: int) -> int:
-    ledger("first")
-    return n + 1
-
-
-@mai.module
-async def crash_once(n: int) -> int:
-    marker = HERE / "crashed"
-    if not marker.exists():
-        marker.write_text("x")
-        os.kill(os.getpid(), signal.SIGKILL)
-    ledger("second")
-    return n * 10
-
-
-pipeline = first >> crash_once
-"""
+APP = CRASH_ONCE_APP
 
 
 def test_mai_run_killed_then_mai_runs_resume_on_postgres(pg_url: str, tmp_path: Path) -> None:
