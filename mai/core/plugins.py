@@ -361,6 +361,8 @@ def _key(group: str, name: str) -> tuple[str, str]:
 
 def _resolve(group: str, name: str) -> None:
     """Import the deferred store or model entry point named ``name``, if there is one."""
+    if _key(group, name) not in _deferred:  # the common case: found and imported already
+        return
     broken: list[PluginInfo] = []
     with _lock:
         found = _deferred.pop(_key(group, name), None)
