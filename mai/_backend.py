@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Protocol
 
-import anyio
-import anyio.to_thread
 import sniffio
 import trio
 
@@ -63,6 +61,8 @@ class Backend:
 
     async def run_in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` in a worker thread; the caller is released on cancellation."""
+        import anyio.to_thread  # noqa: PLC0415 - anyio is loaded only where it is used
+
         return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
 
 
@@ -80,6 +80,8 @@ def _trio_backend() -> Backend:
 
 
 def _anyio_backend(name: str) -> Backend:
+    import anyio  # noqa: PLC0415 - a Trio program never loads anyio for the kernel
+
     b = Backend()
     b.name = name
     b.current_time = anyio.current_time

@@ -20,7 +20,6 @@ import threading
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-import anyio
 import trio
 
 from ._backend import Backend, current_backend
@@ -478,6 +477,8 @@ class Module(Generic[P, R]):
         key = _loop_key(backend)
         cached = self._limiter
         if cached is None or cached[0] is not key:
+            import anyio  # noqa: PLC0415 - only modules with max_concurrency need it
+
             cached = self._limiter = (key, anyio.Semaphore(self._cfg.max_concurrency or 1))
         return cached[1]
 

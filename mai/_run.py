@@ -6,7 +6,6 @@ import functools
 import inspect
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
 import sniffio
 
 from ._errors import ConfigError, EventLoopRunningError, short_repr
@@ -61,4 +60,6 @@ def run(
             f"it cannot start again; in async code write `await {name}(...)` instead",
             module_name=name,
         )
+    import anyio  # noqa: PLC0415 - loaded when a module is run from synchronous code
+
     return anyio.run(functools.partial(m, *args, **kwargs), backend=backend)  # type: ignore[no-any-return]

@@ -35,12 +35,6 @@ from ._info import RunHandle as RunHandle
 from ._info import RunInfo as RunInfo
 from ._info import StepInfo as StepInfo
 from ._memory import MemoryStore as MemoryStore
-from ._pages import PageCursorError as PageCursorError
-from ._pages import PagedRunStore as PagedRunStore
-from ._pages import RunQuery as RunQuery
-from ._pages import RunSummary as RunSummary
-from ._pages import decode_cursor as decode_cursor
-from ._pages import merge_pages as merge_pages
 from ._primitives import now as now
 from ._primitives import random as random
 from ._primitives import sleep as sleep
@@ -63,12 +57,29 @@ from ._urls import redact_url as redact_url
 from ._versioning import plan_for as plan_for
 
 if _TYPE_CHECKING:
+    from ._pages import PageCursorError as PageCursorError
+    from ._pages import PagedRunStore as PagedRunStore
+    from ._pages import RunQuery as RunQuery
+    from ._pages import RunSummary as RunSummary
+    from ._pages import decode_cursor as decode_cursor
+    from ._pages import merge_pages as merge_pages
     from ._worker import Worker as Worker
     from ._worker import load_app as load_app
     from ._worker import run_worker as run_worker
 
-# Loaded on first use: a process that only runs workflows needs no worker machinery.
-_LAZY = {"Worker": "._worker", "load_app": "._worker", "run_worker": "._worker"}
+# Loaded on first use: a process that only runs workflows needs neither the worker machinery
+# nor the pages of runs that lists (``mai ui``, ``mai runs``) read.
+_LAZY = {
+    "Worker": "._worker",
+    "load_app": "._worker",
+    "run_worker": "._worker",
+    "PageCursorError": "._pages",
+    "PagedRunStore": "._pages",
+    "RunQuery": "._pages",
+    "RunSummary": "._pages",
+    "decode_cursor": "._pages",
+    "merge_pages": "._pages",
+}
 
 
 __getattr__ = _lazy_getattr(__name__, _LAZY, globals())

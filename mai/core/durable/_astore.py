@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import _serde
 from ._errors import LeaseLostError, StoreInterfaceError
 from ._executor import StoreExecutor
-from ._pages import PagedRunStore, RunQuery, RunSummary, page_from_list
 from ._store import (
     AttemptRecord,
     ClaimedCreate,
@@ -40,6 +39,7 @@ from ._store import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping, Sequence
 
+    from ._pages import RunQuery, RunSummary
     from ._store import EventRecord
 
 #: How many runs a page is computed from when the store cannot page (``page_runs``).
@@ -228,6 +228,8 @@ class ExecutorStore:
         self, query: RunQuery, after: str | None, limit: int
     ) -> tuple[list[RunSummary], str | None]:
         """A page of runs: the store's indexed query, or computed from a list of runs."""
+        from ._pages import PagedRunStore, page_from_list  # noqa: PLC0415 - only lists need pages
+
         if isinstance(self.store, PagedRunStore):
             return await self._read(self.store.page_runs, query, after, limit)  # type: ignore[no-any-return]
         records = await self._read(self.store.list_runs, query.status, FALLBACK_LIMIT)
@@ -236,6 +238,8 @@ class ExecutorStore:
     @property
     def paged(self) -> bool:
         """Whether pages are answered by the store's own indexed queries."""
+        from ._pages import PagedRunStore  # noqa: PLC0415 - only lists need pages
+
         return isinstance(self.store, PagedRunStore)
 
     def load_steps(self, run_id: str) -> Coroutine[Any, Any, list[StepRecord]]:

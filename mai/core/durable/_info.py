@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import anyio
+from mai._backend import current_backend
 
 from . import _serde
 
@@ -166,6 +166,6 @@ class RunHandle:
                 await rt._attach(record, adopted)
                 if self.run_id in rt._active:
                     continue
-            await anyio.sleep(delay)
+            await current_backend().sleep(delay)
             delay = min(delay * 1.5, 1.0)
         return rt._outcome(record)

@@ -14,12 +14,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._errors import LeaseLostError
-from ._pages import MAX_PAGE, RunQuery, RunSummary, page_from_list
 from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord, evolve_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractContextManager
+
+    from ._pages import RunQuery, RunSummary
 
 SCHEMA_VERSION = 1
 
@@ -389,6 +390,8 @@ class MemoryStore:
         self, query: RunQuery, after: str | None, limit: int
     ) -> tuple[list[RunSummary], str | None]:
         """One page of runs, in the order and with the cursors of the SQL stores."""
+        from ._pages import MAX_PAGE, page_from_list  # noqa: PLC0415 - only lists need pages
+
         with self._data.lock:
             runs = list(self._data.runs.values())
         return page_from_list(runs, query, after, max(1, min(limit, MAX_PAGE)))

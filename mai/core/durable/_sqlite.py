@@ -43,7 +43,6 @@ from ._errors import (
     StoreSchemaError,
 )
 from ._faults import fault_point
-from ._pages import MAX_PAGE, RunQuery, RunSummary, decode_cursor, merge_pages
 from ._store import (
     RUN_COLUMNS,
     STEP_COLUMNS,
@@ -61,6 +60,8 @@ from ._urls import redact_url
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractContextManager
+
+    from ._pages import RunQuery, RunSummary
 
 SCHEMA_VERSION = 3
 
@@ -910,6 +911,8 @@ _SUMMARY = "run_id, workflow, status, created_at, updated_at, attempts, queue"
 
 
 def _summaries(rows: list[tuple[Any, ...]]) -> list[RunSummary]:
+    from ._pages import RunSummary  # noqa: PLC0415 - pages are loaded by the code that lists runs
+
     out = []
     for r in rows:
         try:
@@ -939,6 +942,8 @@ def _skip_scan(
 def _page_runs(
     conn: sqlite3.Connection, query: RunQuery, after: str | None, limit: int
 ) -> tuple[list[RunSummary], str | None]:
+    from ._pages import MAX_PAGE, decode_cursor, merge_pages  # noqa: PLC0415 - see _summaries
+
     limit = max(1, min(limit, MAX_PAGE))
     extra = ""
     extra_params: tuple[Any, ...] = ()
