@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from mai.core._records import record
 
 from ._errors import ConfigError, DeadlineExceeded, ModelRetry
 
 FRAMEWORK_KEYS = ("name", "timeout", "retries", "backoff", "retry_on", "max_concurrency", "inline")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Backoff:
     """Exponential backoff between retries: ``initial * factor ** (attempt - 1)``, capped.
 
@@ -47,7 +48,7 @@ def _default_retryable(exc: BaseException) -> bool:
     return not isinstance(exc, DeadlineExceeded | ModelRetry)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Config:
     """How a module call executes; built by ``@mai.module(...)`` and ``with_()``.
 

@@ -35,13 +35,13 @@ import os
 import sys
 import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mai import _casting
 from mai._errors import short_repr
 from mai._seam import add_interceptor, add_run_hook, remove_interceptor
+from mai.core._records import record
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,7 +66,7 @@ class PluginWarning(UserWarning):
     """
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PluginInfo:
     """What :func:`mai.plugins` reports about one plugin.
 

@@ -13,10 +13,10 @@ so a page never skips or repeats a run when new ones arrive meanwhile.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mai._errors import MaiError
+from mai.core._records import record
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -31,7 +31,7 @@ class PageCursorError(MaiError, ValueError):
     """A page cursor that was not made by :func:`encode_cursor` (or belongs to another query)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunQuery:
     """Which runs a page shows.
 
@@ -46,7 +46,7 @@ class RunQuery:
     run_id_prefix: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunSummary:
     """A run as a list shows it (none of its payloads)."""
 

@@ -18,12 +18,11 @@ loaded or rebuilt, never while it runs: nothing runs before validation passes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mai._errors import MaiError
+from mai.core._records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Edge:
     """One edge of a graph: ``source`` feeds ``target``'s ``parameter``.
 

@@ -8,10 +8,11 @@ module gives the same hash in any process, and any structural change gives anoth
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
+
+from mai.core._records import record
 
 from ._describe import FORMAT_VERSION, KINDS, Describer
 from ._errors import Edge, GraphCycleError, PlanFormatError
@@ -24,7 +25,7 @@ _KINDS = {*KINDS.values(), "module", "composite"}
 _SEMANTIC_OPTIONS = {"collect", "pred", "until", "background"}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class PlanChange:
     """One difference between two plans, as :meth:`WorkflowPlan.diff` reports it.
 

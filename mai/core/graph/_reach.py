@@ -45,6 +45,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel
 
 from mai._casting import find_adapter, is_uncast
+from mai.core._records import record
 
 _NONE = type(None)
 
@@ -53,7 +54,7 @@ class Unreachable(Exception):
     """No rule takes the producer's type to the consumer's type."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class Rule:
     """How a cast converts a value.
 
