@@ -91,7 +91,7 @@ def test_no_function_level_imports_between_durable_modules() -> None:
 
 
 def test_a_process_that_only_runs_workflows_does_not_load_the_on_demand_modules() -> None:
-    """Importing the durable runtime and running a workflow leaves ``_pages`` unloaded."""
+    """A durable run of a plain module loads neither pages, anyio, nor the graph machinery."""
     code = (
         "import sys, tempfile, trio, mai\n"
         "@mai.module\n"
@@ -104,6 +104,13 @@ def test_a_process_that_only_runs_workflows_does_not_load_the_on_demand_modules(
         "trio.run(main)\n"
         "assert 'mai.core.durable._pages' not in sys.modules, 'pages loaded'\n"
         "assert 'anyio' not in sys.modules, 'anyio loaded under Trio'\n"
+        "for name in ('_graph', '_validate', '_reach', '_run'):\n"
+        "    assert f'mai.core.graph.{name}' not in sys.modules, name\n"
+        "from mai.core.graph import Graph, LAX\n"
+        "assert mai.core.graph.plan(one).to_dict()['kind'] == 'module'\n"
+        "with Graph(name='g') as g:\n"
+        "    g.output(one(g.input('x', int)))\n"
+        "assert mai.plan(g).to_dict()['kind'] == 'graph'\n"
         "from mai.core.durable import RunQuery\n"
         "assert RunQuery().status is None\n"
     )

@@ -3,6 +3,10 @@
 The public names are re-exported from :mod:`mai`; the modules of this package are private.
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+from mai.core._lazy import lazy_getattr as _lazy_getattr
+
 from ._errors import Edge as Edge
 from ._errors import GraphCycleError as GraphCycleError
 from ._errors import GraphError as GraphError
@@ -11,13 +15,15 @@ from ._errors import GraphOutputError as GraphOutputError
 from ._errors import GraphTypeError as GraphTypeError
 from ._errors import PlanFormatError as PlanFormatError
 from ._errors import PlanResolutionError as PlanResolutionError
-from ._graph import Deferred as Deferred
-from ._graph import Graph as Graph
-from ._graph import Ref as Ref
 from ._plan import PlanChange as PlanChange
 from ._plan import WorkflowPlan as WorkflowPlan
 from ._plan import plan as plan
-from ._reach import LAX as LAX
+
+if _TYPE_CHECKING:
+    from ._graph import Deferred as Deferred
+    from ._graph import Graph as Graph
+    from ._graph import Ref as Ref
+    from ._reach import LAX as LAX
 
 __all__ = [
     "LAX",
@@ -36,3 +42,14 @@ __all__ = [
     "WorkflowPlan",
     "plan",
 ]
+
+# Loaded on first use: the plan of a plain module or a composite (what a durable run records
+# when it starts) needs none of the graph-building, validation and cast-rule machinery.
+_LAZY = {"Graph": "._graph", "Deferred": "._graph", "Ref": "._graph", "LAX": "._reach"}
+
+__getattr__ = _lazy_getattr(__name__, _LAZY, globals())
+
+
+def __dir__() -> list[str]:
+    """List the package's attributes, the lazily loaded names included."""
+    return sorted(set(globals()) | set(_LAZY))

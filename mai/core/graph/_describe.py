@@ -28,19 +28,18 @@ from mai._composites import (
 from mai._config import _default_retryable
 from mai._module import _INLINE, _THREAD, Module
 
-from ._graph import Graph
 from ._nodes import CONST, MISSING, describe_type
 from ._paths import encode_type, jsonable, path_of
-from ._reach import Rule, Unreachable, cast_rule
-from ._validate import producer
 
 if TYPE_CHECKING:
     from mai._config import Config
 
+    from ._graph import Graph
+    from ._reach import Rule
+
 FORMAT_VERSION = 1
 
 KINDS: dict[type, str] = {
-    Graph: "graph",
     Sequential: "sequential",
     Parallel: "parallel",
     Map: "map",
@@ -50,6 +49,19 @@ KINDS: dict[type, str] = {
     BlockingDelay: "blocking_delay",
     NonBlockingDelay: "non_blocking_delay",
 }
+
+
+#: The graph class, once ``_graph`` is imported (it registers itself, see :func:`register_graph`):
+#: describing a plain module or a composite needs none of the graph machinery, and no object
+#: can be a graph before that module is loaded.
+GRAPHS: tuple[type, ...] = ()
+
+
+def register_graph(cls: type) -> None:
+    """Name ``cls``'s plans ``graph`` (called once, by the module that defines ``Graph``)."""
+    global GRAPHS  # noqa: PLW0603 - set once, when the graph module is imported
+    KINDS[cls] = "graph"
+    GRAPHS = (cls,)
 
 
 def kind_of(module: Module[..., Any]) -> str:
@@ -343,18 +355,26 @@ class Describer:
         for n in g._nodes:
             for a in n.args:
                 if a.source.kind != CONST:
-                    pid, _, ptype = producer(g, a.source)
+                    pid, _, ptype = _producer(g, a.source)
                     self._edge(body, pid, n.id, a.key, a.rule, (ptype, a.annotation), a.position)
         for name, s in g._outputs:
-            pid, _, ptype = producer(g, s)
+            pid, _, ptype = _producer(g, s)
             body["outputs"].append(_out(name, pid, ptype))
         if g._chains:
             body["fused"] = [[f"n{k + 1}" for k in chain] for chain in g._chains]
         return body
 
 
+def _producer(g: Graph, source: Any) -> tuple[str, str, Any]:
+    from ._validate import producer  # noqa: PLC0415 - graph machinery: loaded with graphs
+
+    return producer(g, source)
+
+
 def _unchecked_rule(src: Any, dst: Any) -> Rule | None:
     """Composites cast at run time; a pair the rules cannot prove is marked ``unchecked``."""
+    from ._reach import Rule, Unreachable, cast_rule  # noqa: PLC0415 - only composites cast
+
     try:
         return cast_rule(src, dst)
     except Unreachable:
@@ -367,8 +387,8 @@ def _out(name: str | None, source: str, annotation: Any) -> dict[str, Any]:
 
 def _params(module: Module[..., Any]) -> list[tuple[str, Any, Any]]:
     """``(name, annotation, default)`` of what a module takes."""
-    if isinstance(module, Graph):
-        return [(i.name, i.annotation, i.default) for i in module._inputs]
+    if isinstance(module, GRAPHS):
+        return [(i.name, i.annotation, i.default) for i in module._inputs]  # type: ignore[attr-defined]
     if isinstance(module, BlockingDelay | NonBlockingDelay):
         return [("x", Any, MISSING)]
     params = module.payload.parameters

@@ -26,6 +26,7 @@ from mai._composites import Composite
 from mai._context import ROOT, current_frame
 from mai._seam import building
 
+from ._describe import register_graph
 from ._errors import Edge, GraphError, GraphInputError, GraphOutputError
 from ._nodes import CONST, DEFERRED, INPUT, MISSING, NODE, Arg, InputSpec, NodeSpec, Source
 
@@ -590,6 +591,9 @@ class Graph(Composite):
                 graph=self.name,
             )
         return await program.execute(self.name, args, kwargs)
+
+
+register_graph(Graph)
 
 
 def _holds_ref(value: Any, depth: int = 0) -> bool:

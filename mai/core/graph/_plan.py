@@ -20,7 +20,7 @@ from ._errors import Edge, GraphCycleError, PlanFormatError
 if TYPE_CHECKING:
     from mai._module import Module
 
-_KINDS = {*KINDS.values(), "module", "composite"}
+_KINDS = {*KINDS.values(), "graph", "module", "composite"}
 # Options whose change alters what a run computes (the others only change how it runs).
 _SEMANTIC_OPTIONS = {"collect", "pred", "until", "background"}
 
