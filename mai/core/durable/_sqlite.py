@@ -456,6 +456,9 @@ class SQLiteStore:
         if version == SCHEMA_VERSION:
             return
         with self.transaction():
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS mai_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
             version = self._read_version()  # someone may have migrated while we waited
             if version > SCHEMA_VERSION:
                 raise StoreSchemaError(
@@ -474,11 +477,14 @@ class SQLiteStore:
                 )
 
     def _read_version(self) -> int:
+        """The stamped version; 0 for a file without one (reading it writes nothing)."""
         conn = self.conn
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS mai_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-        )
-        row = conn.execute("SELECT value FROM mai_meta WHERE key = 'schema_version'").fetchone()
+        try:
+            row = conn.execute("SELECT value FROM mai_meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            return 0  # a new file: the migration creates the table and stamps it
         if row is None:
             return 0
         try:
