@@ -4,7 +4,8 @@ Import edges are read with ``ast``: only statements executed at import time coun
 under ``if TYPE_CHECKING:`` are for annotations only (never executed), so they are not run-time
 edges and may point anywhere; an import inside a function is a hidden run-time edge and is
 refused between the package's own modules, except for the modules loaded on first use
-(``ON_DEMAND``: what only listing runs needs); those edges count in the cycle check too.
+(``ON_DEMAND``: what only listing runs, requeues and events need); those edges count in the
+cycle check too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mai.core.durable import MemoryStore
 PACKAGE = Path(mai.__file__).parent / "core" / "durable"
 #: Modules a function may import (loaded when first needed, so a process that only runs
 #: workflows never loads them); their edges still take part in the cycle check.
-ON_DEMAND = {"_pages"}
+ON_DEMAND = {"_history", "_pages"}
 
 
 def _sibling(node: ast.ImportFrom) -> list[str]:
@@ -102,7 +103,8 @@ def test_a_process_that_only_runs_workflows_does_not_load_the_on_demand_modules(
         "        async with mai.Runtime(f'sqlite:///{d}/r.db') as rt:\n"
         "            assert await (await rt.start(one, 1)).result() == 2\n"
         "trio.run(main)\n"
-        "assert 'mai.core.durable._pages' not in sys.modules, 'pages loaded'\n"
+        "for name in ('_pages', '_history'):\n"
+        "    assert f'mai.core.durable.{name}' not in sys.modules, name\n"
         "assert 'anyio' not in sys.modules, 'anyio loaded under Trio'\n"
         "for name in ('_graph', '_validate', '_reach', '_run'):\n"
         "    assert f'mai.core.graph.{name}' not in sys.modules, name\n"

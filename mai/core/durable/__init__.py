@@ -44,8 +44,6 @@ from ._runtime import open_store as open_store
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import RUN_COLUMNS as RUN_COLUMNS
 from ._store import STEP_COLUMNS as STEP_COLUMNS
-from ._store import AttemptRecord as AttemptRecord
-from ._store import EventRecord as EventRecord
 from ._store import RunRecord as RunRecord
 from ._store import RunStatus as RunStatus
 from ._store import StepRecord as StepRecord
@@ -57,6 +55,8 @@ from ._urls import redact_url as redact_url
 from ._versioning import plan_for as plan_for
 
 if _TYPE_CHECKING:
+    from ._history import AttemptRecord as AttemptRecord
+    from ._history import EventRecord as EventRecord
     from ._pages import PageCursorError as PageCursorError
     from ._pages import PagedRunStore as PagedRunStore
     from ._pages import RunQuery as RunQuery
@@ -67,9 +67,12 @@ if _TYPE_CHECKING:
     from ._worker import load_app as load_app
     from ._worker import run_worker as run_worker
 
-# Loaded on first use: a process that only runs workflows needs neither the worker machinery
-# nor the pages of runs that lists (``mai ui``, ``mai runs``) read.
+# Loaded on first use: a process that only runs workflows needs neither the worker machinery,
+# nor the pages of runs that lists (``mai ui``, ``mai runs``) read, nor the records of requeued
+# attempts and events.
 _LAZY = {
+    "AttemptRecord": "._history",
+    "EventRecord": "._history",
     "Worker": "._worker",
     "load_app": "._worker",
     "run_worker": "._worker",

@@ -26,7 +26,6 @@ from . import _serde
 from ._errors import LeaseLostError, StoreInterfaceError
 from ._executor import StoreExecutor
 from ._store import (
-    AttemptRecord,
     ClaimedCreate,
     Notifying,
     RunRecord,
@@ -39,8 +38,8 @@ from ._store import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping, Sequence
 
+    from ._history import AttemptRecord, EventRecord
     from ._pages import RunQuery, RunSummary
-    from ._store import EventRecord
 
 #: How many runs a page is computed from when the store cannot page (``page_runs``).
 FALLBACK_LIMIT = 5000

@@ -14,12 +14,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._errors import LeaseLostError
-from ._store import AttemptRecord, EventRecord, RunRecord, RunStatus, StepRecord, evolve_run
+from ._store import RunRecord, RunStatus, StepRecord, evolve_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractContextManager
 
+    from ._history import AttemptRecord, EventRecord
     from ._pages import RunQuery, RunSummary
 
 SCHEMA_VERSION = 1
@@ -303,6 +304,8 @@ class MemoryStore:
             run = self._data.runs.get(run_id)
             if run is None or run.status not in (RunStatus.DEAD, RunStatus.FAILED):
                 return None
+            from ._history import AttemptRecord  # noqa: PLC0415 - loaded on first use
+
             d = self._data
             kept = d.history.get(run_id, [])
             attempt = AttemptRecord(
@@ -364,6 +367,8 @@ class MemoryStore:
 
     def add_event(self, run_id: str, topic: str, payload: str) -> int:
         """Store a message."""
+        from ._history import EventRecord  # noqa: PLC0415 - loaded on first use
+
         with self._data.lock:
             event_id = next(self._data.ids)
             record = EventRecord(event_id, run_id, topic, payload, self.now())

@@ -46,8 +46,6 @@ from ._faults import fault_point
 from ._store import (
     RUN_COLUMNS,
     STEP_COLUMNS,
-    AttemptRecord,
-    EventRecord,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -61,6 +59,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractContextManager
 
+    from ._history import AttemptRecord, EventRecord
     from ._pages import RunQuery, RunSummary
 
 SCHEMA_VERSION = 3
@@ -815,6 +814,8 @@ class SQLiteStore:
             "WHERE run_id = ? ORDER BY seq",
             (run_id,),
         )
+        from ._history import AttemptRecord  # noqa: PLC0415 - loaded on first use
+
         return [AttemptRecord(*r) for r in rows]
 
     # -- steps ---------------------------------------------------------------------------------
@@ -881,6 +882,8 @@ class SQLiteStore:
 
     def take_event(self, run_id: str, topic: str, step_id: str) -> EventRecord | None:
         """Consume the oldest unconsumed message on ``topic`` for ``step_id`` (idempotent)."""
+        from ._history import EventRecord  # noqa: PLC0415 - loaded on first use
+
         cols = "event_id, run_id, topic, payload, created_at, consumed_by"
         mine = self._x(
             f"SELECT {cols} FROM mai_events WHERE run_id = ? AND topic = ? AND consumed_by = ?",  # noqa: S608

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractContextManager
 
+    from ._history import AttemptRecord, EventRecord
+
 
 class RunStatus(enum.StrEnum):
     """Where a durable run is in its life."""
@@ -98,30 +100,6 @@ class StepRecord:
     finished_at: float = 0.0
     attempts: int = 1
     worker: str | None = None
-
-
-@record
-class AttemptRecord:
-    """The outcome of an earlier attempt of a run, kept when the run was requeued."""
-
-    run_id: str
-    seq: int
-    status: str
-    output: str | None
-    error: str | None
-    finished_at: float
-
-
-@record
-class EventRecord:
-    """A message sent to a run with ``Runtime.send``."""
-
-    event_id: int
-    run_id: str
-    topic: str
-    payload: str
-    created_at: float
-    consumed_by: str | None = None
 
 
 _R = TypeVar("_R")
