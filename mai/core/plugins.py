@@ -315,12 +315,16 @@ def _entry_point_texts(where: str) -> tuple[bytes, ...] | None:
         return ()
     texts = []
     for name in names:
+        # plain strings, not Path objects: this runs for every distribution in a fresh process;
+        # most have no entry points, and asking costs less than a failed open (an exception)
+        path = f"{where}{os.sep}{name}{os.sep}entry_points.txt"
+        if not os.access(path, os.F_OK):
+            continue  # no entry points (or an egg-info file, not a directory)
         try:
-            # plain strings, not Path objects: this runs for every distribution in a fresh process
-            with open(f"{where}{os.sep}{name}{os.sep}entry_points.txt", "rb") as f:  # noqa: PTH123
+            with open(path, "rb") as f:  # noqa: PTH123
                 texts.append(f.read())
         except OSError:
-            continue  # no entry points (or an egg-info file, not a directory)
+            continue  # unreadable: as importlib.metadata, which would not read it either
     _ep_texts[where] = (stamp, tuple(texts))
     return _ep_texts[where][1]
 

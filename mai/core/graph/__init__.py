@@ -15,11 +15,11 @@ from ._errors import GraphOutputError as GraphOutputError
 from ._errors import GraphTypeError as GraphTypeError
 from ._errors import PlanFormatError as PlanFormatError
 from ._errors import PlanResolutionError as PlanResolutionError
-from ._plan import PlanChange as PlanChange
 from ._plan import WorkflowPlan as WorkflowPlan
 from ._plan import plan as plan
 
 if _TYPE_CHECKING:
+    from ._diff import PlanChange as PlanChange
     from ._graph import Deferred as Deferred
     from ._graph import Graph as Graph
     from ._graph import Ref as Ref
@@ -44,8 +44,15 @@ __all__ = [
 ]
 
 # Loaded on first use: the plan of a plain module or a composite (what a durable run records
-# when it starts) needs none of the graph-building, validation and cast-rule machinery.
-_LAZY = {"Graph": "._graph", "Deferred": "._graph", "Ref": "._graph", "LAX": "._reach"}
+# when it starts) needs none of the graph-building, validation and cast-rule machinery, nor
+# the differences between two plans.
+_LAZY = {
+    "Graph": "._graph",
+    "Deferred": "._graph",
+    "Ref": "._graph",
+    "LAX": "._reach",
+    "PlanChange": "._diff",
+}
 
 __getattr__ = _lazy_getattr(__name__, _LAZY, globals())
 

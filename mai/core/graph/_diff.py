@@ -21,7 +21,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._plan import _SEMANTIC_OPTIONS, PlanChange
+from mai.core._records import record
+
+from ._plan import _SEMANTIC_OPTIONS
+
+
+@record
+class PlanChange:
+    """One difference between two plans, as :meth:`WorkflowPlan.diff` reports it.
+
+    Attributes:
+        kind: What changed: ``node_added``, ``node_removed``, ``module_changed``,
+            ``type_changed``, ``binding_changed``, ``config_changed``, ``edge_added``,
+            ``edge_removed``, ``edge_changed``, ``cast_added``, ``cast_removed``,
+            ``cast_changed``, ``input_added``, ``input_removed``, ``input_changed``,
+            ``option_changed``, ``output_changed``, ``fusion_changed``, ``kind_changed``,
+            ``step_changed``, ``format_changed``, ``contract_changed``.
+        node: The node concerned (``"n3"``; ``"n3/n1"`` inside a composite node), if any.
+        step: That node's step path relative to the plan's own call (``"3"``, ``"3.1"``;
+            ``"*"`` for data-dependent steps). The call's step id is ``<call step id>.<step>``.
+        description: A sentence naming what changed, from what to what.
+        compatible: Whether a run recorded under the old plan may resume under the new one:
+            every step it may have recorded still exists with the same id, module, inputs and
+            types. Added nodes and steps, new inputs with defaults, configuration (timeouts,
+            retries, names), outputs and fusion are compatible; anything else is not.
+    """
+
+    kind: str
+    node: str | None
+    step: str | None
+    description: str
+    compatible: bool
+
+    def __str__(self) -> str:
+        """``[compatible] ...`` or ``[incompatible] ...``."""
+        return f"[{'compatible' if self.compatible else 'incompatible'}] {self.description}"
+
 
 _NODE_TYPES = ("params", "input_schema", "output_type", "output_schema")
 

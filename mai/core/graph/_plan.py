@@ -12,49 +12,17 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from mai.core._records import record
-
 from ._describe import FORMAT_VERSION, KINDS, Describer
 from ._errors import Edge, GraphCycleError, PlanFormatError
 
 if TYPE_CHECKING:
     from mai._module import Module
 
+    from ._diff import PlanChange
+
 _KINDS = {*KINDS.values(), "graph", "module", "composite"}
 # Options whose change alters what a run computes (the others only change how it runs).
 _SEMANTIC_OPTIONS = {"collect", "pred", "until", "background"}
-
-
-@record
-class PlanChange:
-    """One difference between two plans, as :meth:`WorkflowPlan.diff` reports it.
-
-    Attributes:
-        kind: What changed: ``node_added``, ``node_removed``, ``module_changed``,
-            ``type_changed``, ``binding_changed``, ``config_changed``, ``edge_added``,
-            ``edge_removed``, ``edge_changed``, ``cast_added``, ``cast_removed``,
-            ``cast_changed``, ``input_added``, ``input_removed``, ``input_changed``,
-            ``option_changed``, ``output_changed``, ``fusion_changed``, ``kind_changed``,
-            ``step_changed``, ``format_changed``, ``contract_changed``.
-        node: The node concerned (``"n3"``; ``"n3/n1"`` inside a composite node), if any.
-        step: That node's step path relative to the plan's own call (``"3"``, ``"3.1"``;
-            ``"*"`` for data-dependent steps). The call's step id is ``<call step id>.<step>``.
-        description: A sentence naming what changed, from what to what.
-        compatible: Whether a run recorded under the old plan may resume under the new one:
-            every step it may have recorded still exists with the same id, module, inputs and
-            types. Added nodes and steps, new inputs with defaults, configuration (timeouts,
-            retries, names), outputs and fusion are compatible; anything else is not.
-    """
-
-    kind: str
-    node: str | None
-    step: str | None
-    description: str
-    compatible: bool
-
-    def __str__(self) -> str:
-        """``[compatible] ...`` or ``[incompatible] ...``."""
-        return f"[{'compatible' if self.compatible else 'incompatible'}] {self.description}"
 
 
 def canonical_json(data: Any) -> str:
