@@ -332,6 +332,8 @@ class Describer:
         body["outputs"].append(_out(None, "input:x", Any))
 
     def _graph(self, g: Graph) -> dict[str, Any]:
+        from ._validate import producer  # noqa: PLC0415 - graph machinery, loaded with graphs
+
         body: dict[str, Any] = {
             "inputs": self._inputs(g, annotations=True),
             "nodes": [],
@@ -355,20 +357,14 @@ class Describer:
         for n in g._nodes:
             for a in n.args:
                 if a.source.kind != CONST:
-                    pid, _, ptype = _producer(g, a.source)
+                    pid, _, ptype = producer(g, a.source)
                     self._edge(body, pid, n.id, a.key, a.rule, (ptype, a.annotation), a.position)
         for name, s in g._outputs:
-            pid, _, ptype = _producer(g, s)
+            pid, _, ptype = producer(g, s)
             body["outputs"].append(_out(name, pid, ptype))
         if g._chains:
             body["fused"] = [[f"n{k + 1}" for k in chain] for chain in g._chains]
         return body
-
-
-def _producer(g: Graph, source: Any) -> tuple[str, str, Any]:
-    from ._validate import producer  # noqa: PLC0415 - graph machinery: loaded with graphs
-
-    return producer(g, source)
 
 
 def _unchecked_rule(src: Any, dst: Any) -> Rule | None:
