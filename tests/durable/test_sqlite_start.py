@@ -118,3 +118,73 @@ def test_the_wal_is_checkpointed_by_a_thread_of_its_own(
     finally:
         store.close()
     assert not checkpointer.thread.is_alive()  # closing the store ends the thread
+
+
+def _wal_frames(store: SQLiteStore) -> int:
+    """Frames in the store's log now (what a PASSIVE checkpoint reports; it copies what it can)."""
+    with closing(store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")) as cur:
+        row = cur.fetchone()
+    return int(row[1])
+
+
+def _commit_step(store: SQLiteStore, n: int) -> None:
+    """Commit step ``n`` of run ``r`` (a ~300-byte step, one transaction)."""
+    with store.transaction():
+        assert store.put_step(StepRecord("r", str(n), "inc", "call", "[]", "x" * 300), "me", 1)
+
+
+def _log_after_a_checkpoint_overtaken_by_commits(store: SQLiteStore, db: Path) -> int:
+    """Frames in the log after a background checkpoint that commits overtook, and more commits.
+
+    The checkpoint is made as the thread makes it, on a connection of its own, but while a
+    reader still sees the log as it was before step 21: it copies only up to there, as one
+    racing a writer that kept committing would. Then steps 22-40 are committed.
+    """
+    with store.transaction():
+        store.create_claimed(_record("r"), "me", 30.0)
+    for n in range(1, 21):
+        _commit_step(store, n)
+    with closing(sqlite3.connect(db, isolation_level=None)) as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM mai_steps").fetchone()
+        _commit_step(store, 21)
+        with closing(sqlite3.connect(db, isolation_level=None)) as other:
+            other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        reader.execute("COMMIT")
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    checkpointer.made = checkpointer._catch_up  # as the thread leaves it after a checkpoint
+    for n in range(22, 41):
+        _commit_step(store, n)
+    return _wal_frames(store)
+
+
+def _store_with_its_checkpointer(db: Path, sync: str) -> SQLiteStore:
+    """An open store whose checkpoint thread exists and is idle (it made one checkpoint)."""
+    store = SQLiteStore(f"sqlite:///{db}?synchronous={sync}")
+    store.open()
+    store._checkpoint_soon()
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    assert checkpointer.done.wait(60)  # a bound against a hang, not a timing assertion
+    return store
+
+
+def test_at_full_the_writer_catches_up_so_the_log_starts_over(tmp_path: Path) -> None:
+    """After a checkpoint commits overtook, the writer copies the rest: the log starts over."""
+    full = _store_with_its_checkpointer(tmp_path / "f.db", "full")
+    try:
+        caught_up = _log_after_a_checkpoint_overtaken_by_commits(full, tmp_path / "f.db")
+        assert full._checkpointer is not None
+        assert full._checkpointer.made is False  # the writer's next commit caught up
+    finally:
+        full.close()
+    normal = _store_with_its_checkpointer(tmp_path / "n.db", "normal")
+    try:  # no catch-up at normal (a commit there does not fsync): the log kept growing
+        grown = _log_after_a_checkpoint_overtaken_by_commits(normal, tmp_path / "n.db")
+    finally:
+        normal.close()
+    # 19 commits after the restart hold fewer frames than 40 without one
+    assert caught_up < grown
+    assert caught_up <= 19 * 3
+    assert grown >= 40
