@@ -9,10 +9,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 
-def lazy_getattr(
+def lazy_exports(
     package: str, table: Mapping[str, str], namespace: dict[str, Any]
-) -> Callable[[str], Any]:
-    """Return a module ``__getattr__`` that imports ``table``'s names on first use.
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Return a package's ``__getattr__`` and ``__dir__`` for names imported on first use.
+
+    Write ``__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())``.
 
     Args:
         package: The package's ``__name__`` (relative module names resolve against it).
@@ -29,5 +31,9 @@ def lazy_getattr(
         namespace[name] = value
         return value
 
+    def dir_() -> list[str]:
+        return sorted(set(namespace) | set(table))
+
     getattr_.__doc__ = "Import a lazily exported name on first use and cache it."
-    return getattr_
+    dir_.__doc__ = "List the package's attributes, the lazily loaded names included."
+    return getattr_, dir_

@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from mai.core._lazy import lazy_getattr as _lazy_getattr
+from mai.core._lazy import lazy_exports as _lazy_exports
 
 from ._astore import AsyncStore as AsyncStore
 from ._astore import ExecutorStore as ExecutorStore
@@ -85,9 +85,4 @@ _LAZY = {
 }
 
 
-__getattr__ = _lazy_getattr(__name__, _LAZY, globals())
-
-
-def __dir__() -> list[str]:
-    """List the package's attributes, the lazily loaded names included."""
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, globals())

@@ -5,7 +5,7 @@ The public names are re-exported from :mod:`mai`; the modules of this package ar
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from mai.core._lazy import lazy_getattr as _lazy_getattr
+from mai.core._lazy import lazy_exports as _lazy_exports
 
 from ._errors import Edge as Edge
 from ._errors import GraphCycleError as GraphCycleError
@@ -54,9 +54,4 @@ _LAZY = {
     "PlanChange": "._diff",
 }
 
-__getattr__ = _lazy_getattr(__name__, _LAZY, globals())
-
-
-def __dir__() -> list[str]:
-    """List the package's attributes, the lazily loaded names included."""
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, globals())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mai.core._lazy import lazy_getattr
+from mai.core._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._handle import TraceHandle as TraceHandle
@@ -51,4 +51,4 @@ __all__ = [
 ]
 
 
-__getattr__ = lazy_getattr(__name__, _LAZY, globals())
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
