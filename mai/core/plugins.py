@@ -324,7 +324,7 @@ def _entry_point_texts(where: str) -> tuple[bytes, ...] | None:
             with open(path, "rb") as f:  # noqa: PTH123
                 texts.append(f.read())
         except OSError:
-            continue  # unreadable: as importlib.metadata, which would not read it either
+            continue  # unreadable: nothing to read there
     _ep_texts[where] = (stamp, tuple(texts))
     return _ep_texts[where][1]
 

@@ -153,7 +153,7 @@ def _log_after_a_checkpoint_overtaken_by_commits(store: SQLiteStore, db: Path) -
         reader.execute("COMMIT")
     checkpointer = store._checkpointer
     assert checkpointer is not None
-    checkpointer.made = checkpointer._catch_up  # as the thread leaves it after a checkpoint
+    checkpointer.made = checkpointer.catches_up  # as the thread leaves it after a checkpoint
     for n in range(22, 41):
         _commit_step(store, n)
     return _wal_frames(store)

@@ -49,6 +49,7 @@ from ._store import RunStatus as RunStatus
 from ._store import StepRecord as StepRecord
 from ._store import Store as Store
 from ._store import run_from_row as run_from_row
+from ._store import step_values as step_values
 from ._trace import trace_of_run as trace_of_run
 from ._urls import redact_text as redact_text
 from ._urls import redact_url as redact_url

@@ -54,6 +54,7 @@ from ._store import (
     evolve_run,
     new_step,
     run_from_row,
+    step_values,
 )
 from ._urls import redact_url
 
@@ -212,7 +213,7 @@ class _Checkpointer:
         #: writer then copies what it committed meanwhile (``SQLiteStore._catch_up``) and
         #: clears it. At ``normal`` a commit does not fsync, so a longer log costs it nothing.
         self.made = False
-        self._catch_up = synchronous in {"FULL", "EXTRA"}
+        self.catches_up = synchronous in {"FULL", "EXTRA"}
         self.stopping = False
         self.thread = threading.Thread(target=self._loop, name="mai-sqlite-checkpoint", daemon=True)
         self.thread.start()
@@ -232,7 +233,7 @@ class _Checkpointer:
                         )
                         conn.execute(f"PRAGMA synchronous={self.synchronous}")
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.made = self._catch_up
+                    self.made = self.catches_up
                 except sqlite3.Error:
                     pass  # busy or failing: the next request, or the backstop, checkpoints
                 self.done.set()
@@ -859,22 +860,7 @@ class SQLiteStore:
         cursor = self._cursor
         if cursor is None:
             cursor = self._cursor = self.conn.cursor()
-        params = (
-            r.run_id,
-            r.step_id,
-            r.name,
-            r.kind,
-            r.input,
-            r.output,
-            r.format,
-            r.started_at,
-            r.finished_at,
-            r.attempts,
-            r.worker,
-            r.run_id,
-            owner,
-            epoch,
-        )
+        params = (*step_values(r), r.run_id, owner, epoch)
         try:
             cursor.execute(_PUT_STEP, params)
         except sqlite3.Error as exc:

@@ -66,6 +66,7 @@ from mai.core.durable import (
     redact_text,
     redact_url,
     run_from_row,
+    step_values,
 )
 
 if TYPE_CHECKING:
@@ -784,22 +785,7 @@ class PostgresStore:
             f"INSERT INTO mai_steps ({STEP_COLUMNS}) "
             "SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM owned "
             "ON CONFLICT (run_id, step_id) DO NOTHING",
-            (
-                r.run_id,
-                owner,
-                epoch,
-                r.run_id,
-                r.step_id,
-                r.name,
-                r.kind,
-                r.input,
-                r.output,
-                r.format,
-                r.started_at,
-                r.finished_at,
-                r.attempts,
-                r.worker,
-            ),
+            (r.run_id, owner, epoch, *step_values(r)),
         )
         if cur.rowcount == 1:
             return True
@@ -827,11 +813,7 @@ class PostgresStore:
         Python code, and dumping thirteen arrays was most of this call's cost). The runs are
         locked through their primary key, in key order (see :meth:`finish_run_batch`).
         """
-        rows = [
-            [r.run_id, owner, epoch, r.step_id, r.name, r.kind, r.input, r.output, r.format,
-             r.started_at, r.finished_at, r.attempts, r.worker]
-            for r, owner, epoch in items
-        ]  # fmt: skip
+        rows = [[owner, epoch, *step_values(r)] for r, owner, epoch in items]
         try:
             payload = _json(rows)
         except ValueError:  # a time that is not a finite number: left to put_step, one by one
@@ -839,7 +821,7 @@ class PostgresStore:
         runs = json.dumps(sorted({r.run_id for r, _, _ in items}), ensure_ascii=False)
         got = self._x(
             "WITH e AS (SELECT jsonb_array_elements(%s::jsonb) AS e), "  # noqa: S608
-            "i AS (SELECT e->>0 AS run_id, e->>1 AS owner, (e->>2)::bigint AS epoch, "
+            "i AS (SELECT e->>0 AS owner, (e->>1)::bigint AS epoch, e->>2 AS run_id, "
             "e->>3 AS step_id, e->>4 AS name, e->>5 AS kind, e->>6 AS input, e->>7 AS output, "
             "e->>8 AS format, (e->>9)::float8 AS started_at, (e->>10)::float8 AS finished_at, "
             "(e->>11)::int AS attempts, e->>12 AS worker FROM e), "
